@@ -8,6 +8,8 @@ import os
 import shlex
 from dataclasses import dataclass
 
+from .validate import BadValue, check_name
+
 DEFAULT_PATH = "/etc/hltcloud.conf"
 ENV_VAR = "HLTCLOUD_CONFIG"
 
@@ -105,9 +107,11 @@ def load(path=None):
     instances = parser.get("paths", "instances_dir").rstrip("/") or "/"
     base = parser.get("paths", "base_dir").strip() or os.path.join(instances, "_base")
     services = tuple(parser.get("services", "names").split())
-    from .validate import check_name  # local: validate is tiny and has no deps
     for service in services:
-        check_name(service, "service name")
+        try:
+            check_name(service, "service name")
+        except BadValue as err:
+            raise ConfigError(f"services.names: {err}") from None
     return Config(
         path=chosen,
         ssh_config=ssh_config,

@@ -1,0 +1,49 @@
+# hltcloud: see README.md. Targets need root where they touch the system (deps, demo, test).
+PYTHON  ?= python3
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR   = $(DESTDIR)$(PREFIX)/bin
+LIBDIR   = $(DESTDIR)$(PREFIX)/share/hltcloud/lib
+MANDIR   = $(DESTDIR)$(PREFIX)/share/man/man1
+
+TOOLS    = openstack-hlt-manage openstack-prefill-cache rsync-wave.py
+DEB_PKGS = openssh-client openssh-server pdsh rsync qemu-utils iproute2 procps psmisc man-db groff-base
+PY_MODS  = keystoneauth1,novaclient,pytest
+
+.PHONY: all deps test test-realcloud demo install uninstall bench clean
+
+all:
+	@echo "targets: deps test test-realcloud demo install bench clean"
+
+# Idempotent: installs only what is missing.
+deps:
+	@if ! dpkg -s $(DEB_PKGS) >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); fi
+	@if ! $(PYTHON) -c 'import $(PY_MODS)' 2>/dev/null; then \
+	    $(PYTHON) -m pip install -q -r requirements-test.txt; fi
+
+test: deps
+	$(PYTHON) -m pytest -p no:cacheprovider -ra tests
+
+test-realcloud: deps
+	$(PYTHON) -m pytest -p no:cacheprovider -ra tests/realcloud
+
+demo: deps
+	@echo "make demo: the simulated cluster is not built yet (issue 3)"; exit 1
+
+install:
+	install -d $(BINDIR) $(LIBDIR)/hltcloud $(MANDIR)
+	install -m 0644 lib/hltcloud/*.py $(LIBDIR)/hltcloud/
+	for tool in $(TOOLS); do install -m 0755 bin/$$tool $(BINDIR)/$$tool; done
+	for page in man/*.1; do install -m 0644 $$page $(MANDIR)/; done
+
+uninstall:
+	for tool in $(TOOLS); do rm -f $(BINDIR)/$$tool; done
+	rm -rf $(DESTDIR)$(PREFIX)/share/hltcloud
+	for page in man/*.1; do rm -f $(MANDIR)/$$(basename $$page); done
+
+bench: deps
+	for script in bench/bench_*.py; do $(PYTHON) $$script || exit 1; done
+
+clean:
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

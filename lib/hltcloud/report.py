@@ -1,0 +1,139 @@
+"""Status lines for people at a terminal and for pdsh subworkers.
+
+`[ OK ] message`, `[FAIL] message`, `[WARN] message`, `[DRY ] message`; colours only on a
+TTY and never with --no-colors or $NO_COLOR; in line-output mode every message is one
+complete line (pdsh prefixes and interleaves lines, so nothing may be rewritten in place).
+"""
+import os
+import sys
+import threading
+import time
+
+from .hostlist import fold
+
+_COLORS = {"ok": "32", "fail": "31", "warn": "33", "dry": "36", "bold": "1"}
+_TAGS = {"ok": "[ OK ]", "fail": "[FAIL]", "warn": "[WARN]", "dry": "[DRY ]"}
+
+
+def want_colors(stream, no_colors=False, environ=os.environ):
+    """Colours only for a TTY, and never when asked not to (switch or NO_COLOR)."""
+    if no_colors or environ.get("NO_COLOR", "") != "":
+        return False
+    return _is_tty(stream)
+
+
+class Reporter:
+    """Prints status lines and remembers failures for the closing summary.
+
+    Thread-safe: per-host workers may report at once; each message is written whole.
+    """
+
+    def __init__(self, stream=None, no_colors=False, line_output=False):
+        self.stream = stream or sys.stdout
+        self.colors = want_colors(self.stream, no_colors)
+        self.line_output = line_output
+        self.failures = []  # (host or "", reason)
+        self._lock = threading.Lock()
+        self._open_line = False  # a progress line is being rewritten in place
+
+    def paint(self, kind, text):
+        if not self.colors:
+            return text
+        return f"\033[{_COLORS[kind]}m{text}\033[0m"
+
+    def write_line(self, text):
+        with self._lock:
+            if self._open_line:
+                self.stream.write("\n")
+                self._open_line = False
+            self.stream.write(text + "\n")
+            self.stream.flush()
+
+    def _tagged(self, kind, message):
+        self.write_line(f"{self.paint(kind, _TAGS[kind])} {message}")
+
+    def ok(self, message):
+        self._tagged("ok", message)
+
+    def warn(self, message):
+        self._tagged("warn", message)
+
+    def dry(self, message):
+        """An action that dry-run mode shows instead of doing."""
+        self._tagged("dry", message)
+
+    def info(self, message):
+        self.write_line(message)
+
+    def fail(self, message, host=""):
+        """Print a failure and keep it for the summary; HOST names the host it belongs to."""
+        self._tagged("fail", message)
+        with self._lock:
+            self.failures.append((host, message))
+
+    def progress(self, prefix):
+        return Progress(self, prefix)
+
+    def summary(self, extra_failures=()):
+        """The closing lines; returns True when nothing failed."""
+        failures = list(self.failures) + list(extra_failures)
+        self.write_line("")
+        if not failures:
+            self.write_line(self.paint("ok", "All commands executed successfully."))
+            return True
+        hosts = sorted({host for host, _ in failures if host})
+        if hosts:
+            self.write_line(self.paint("fail", f"Failed on {len(hosts)} host(s): {fold(hosts)}"))
+        else:
+            self.write_line(self.paint("fail", "There were errors:"))
+        for _host, message in failures:
+            self.write_line(f"  {message}")
+        return False
+
+
+class Progress:
+    """A wait shown as one growing line: "PREFIX...2 running (300 s left)...all gone in 1s!".
+
+    On a TTY (and not in line-output mode) the current state is rewritten in place; otherwise
+    each change (or every MIN_INTERVAL seconds without change) is printed as a whole line.
+    """
+
+    def __init__(self, reporter, prefix, min_interval=10.0):
+        self.reporter = reporter
+        self.prefix = prefix
+        self.in_place = _is_tty(reporter.stream) and not reporter.line_output
+        self.min_interval = min_interval
+        self._first_text = None
+        self._last_text = None
+        self._last_time = 0.0
+
+    def _rewrite(self, line, final):
+        rep = self.reporter
+        with rep._lock:
+            rep.stream.write("\r" + line + "\033[K" + ("\n" if final else ""))
+            rep.stream.flush()
+            rep._open_line = not final
+
+    def update(self, text):
+        """Show TEXT; off a TTY only when it changed or MIN_INTERVAL passed (no flooding)."""
+        if self._first_text is None:
+            self._first_text = text
+        now = time.monotonic()
+        if self.in_place:
+            self._rewrite(f"{self.prefix}...{text}", final=False)
+        elif text != self._last_text or now - self._last_time >= self.min_interval:
+            self.reporter.write_line(f"{self.prefix}...{text}")
+        self._last_text, self._last_time = text, now
+
+    def done(self, text):
+        middle = f"{self._first_text}..." if self._first_text else ""
+        line = f"{self.prefix}...{middle}{text}"
+        if self.in_place:
+            self._rewrite(line, final=True)
+        else:
+            self.reporter.write_line(line)
+
+
+def _is_tty(stream):
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
