@@ -1,0 +1,33 @@
+"""Start and stop a node's OpenStack daemons over ssh, with the site's service commands.
+
+One ssh session a host: the commands run in order and stop at the first failure. Services
+start in reverse configured order (libvirtd first) and stop in configured order.
+"""
+import shlex
+
+from .runner import quoted
+
+DAEMON_TIMEOUT = 120  # seconds for all the start/stop commands of one host
+
+
+def remote_argv(config, action):
+    """`sh -c 'cmd1 && cmd2 ...'`: one remote command made of validated service names only."""
+    services = config.services if action == "stop" else tuple(reversed(config.services))
+    script = " && ".join(shlex.join(config.service_command(action, s)) for s in services)
+    return ["sh", "-c", script]
+
+
+def run(ctx, host, action):
+    """Start or stop the daemons on HOST; True when done (or shown, in dry-run)."""
+    what = {"start": "Starting", "stop": "Shutting down"}[action]
+    message = f"{what} OpenStack daemons on {host}"
+    argv = ctx.ssh.argv(host, remote_argv(ctx.config, action))
+    if ctx.dry:
+        ctx.rep.dry(f"{message}: {quoted(argv)}")
+        return True
+    result = ctx.ssh.run(host, remote_argv(ctx.config, action), timeout=DAEMON_TIMEOUT)
+    if result.ok:
+        ctx.rep.ok(message)
+        return True
+    ctx.rep.fail(f"{message}: {result.reason()}", host=host)
+    return False

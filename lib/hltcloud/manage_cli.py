@@ -1,0 +1,107 @@
+"""Command line of openstack-hlt-manage: switches before the command, then HOSTS.
+
+Bad input raises UsageError (one line, exit 2) before anything touches the cloud or a node.
+"""
+import argparse
+
+from .hostlist import HostListError, expand
+from .runner import UsageError, check_ssh_config
+
+COMMANDS = ("enable", "disable", "status", "runvms", "listwns", "vmstats")
+HOST_COMMANDS = ("enable", "disable")  # need HOSTS
+FILTER_COMMANDS = ("status", "listwns", "vmstats")  # HOSTS optional: a filter
+DEFAULT_VM_TIMEOUT = 300
+DEFAULT_FANOUT = 32
+
+USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output] [--parallel] "
+         "[--fanout N] [--vm-timeout SECONDS] [--force-shutoff] [--ssh-config FILE] [--nvms] "
+         "[--json] [--config FILE] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
+         "[--name PREFIX] [--count N] enable|disable|status|runvms|listwns|vmstats [HOSTS...]")
+
+# Switches forwarded unchanged to --parallel subworkers: (dest, flag, takes a value).
+FORWARDED = (("for_real", "--for-real", False), ("no_colors", "--no-colors", False),
+             ("vm_timeout", "--vm-timeout", True), ("force_shutoff", "--force-shutoff", False),
+             ("ssh_config", "--ssh-config", True), ("config", "--config", True))
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print the whole usage and exit by itself
+        raise UsageError(message)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
+def _seconds(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _parser():
+    p = _Parser(prog="openstack-hlt-manage", usage=USAGE[len("usage: "):], add_help=True,
+                description="Add hypervisors to the HLT cloud and take them back.")
+    p.add_argument("--for-real", action="store_true", help="act (default: dry run)")
+    p.add_argument("--no-colors", action="store_true")
+    p.add_argument("--line-output", action="store_true", help="one whole line a message")
+    p.add_argument("--parallel", action="store_true", help="per-host work through pdsh -R exec")
+    p.add_argument("--fanout", type=_positive_int, default=DEFAULT_FANOUT)
+    p.add_argument("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT)
+    p.add_argument("--force-shutoff", action="store_true")
+    p.add_argument("--ssh-config", default=None)
+    p.add_argument("--nvms", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--config", default=None)
+    p.add_argument("--flavor")
+    p.add_argument("--image")
+    p.add_argument("--key-name")
+    p.add_argument("--user-data")
+    p.add_argument("--name")
+    p.add_argument("--count", type=_positive_int)
+    # A --parallel parent starts us with this: no summary, the parent prints the only one.
+    p.add_argument("--subworker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("command", choices=COMMANDS, metavar="COMMAND")
+    p.add_argument("hosts", nargs=argparse.REMAINDER, metavar="HOSTS")
+    return p
+
+
+def parse(argv):
+    """Options with .hosts expanded (list of full names, order kept, no duplicates)."""
+    opts = _parser().parse_args(argv)
+    for word in opts.hosts:
+        if word.startswith("-"):
+            raise UsageError(f"switches go before the command: {word}")
+    if opts.command in HOST_COMMANDS and not opts.hosts:
+        raise UsageError(f"{opts.command} needs HOSTS")
+    if opts.command == "runvms" and opts.hosts:
+        raise UsageError("runvms takes no HOSTS: it fills every enabled, up hypervisor")
+    if opts.ssh_config:
+        check_ssh_config(opts.ssh_config)
+    try:
+        opts.hosts = expand(*opts.hosts) if opts.hosts else []
+    except HostListError as err:
+        raise UsageError(str(err)) from None
+    return opts
+
+
+def forwarded_switches(opts):
+    """The switches a --parallel parent passes on to each subworker."""
+    argv = []
+    for dest, flag, has_value in FORWARDED:
+        value = getattr(opts, dest)
+        if has_value and value is not None:
+            argv += [flag, str(value)]
+        elif not has_value and value:
+            argv.append(flag)
+    return argv

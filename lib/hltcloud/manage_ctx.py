@@ -1,0 +1,47 @@
+"""What every openstack-hlt-manage command works with: options, site config, reporter,
+ssh settings and (opened lazily, once) the cloud."""
+import datetime
+import getpass
+import os
+import socket
+
+from .cloud import Cloud
+from .report import Reporter
+from .runner import Ssh
+
+TOOL = "openstack-hlt-manage"
+
+
+class Context:
+    def __init__(self, opts, config, stream=None):
+        self.opts = opts
+        self.config = config
+        self.dry = not opts.for_real
+        self.rep = Reporter(stream, no_colors=opts.no_colors,
+                            line_output=opts.line_output or opts.subworker)
+        self.ssh = Ssh(opts.ssh_config or config.ssh_config, config.ssh_user,
+                       config.connect_timeout)
+        self._cloud = None
+        self._nova = None
+
+    @property
+    def cloud(self):
+        if self._cloud is None:
+            self._cloud = Cloud()  # CloudError: exit 3, nothing done
+        return self._cloud
+
+    @property
+    def nova(self):
+        if self._nova is None:
+            self._nova = self.cloud.nova()
+        return self._nova
+
+
+def disable_reason():
+    """Who, when, with what: Nova keeps it with the disabled service."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"disabled by {user}@{socket.gethostname()} at {when} with {TOOL}"

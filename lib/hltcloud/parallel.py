@@ -1,0 +1,122 @@
+"""--parallel: the per-host work of enable/disable through `pdsh -R exec`.
+
+pdsh starts this same tool once a host (`... --line-output --subworker CMD %h`) with the
+parent's token in the environment (cloud.handoff_env), so subworkers never authenticate
+and no secret is on a command line. pdsh prefixes each line with the host; the parent
+echoes the lines, collects the [FAIL] ones and pdsh's exit-code reports, and prints the
+only summary.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+
+from .manage_cli import forwarded_switches
+from .runner import pdsh_exec_argv
+
+DONE_MARK = "[ OK ] Done on "  # a subworker's last line when its host succeeded
+_EXIT = re.compile(r"^pdsh@[^:]*: ([^:]+): .*exited with exit code (\d+)")
+_LINE = re.compile(r"^([^:\s]+): ?(.*)$")
+
+
+def worker_command():
+    """How to start this tool again: its executable, or the module beside the library."""
+    exe = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(exe) == "openstack-hlt-manage" and os.access(exe, os.X_OK):
+        return [exe]
+    return [sys.executable, "-m", "hltcloud.manage"]
+
+
+def worker_env(cloud):
+    env = dict(os.environ)
+    env.update(cloud.handoff_env())
+    env.pop("OS_PASSWORD", None)  # subworkers have the token; they need no password
+    lib = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (lib, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def label_map(hosts):
+    """pdsh labels lines with the full or the short host name: map both back."""
+    shorts = {}
+    for host in hosts:
+        shorts.setdefault(host.split(".")[0], []).append(host)
+    mapping = {short: group[0] for short, group in shorts.items() if len(group) == 1}
+    mapping.update({host: host for host in hosts})
+    return mapping
+
+
+def run(ctx, command, hosts):
+    """Run COMMAND on HOSTS through pdsh; failures land in ctx.rep.failures. True if all ok."""
+    rep = ctx.rep
+    argv = pdsh_exec_argv(hosts, [*worker_command(), "--line-output", "--subworker",
+                                  *forwarded_switches(ctx.opts), command, "%h"], ctx.opts.fanout)
+    labels = label_map(hosts)
+    failed, done, exit_codes = set(), set(), {}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=worker_env(ctx.cloud), stdin=subprocess.DEVNULL,
+                            start_new_session=True)  # Ctrl-C reaches us; we stop pdsh's group
+
+    def read_stdout():
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            rep.info(line)
+            match = _LINE.match(line)
+            if not match:
+                continue
+            host = labels.get(match.group(1), match.group(1))
+            text = match.group(2)
+            if text.startswith("[FAIL] "):
+                failed.add(host)
+                with rep._lock:
+                    rep.failures.append((host, text[len("[FAIL] "):]))
+            elif text.startswith(DONE_MARK):
+                done.add(host)
+
+    def read_stderr():
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            match = _EXIT.match(line)
+            if match:
+                exit_codes[labels.get(match.group(1), match.group(1))] = int(match.group(2))
+            else:
+                rep.info(line)
+
+    readers = [threading.Thread(target=f, daemon=True) for f in (read_stdout, read_stderr)]
+    for thread in readers:
+        thread.start()
+    try:
+        proc.wait()
+    except KeyboardInterrupt:
+        _stop(proc)
+        for thread in readers:
+            thread.join(5)
+        for host in hosts:
+            if host not in done and host not in failed:
+                rep.failures.append((host, f"{host}: interrupted (may be partly done)"))
+        raise
+    for thread in readers:
+        thread.join()
+    for host in hosts:
+        if host in failed or host in done:
+            continue
+        code = exit_codes.get(host)
+        reason = f"subworker exited with code {code}" if code else "subworker ended without a result"
+        rep.failures.append((host, f"{host}: {reason}"))
+    return all(host in done for host in hosts)
+
+
+def _stop(proc):
+    """Stop pdsh and the subworkers it started (they take SIGTERM as an interruption)."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
