@@ -405,22 +405,26 @@ class _Wave:
         else:
             outcome = self.children.run(cmds.from_node(source, target), cmds.transfer_deadline(),
                                         keep_stdin_open=True)
+        copied = time.monotonic() - started
         reason, source_broken = "", False
         if outcome.ok:
             check = self.children.run(cmds.check_and_rename(target), cmds.verify_deadline())
             if not check.ok:
                 reason = f"verification failed: {_reason(check, 'verification')}"
+                if check.returncode not in (4, 5) and not check.aborted:
+                    # The check did not run to its end (it removes a bad copy itself).
+                    self.children.run(cmds.remove_tmp(target), min(cmds.timeout, 10))
         else:
+            # rsync removes its own temporary file when a transfer breaks off.
             reason = _reason(outcome, "transfer")
             if source != HEAD and not outcome.aborted:
                 probe = self.children.run(cmds.holds_file(source), cmds.timeout)
                 source_broken = not probe.ok and not probe.aborted
-            if not outcome.aborted:
-                self.children.run(cmds.remove_tmp(target), min(cmds.timeout, 10))
-        self.events.put((source, target, reason, source_broken, time.monotonic() - started))
+        self.events.put((source, target, reason, source_broken, copied,
+                         time.monotonic() - started))
 
     # -- bookkeeping (main thread)
-    def _finish(self, source, target, reason, source_broken, seconds):
+    def _finish(self, source, target, reason, source_broken, copied, seconds):
         del self.in_flight[target]
         name = self.head_name if source == HEAD else source
         result = self.results[target]
@@ -438,7 +442,7 @@ class _Wave:
             result.bytes, result.elapsed = self.cmds.size, seconds
             result.tries += 1
             self.idle.append(target)
-            self._say("ok", f"{name} --> {target} ({format_rate(self.cmds.size, seconds)})")
+            self._say("ok", f"{name} --> {target} ({format_rate(self.cmds.size, copied)})")
             return
         self.tried_from[target].add(source)
         result.reason = reason

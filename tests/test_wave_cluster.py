@@ -1,0 +1,186 @@
+"""rsync-wave.py on the simulated cluster: real files on real ssh nodes."""
+import hashlib
+import io
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hltcloud import report, runner, wave
+
+INSTANCES = "/var/lib/nova/instances"
+
+
+def sha1(path):
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def payload(tmp_path):
+    """A random file on the head and a fresh destination name."""
+    source = tmp_path / "payload file.img"  # a space: SOURCE is an argument, never a shell word
+    source.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
+    return source, f"{INSTANCES}/wave-{uuid.uuid4().hex[:12]}"
+
+
+def node_file(cluster, name, dest):
+    return cluster.node_dir(name) / Path(dest).relative_to("/var/lib/nova")
+
+
+def leftovers(cluster, dest):
+    """Hidden temporary files of DEST on any node."""
+    base = Path(dest).name
+    return [p for name in cluster.names
+            for p in node_file(cluster, name, dest).parent.glob(f".{base}*")]
+
+
+def ok_lines(out):
+    return re.findall(r"^\[ ok \] (\S+) --> (\S+) \(([\d.]+ [kMG]B/s)\)$", out, re.M)
+
+
+def engine(cluster, timeout=5):
+    from hltcloud import config
+    cfg = config.load(cluster.config_path)
+    ssh = runner.Ssh(cfg.ssh_config, cfg.ssh_user, cfg.connect_timeout)
+    out = io.StringIO()
+    return ssh, report.Reporter(out), out
+
+
+def test_every_node_gets_the_file_and_sources_double(cluster, payload):
+    source, dest = payload
+    res = cluster.run_tool("rsync-wave.py", str(source), dest, ",".join(cluster.names))
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == f"transferring {source} to {len(cluster.names)} host(s)..."
+    for name in cluster.names:
+        assert sha1(node_file(cluster, name, dest)) == sha1(source)
+    transfers = ok_lines(res.stdout)
+    assert sorted(t for _, t, _ in transfers) == sorted(cluster.names)
+    holders = set()
+    head = transfers[0][0]
+    for src, target in ((s, t) for s, t, _ in transfers):
+        assert src == head or src in holders, f"{src} sent before it held the file"
+        holders.add(target)
+    assert any(src != head for src, _, _ in transfers), "no node-to-node transfer"
+    assert "file size: 3MB" in lines and any(l.startswith("elapsed time: ") for l in lines)
+    assert lines[-1] == f"All {len(cluster.names)} host(s) have the file."
+    assert leftovers(cluster, dest) == []
+
+
+def test_dry_run_prints_rounds_and_copies_nothing(cluster, payload):
+    source, dest = payload
+    res = cluster.run_tool("rsync-wave.py", "--dry-run", str(source), dest, *cluster.names)
+    assert res.returncode == 0, res.stderr
+    rounds = wave.expected_rounds(len(cluster.names))
+    assert [l for l in res.stdout.splitlines() if l.startswith("round ")] == \
+        [f"round {i}:" for i in range(1, rounds + 1)]
+    assert len(re.findall(r"^\[DRY \] \S+ --> \S+$", res.stdout, re.M)) == len(cluster.names)
+    assert not any(node_file(cluster, n, dest).exists() for n in cluster.names)
+    assert leftovers(cluster, dest) == []
+
+
+def test_unreachable_node_fails_alone(cluster, payload):
+    source, dest = payload
+    down = cluster.names[2]
+    cluster.fault(down, "down")
+    res = cluster.run_tool("rsync-wave.py", "--timeout", "3", "--tries", "2", str(source), dest,
+                           *cluster.names, timeout=90)
+    assert res.returncode == 1, res.stdout + res.stderr
+    fails = re.findall(rf"^\[FAIL\] \S+ --> {re.escape(down)}: (.*)$", res.stdout, re.M)
+    assert len(fails) == 2, res.stdout  # --tries 2
+    assert "retrying" in fails[0] and "retrying" not in fails[1]
+    for name in cluster.names:
+        assert node_file(cluster, name, dest).exists() == (name != down)
+    assert f"1 of {len(cluster.names)} host(s) did not get the file: {down}" in res.stdout
+
+
+def test_broken_seed_is_dropped_and_good_seed_used(cluster, payload):
+    """Seeds serve as sources; one that is unreachable stops being used, without costing
+    its targets a try."""
+    source, dest = payload
+    good, bad, *targets = cluster.names
+    node_file(cluster, good, dest).write_bytes(source.read_bytes())
+    cluster.fault(bad, "down")
+    ssh, reporter, out = engine(cluster)
+    result = wave.distribute(str(source), dest, targets, ssh, reporter, tries=1, timeout=3,
+                             seeds=[good, bad], head_name="head")
+    assert result.ok, out.getvalue()
+    assert result.broken_sources == [bad]
+    assert any(src == good for src, _, ok, _, _ in result.transfers if ok)
+    for name in targets:
+        assert sha1(node_file(cluster, name, dest)) == sha1(source)
+        assert result.hosts[name].tries == 1 and result.hosts[name].bytes == source.stat().st_size
+    assert f"(source {bad} is broken: no longer used)" in out.getvalue()
+
+
+def test_corrupt_copy_is_refused_and_retried_from_another_source(cluster, payload):
+    """A source with wrong content (same size): the target's checksum check refuses it, the
+    final name never holds it, and the retry from another source delivers the right file."""
+    source, dest = payload
+    liar, *targets = cluster.names
+    data = bytearray(source.read_bytes())
+    data[1000] ^= 0xFF
+    node_file(cluster, liar, dest).write_bytes(bytes(data))
+    ssh, reporter, out = engine(cluster)
+    result = wave.distribute(str(source), dest, targets, ssh, reporter, tries=3, timeout=5,
+                             seeds=[liar], head_name="head")
+    text = out.getvalue()
+    assert result.ok, text
+    refused = re.findall(rf"^\[FAIL\] {liar} --> (\S+): verification failed: "
+                         r"sha1 checksum mismatch \(try 1 of 3, retrying\)$", text, re.M)
+    assert refused, text
+    for name in targets:
+        assert sha1(node_file(cluster, name, dest)) == sha1(source)
+    assert leftovers(cluster, dest) == []
+
+
+def test_sigint_kills_everything_and_leaves_no_final_file(cluster, tmp_path):
+    source = tmp_path / "big.img"
+    source.write_bytes(os.urandom(24 * 1024 * 1024))
+    token = uuid.uuid4().hex[:12]
+    dest = f"{INSTANCES}/wave-{token}"
+    for name in cluster.names:
+        cluster.shape(name, "20mbit")  # ~10 s per copy: the interrupt lands mid-transfer
+    proc = subprocess.Popen([str(wave_tool()), str(source), dest, *cluster.names],
+                            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not leftovers(cluster, dest) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert leftovers(cluster, dest), "no transfer started"
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err
+    time.sleep(1)  # remote rsync processes see their connection close
+    assert processes_mentioning(token) == []
+    assert not any(node_file(cluster, n, dest).exists() for n in cluster.names)
+    assert leftovers(cluster, dest) == []
+
+
+def wave_tool():
+    return Path(__file__).resolve().parents[1] / "bin" / "rsync-wave.py"
+
+
+def processes_mentioning(text):
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append((entry.name, cmdline))
+    return found
