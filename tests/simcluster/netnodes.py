@@ -29,7 +29,8 @@ SLOTS = range(4)
 MAX_NODES = 50
 HEAD_NAME = "openstack.internal"
 CONNECT_TIMEOUT = 3
-SLOW_DELAY = "100ms"  # `fault NODE slow`: netem delay on each end of the link
+SLOW_DELAY = "100ms"  # `fault NODE slow`: netem delay on each end of the link, or
+SLOW_RATE = "2mbit"   # without netem in the kernel, a link this narrow (tbf)
 NOVA_DIR = "/var/lib/nova"
 SSHD = "/usr/sbin/sshd"
 
@@ -654,29 +655,49 @@ def check_rate(rate):
     return rate
 
 
-def _qdisc_cmds(dev, delay, rate):
-    """tc commands (argument lists without 'tc') rebuilding DEV's root qdisc."""
+def _rate_bits(rate):
+    return float(re.match(r"[0-9.]+", rate).group()) * _UNITS[re.sub(r"[0-9.]", "", rate)]
+
+
+def _qdisc_cmds(dev, delay, rate, netem=True):
+    """tc commands (argument lists without 'tc') rebuilding DEV's root qdisc.
+
+    Without netem in the kernel (sch_netem is not built into every VM kernel), "slow"
+    becomes a narrow link instead: tbf at SLOW_RATE (or less).
+    """
     cmds = [["qdisc", "del", "dev", dev, "root"]]
     parent = ["root"]
-    if delay:
+    if delay and netem:
         cmds.append(["qdisc", "add", "dev", dev, "root", "handle", "1:", "netem",
                      "delay", delay, "limit", "10000"])
         parent = ["parent", "1:1"]
+    elif delay:
+        rate = SLOW_RATE if not rate or _rate_bits(SLOW_RATE) < _rate_bits(rate) else rate
     if rate:
-        bits = float(re.match(r"[0-9.]+", rate).group()) * _UNITS[re.sub(r"[0-9.]", "", rate)]
-        burst = max(32 * 1024, int(bits / 8 / 100))  # 10 ms worth of bytes
+        burst = max(32 * 1024, int(_rate_bits(rate) / 8 / 100))  # 10 ms worth of bytes
         cmds.append(["qdisc", "add", "dev", dev, *parent, "handle", "10:", "tbf", "rate", rate,
                      "burst", str(burst), "latency", "50ms"])
     return cmds
 
 
+def _tc(prefix, cmds):
+    """Run tc commands; False if the kernel lacks a qdisc kind (then nothing is left half set)."""
+    for cmd in cmds:
+        proc = run([*prefix, *cmd], check=False)
+        if proc.returncode != 0 and cmd[1] != "del":
+            if "qdisc kind is unknown" in proc.stderr:
+                run([*prefix, "qdisc", "del", "dev", cmd[3], "root"], check=False)
+                return False
+            raise ClusterError(f"tc {' '.join(cmd)}: {proc.stderr.strip()}")
+    return True
+
+
 def apply_link(layout, name, link):
     """Make NAME's link match LINK {"down", "delay", "rate"} on both ends."""
     node = layout.node(name)
-    for cmd in _qdisc_cmds(node["veth"], link["delay"], link["rate"]):
-        run(["tc", *cmd], check=cmd[1] != "del")
-    for cmd in _qdisc_cmds("eth0", link["delay"], link["rate"]):
-        run(["tc", "-n", node["netns"], *cmd], check=cmd[1] != "del")
+    for prefix, dev in ((["tc"], node["veth"]), (["tc", "-n", node["netns"]], "eth0")):
+        if not _tc(prefix, _qdisc_cmds(dev, link["delay"], link["rate"])):
+            _tc(prefix, _qdisc_cmds(dev, link["delay"], link["rate"], netem=False))
     run(["ip", "link", "set", node["veth"], "down" if link["down"] else "up"])
     _save_link_state(layout, name, link)
 
