@@ -8,9 +8,9 @@ from .hostlist import natural_key
 BINARY = "nova-compute"
 
 
-def services_by_host(nova):
-    """{host: service} for every nova-compute service: one request."""
-    return {s.host: s for s in nova.services.list(binary=BINARY)}
+def services_by_host(nova, only=None):
+    """{host: service} for every nova-compute service (or only host ONLY): one request."""
+    return {s.host: s for s in nova.services.list(host=only, binary=BINARY)}
 
 
 def servers(nova, host=None):

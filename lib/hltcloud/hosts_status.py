@@ -3,6 +3,7 @@
 import json
 
 from . import computes, table
+from .hostlist import natural_key
 
 
 def rows(ctx, hosts):
@@ -20,6 +21,8 @@ def rows(ctx, hosts):
             host = computes.server_host(server)
             if host in ips:
                 ips[host].append(server_ips_or_id(server))
+    for host_ips in (ips or {}).values():
+        host_ips.sort(key=natural_key)
     return [(h, services[h].status == "enabled", services[h].state == "up",
              ips[h] if ips is not None else None) for h in known]
 

@@ -81,7 +81,9 @@ def _dispatch(ctx):
 def _per_host(ctx, command):
     opts, rep = ctx.opts, ctx.rep
     try:
-        services = computes.services_by_host(ctx.nova)
+        # A subworker has one host: ask for its service only.
+        only = opts.hosts[0] if opts.subworker and len(opts.hosts) == 1 else None
+        services = computes.services_by_host(ctx.nova, only)
     except computes.API_ERRORS as err:
         print(f"{PROG}: cannot list the compute services: {describe_error(err)}", file=sys.stderr)
         return EXIT_CLOUD
