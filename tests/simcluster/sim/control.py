@@ -1,0 +1,121 @@
+"""/sim/*: the control API for tests, the cluster script and the compute agents (no token)."""
+import time
+
+from .base import Service
+from .http import Response
+from .model import ApiError
+
+
+def _names(value):
+    if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
+        raise ApiError(400, "names must be a list of host names")
+    return value
+
+
+class Control(Service):
+    name = "sim"
+    name_prefix = "sim"
+
+    def check_token(self, req, sub):
+        return  # head side only: the simulator listens on loopback and the private bridge
+
+    def routes(self):
+        r = self.router
+        r.add("GET", "/health", lambda req: Response(200, {"status": "ok"}))
+        r.add("POST", "/reset", self.reset)
+        r.add("GET", "/requests", self.requests)
+        r.add("DELETE", "/requests", self.clear_requests)
+        r.add("GET", "/hosts", self.hosts)
+        r.add("POST", "/hosts", self.add_hosts)
+        r.add("POST", "/images", self.add_image)
+        r.add("GET", "/servers", self.servers)
+        r.add("POST", "/servers/([^/]+)/stuck", self.stuck)
+        r.add("GET", "/quota", self.get_quota)
+        r.add("POST", "/quota", self.set_quota)
+        r.add("POST", "/agent/([^/]+)/heartbeat", self.heartbeat)
+
+    def error(self, err):
+        return Response(err.status, {"error": {"code": err.status, "message": err.message}})
+
+    def reset(self, req):
+        with self.cloud.lock:
+            self.cloud.reset()
+        return Response(200, {"status": "reset"})
+
+    def requests(self, req):
+        with self.cloud.lock:
+            log = list(self.cloud.requests)
+        return Response(200, {"requests": log})
+
+    def clear_requests(self, req):
+        with self.cloud.lock:
+            self.cloud.requests = []
+        return Response(204)
+
+    def _host_view(self, host, mono):
+        return {"name": host.name, "virtual": host.virtual, "up": self.cloud.is_up(host, mono),
+                "enabled": host.enabled, "disabled_reason": host.disabled_reason,
+                "vms": len(host.vms), "pending_create": len(host.want_create),
+                "pending_remove": len(host.want_remove), "uuid": host.uuid,
+                "service_id": host.service_id}
+
+    def hosts(self, req):
+        with self.cloud.lock:
+            mono = time.monotonic()
+            return Response(200, {"hosts": [self._host_view(h, mono) for h in self.cloud.hosts.values()]})
+
+    def add_hosts(self, req):
+        body = req.json()
+        inventory = body.get("inventory") or {}
+        if not isinstance(inventory, dict) or any(
+                rc not in ("VCPU", "MEMORY_MB", "DISK_GB") or not isinstance(v, int) or v < 1
+                for rc, v in inventory.items()):
+            raise ApiError(400, "inventory must map VCPU/MEMORY_MB/DISK_GB to positive integers")
+        with self.cloud.lock:
+            added = self.cloud.add_hosts(_names(body.get("names")), bool(body.get("virtual")),
+                                         inventory)
+        return Response(200, {"added": added})
+
+    def add_image(self, req):
+        body = req.json()
+        if not isinstance(body.get("name"), str):
+            raise ApiError(400, "name is required")
+        with self.cloud.lock:
+            image = self.cloud.add_image(body["name"], body.get("file"),
+                                         body.get("disk_format") or "qcow2", body.get("id"),
+                                         body.get("status") or "active",
+                                         body.get("container_format") or "bare")
+            return Response(201, dict(image))
+
+    def servers(self, req):
+        with self.cloud.lock:
+            return Response(200, {"servers": [
+                {"id": vm["id"], "name": vm["name"], "host": vm["host"], "vm_state": vm["vm_state"],
+                 "task_state": vm["task_state"], "stuck": vm["stuck"]}
+                for vm in self.cloud.vms.values()]})
+
+    def stuck(self, req, vm_id):
+        with self.cloud.lock:
+            self.cloud.set_stuck(vm_id)
+        return Response(200, {"id": vm_id, "stuck": True})
+
+    def get_quota(self, req):
+        with self.cloud.lock:
+            return Response(200, dict(self.cloud.quota))
+
+    def set_quota(self, req):
+        body = req.json()
+        with self.cloud.lock:
+            for key in ("instances", "cores", "ram"):
+                if key in body:
+                    if not isinstance(body[key], int) or body[key] < -1:
+                        raise ApiError(400, f"{key} must be an integer >= -1")
+                    self.cloud.quota[key] = body[key]
+            return Response(200, dict(self.cloud.quota))
+
+    def heartbeat(self, req, host_name):
+        body = req.json()
+        created, removed = body.get("created") or [], body.get("removed") or []
+        with self.cloud.lock:
+            work = self.cloud.heartbeat(host_name, created, removed)
+        return Response(200, work)

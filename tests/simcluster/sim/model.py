@@ -1,0 +1,378 @@
+"""The simulated cloud's state and its rules (scheduling, quotas, service liveness, deletes).
+
+One Cloud object holds everything under one lock; the HTTP layer calls its methods with the
+lock held (`with cloud.lock:`) and never keeps references to its dicts after releasing it.
+Indexes (VMs by host) keep listings linear in what they return, for 500 hosts / 10,000 VMs.
+"""
+import hashlib
+import heapq
+import ipaddress
+import os
+import secrets
+import threading
+import time
+import uuid
+
+ADMIN_PROJECT_ID = "6d1c3e9d2f4b4c0f9a0e5d7b8c2a1f00"
+ADMIN_USER_ID = "0a4d2f6e8b1c4e3a9d5f7b2c6e8a0d11"
+HEAD_HOST = "openstack.internal"
+TOKEN_LIFETIME = 24 * 3600
+DEFAULT_QUOTA = {"instances": 10, "cores": 20, "ram": 51200}
+# What every simulated hypervisor reports to Placement (README of tests/simcluster).
+DEFAULT_INVENTORY = {
+    "VCPU": {"total": 8, "reserved": 0, "allocation_ratio": 2.0},
+    "MEMORY_MB": {"total": 16384, "reserved": 512, "allocation_ratio": 1.0},
+    "DISK_GB": {"total": 400, "reserved": 0, "allocation_ratio": 1.0},
+}
+FLAVORS = [  # id, name, vcpus, ram MB, disk GB
+    ("1", "m1.tiny", 1, 512, 1),
+    ("2", "m1.small", 1, 2048, 20),
+    ("3", "m1.medium", 2, 4096, 40),
+    ("10", "ali1.xlarge", 4, 4096, 40),
+]
+KEYPAIRS = {
+    "WorkerNodesSsh": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGhsdGNsb3VkLXNpbXVsYXRlZC13b3JrZXJub2Rlcw "
+                      "WorkerNodesSsh",
+}
+NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+NETWORK = ipaddress.ip_network("10.0.0.0/16")
+
+
+def now_iso(t=None, micro=False):
+    t = time.time() if t is None else t
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    text = time.strftime(fmt, time.gmtime(t))
+    return text + (".%06d" % int((t % 1) * 1e6) if micro else "") + ("" if micro else "Z")
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status and message (the HTTP layer wraps it per service)."""
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Host:
+    def __init__(self, name, virtual, index, inventory=None):
+        self.name = name
+        self.virtual = virtual
+        self.index = index  # integer id for microversions < 2.53
+        self.service_id = str(uuid.uuid4())
+        self.uuid = str(uuid.uuid4())  # hypervisor id >= 2.53 and resource provider uuid
+        self.inventory = {rc: dict(v) for rc, v in DEFAULT_INVENTORY.items()}
+        for rc, total in (inventory or {}).items():
+            self.inventory[rc]["total"] = int(total)
+        self.generation = 1
+        self.last_beat = None  # monotonic time of the agent's last heartbeat
+        self.beat_wall = None
+        self.reset()
+
+    def reset(self):
+        self.enabled = True
+        self.disabled_reason = None
+        self.vms = {}  # id -> VM placed here (allocations held)
+        self.used = {"VCPU": 0, "MEMORY_MB": 0, "DISK_GB": 0}
+        self.want_create = {}  # id -> VM the agent has to create
+        self.want_remove = set()  # ids the agent has to remove
+
+    def capacity(self, rc):
+        inv = self.inventory[rc]
+        return (inv["total"] - inv["reserved"]) * inv["allocation_ratio"]
+
+    def fits(self, need):
+        return all(self.used[rc] + amount <= self.capacity(rc) for rc, amount in need.items())
+
+
+class Cloud:
+    def __init__(self, state_dir, password, down_time=5.0):
+        self.lock = threading.RLock()
+        self.state_dir = state_dir
+        self.store_dir = os.path.join(state_dir, "glance", "images")
+        os.makedirs(self.store_dir, exist_ok=True)
+        self.password = password
+        self.down_time = down_time
+        self.tokens = {}  # token -> expiry (wall time)
+        self.hosts = {}  # name -> Host, in the order added
+        self.hosts_by_uuid = {}
+        self.images = {}  # id -> image dict
+        self.flavors = {f[0]: {"id": f[0], "name": f[1], "vcpus": f[2], "ram": f[3], "disk": f[4]}
+                        for f in FLAVORS}
+        self.started = time.time()
+        self.head_service_ids = {b: str(uuid.uuid4()) for b in ("nova-conductor", "nova-scheduler")}
+        self.requests = []
+        self.reset()
+
+    # ----- whole-cloud control
+    def reset(self):
+        self.vms = {}  # id -> VM dict, in creation order (dicts keep insertion order)
+        self.quota = dict(DEFAULT_QUOTA)
+        self.used_ips = set()
+        self.next_ip = 2
+        self.instance_counter = 0
+        self.requests = []
+        for host in self.hosts.values():
+            host.reset()
+            host.generation += 1
+
+    def add_hosts(self, names, virtual=False, inventory=None):
+        added = []
+        for name in names:
+            if name in self.hosts:
+                continue
+            host = Host(name, bool(virtual), len(self.hosts) + 1, inventory)
+            self.hosts[name] = host
+            self.hosts_by_uuid[host.uuid] = host
+            added.append(name)
+        return added
+
+    # ----- identity
+    def issue_token(self):
+        token = "gAAAA" + secrets.token_urlsafe(48)
+        expiry = time.time() + TOKEN_LIFETIME
+        self.tokens[token] = expiry
+        return token, expiry
+
+    def token_valid(self, token):
+        expiry = self.tokens.get(token or "")
+        return expiry is not None and expiry > time.time()
+
+    # ----- services
+    def is_up(self, host, now=None):
+        if host.virtual:
+            return True
+        if host.last_beat is None:
+            return False
+        now = time.monotonic() if now is None else now
+        return now - host.last_beat <= self.down_time
+
+    def host(self, name):
+        host = self.hosts.get(name)
+        if host is None:
+            raise ApiError(404, f"Compute host {name} could not be found.")
+        return host
+
+    def set_service(self, host, enabled, reason=None):
+        host.enabled = enabled
+        host.disabled_reason = None if enabled else reason
+
+    # ----- servers
+    def flavor(self, ref):
+        flavor = self.flavors.get(str(ref))
+        if flavor is None:
+            for candidate in self.flavors.values():  # flavorRef may be a link or a name-less id
+                if str(ref).rstrip("/").endswith("/" + candidate["id"]):
+                    return candidate
+        return flavor
+
+    def usage(self):
+        cores = ram = 0
+        for vm in self.vms.values():
+            cores += vm["flavor"]["vcpus"]
+            ram += vm["flavor"]["ram"]
+        return {"instances": len(self.vms), "cores": cores, "ram": ram}
+
+    def allowed_count(self, flavor, min_count, max_count):
+        """Nova's quota check: as many as fit between min and max, else 403 for min."""
+        used = self.usage()
+        per_vm = {"instances": 1, "cores": flavor["vcpus"], "ram": flavor["ram"]}
+        allowed = max_count
+        for res, per in per_vm.items():
+            limit = self.quota[res]
+            if limit < 0 or per == 0:
+                continue
+            allowed = min(allowed, (limit - used[res]) // per)
+        if allowed >= min_count:
+            return allowed
+        overs = [res for res, per in per_vm.items()
+                 if self.quota[res] >= 0 and used[res] + per * min_count > self.quota[res]]
+        res = overs[0]
+        raise ApiError(403, "Quota exceeded for %s: Requested %d, but already used %d of %d %s" % (
+            ",".join(overs), per_vm[res] * min_count, used[res], self.quota[res], ",".join(overs)))
+
+    def schedule(self, flavor, count):
+        """All or nothing: a host for each VM of the request (most free RAM first), or None."""
+        need = {"VCPU": flavor["vcpus"], "MEMORY_MB": flavor["ram"], "DISK_GB": flavor["disk"]}
+        mono = time.monotonic()
+        heap = []
+        for order, host in enumerate(self.hosts.values()):
+            if host.enabled and self.is_up(host, mono):
+                free_ram = host.capacity("MEMORY_MB") - host.used["MEMORY_MB"]
+                heap.append((-free_ram, order, host))
+        heapq.heapify(heap)
+        planned = {}  # host name -> extra usage planned by this request
+        placement = []
+        while len(placement) < count:
+            while heap:
+                neg_free, order, host = heapq.heappop(heap)
+                extra = planned.setdefault(host.name, {rc: 0 for rc in need})
+                if all(host.used[rc] + extra[rc] + need[rc] <= host.capacity(rc) for rc in need):
+                    for rc in need:
+                        extra[rc] += need[rc]
+                    placement.append(host)
+                    heapq.heappush(heap, (neg_free + need["MEMORY_MB"], order, host))
+                    break
+                # does not fit now, and usage only grows during this request: drop it
+            else:
+                return None
+        return placement
+
+    def allocate_ip(self):
+        size = NETWORK.num_addresses - 2
+        for _ in range(size):
+            n = self.next_ip
+            self.next_ip = 2 if self.next_ip >= size else self.next_ip + 1
+            if n not in self.used_ips:
+                self.used_ips.add(n)
+                return n
+        return None
+
+    def boot(self, name, flavor, image, key_name, user_data, networks, min_count, max_count):
+        count = self.allowed_count(flavor, min_count, max_count)
+        placement = self.schedule(flavor, count)
+        reservation = "r-" + secrets.token_hex(4)
+        created = []
+        now = time.time()
+        for i in range(count):
+            self.instance_counter += 1
+            vm = {
+                "id": str(uuid.uuid4()), "name": f"{name}-{i + 1}" if count > 1 else name,
+                "instance_name": "instance-%08x" % self.instance_counter,
+                "flavor": flavor, "image": image["id"] if image else "", "key_name": key_name,
+                "user_data": user_data, "reservation_id": reservation, "created": now,
+                "updated": now, "launched_at": None, "host": None, "task_state": None,
+                "vm_state": "building", "power_state": 0, "fault": None, "ip": None,
+                "launch_index": i, "stuck": False,
+            }
+            if placement is None:
+                vm["vm_state"] = "error"
+                vm["fault"] = {"code": 500, "created": now_iso(now), "message": NO_VALID_HOST}
+            else:
+                host = placement[i]
+                vm["host"] = host.name
+                vm["task_state"] = "spawning"
+                if networks != "none":
+                    vm["ip"] = self.allocate_ip()
+                host.vms[vm["id"]] = vm
+                for rc, amount in (("VCPU", flavor["vcpus"]), ("MEMORY_MB", flavor["ram"]),
+                                   ("DISK_GB", flavor["disk"])):
+                    host.used[rc] += amount
+                host.generation += 1
+                if host.virtual:
+                    self._mark_active(vm)
+                else:
+                    host.want_create[vm["id"]] = vm
+            self.vms[vm["id"]] = vm
+            created.append(vm)
+        return created, reservation
+
+    def _mark_active(self, vm):
+        vm.update(vm_state="active", task_state=None, power_state=1, launched_at=time.time(),
+                  updated=time.time())
+
+    def _forget(self, vm):
+        """Drop the record and give back its allocations and address (the node dir is not ours)."""
+        self.vms.pop(vm["id"], None)
+        if vm["ip"] is not None:
+            self.used_ips.discard(vm["ip"])
+        host = self.hosts.get(vm["host"]) if vm["host"] else None
+        if host and host.vms.pop(vm["id"], None) is not None:
+            flavor = vm["flavor"]
+            host.used["VCPU"] -= flavor["vcpus"]
+            host.used["MEMORY_MB"] -= flavor["ram"]
+            host.used["DISK_GB"] -= flavor["disk"]
+            host.generation += 1
+            host.want_create.pop(vm["id"], None)
+            host.want_remove.discard(vm["id"])
+
+    def delete(self, vm_id):
+        vm = self.vms.get(vm_id)
+        if vm is None:
+            raise ApiError(404, f"Instance {vm_id} could not be found.")
+        host = self.hosts.get(vm["host"]) if vm["host"] else None
+        if host is None:  # never scheduled (ERROR): nothing on any node
+            self._forget(vm)
+            return
+        if host.virtual and not vm["stuck"]:
+            self._forget(vm)
+            return
+        if not self.is_up(host):
+            # Local delete, as Nova does when the compute service is down: the record
+            # goes, whatever the hypervisor still holds stays there (an orphan).
+            self._forget(vm)
+            return
+        vm["task_state"] = "deleting"
+        vm["updated"] = time.time()
+        host.want_create.pop(vm_id, None)
+        if not vm["stuck"]:
+            host.want_remove.add(vm_id)
+
+    def set_stuck(self, vm_id):
+        vm = self.vms.get(vm_id)
+        if vm is None:
+            raise ApiError(404, f"Instance {vm_id} could not be found.")
+        vm["stuck"] = True
+        host = self.hosts.get(vm["host"]) if vm["host"] else None
+        if host:
+            host.want_remove.discard(vm_id)
+
+    # ----- agents
+    def heartbeat(self, name, created=(), removed=()):
+        host = self.hosts.get(name)
+        if host is None:
+            raise ApiError(404, f"unknown host {name}")
+        host.last_beat = time.monotonic()
+        host.beat_wall = time.time()
+        for vm_id in created:
+            vm = host.want_create.pop(vm_id, None)
+            if vm is not None and vm["vm_state"] == "building":
+                self._mark_active(vm)
+        for vm_id in removed:
+            vm = host.vms.get(vm_id)
+            if vm_id in host.want_remove and vm is not None:
+                self._forget(vm)
+        return {
+            "create": [{"id": vm["id"], "name": vm["name"], "instance_name": vm["instance_name"],
+                        "flavor": vm["flavor"]["name"], "vcpus": vm["flavor"]["vcpus"],
+                        "memory_mb": vm["flavor"]["ram"], "image": vm["image"]}
+                       for vm in host.want_create.values()],
+            "remove": sorted(host.want_remove),
+        }
+
+    # ----- images
+    def add_image(self, name, file, disk_format="qcow2", image_id=None, status="active",
+                  container_format="bare"):
+        image_id = image_id or str(uuid.uuid4())
+        try:
+            uuid.UUID(image_id)
+        except ValueError:
+            raise ApiError(400, f"image id {image_id!r} is not a UUID") from None
+        target = os.path.join(self.store_dir, image_id)
+        if file:
+            source = file if os.path.isabs(file) else os.path.join(self.store_dir, file)
+            if not os.path.isfile(source):
+                raise ApiError(400, f"image file {source} does not exist")
+            if os.path.realpath(source) != os.path.realpath(target):
+                os.replace(source, target)  # the store keeps files by image id, as Glance does
+        if not os.path.isfile(target):
+            raise ApiError(400, f"image file {target} does not exist")
+        md5, sha512 = hashlib.md5(), hashlib.sha512()
+        size = 0
+        with open(target, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                md5.update(chunk)
+                sha512.update(chunk)
+                size += len(chunk)
+        now = now_iso()
+        self.images[image_id] = {
+            "id": image_id, "name": name, "status": status, "disk_format": disk_format,
+            "container_format": container_format, "size": size, "virtual_size": None,
+            "checksum": md5.hexdigest(), "os_hash_algo": "sha512",
+            "os_hash_value": sha512.hexdigest(), "visibility": "public", "protected": False,
+            "owner": ADMIN_PROJECT_ID, "min_disk": 0, "min_ram": 0, "tags": [],
+            "created_at": now, "updated_at": now, "os_hidden": False,
+            "file": f"/v2/images/{image_id}/file", "self": f"/v2/images/{image_id}",
+            "schema": "/v2/schemas/image",
+        }
+        return self.images[image_id]

@@ -1,0 +1,492 @@
+"""The OpenStack simulator alone on loopback (no root, no namespaces), driven through the real
+python-novaclient/keystoneauth1 (hltcloud.cloud.Cloud), with compute agents run on the head
+against temporary instance directories."""
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from novaclient import client as nova_client
+from novaclient import exceptions as nova_exc
+
+from hltcloud.cloud import Cloud, CloudError
+
+SIMDIR = Path(__file__).resolve().parent / "simcluster"
+NODES = ["cn01.internal", "cn02.internal", "cn03.internal"]
+DOWN_TIME = 4  # seconds; agents beat every second
+NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout=15, step=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+class Sim:
+    """A simulator process of its own, plus the compute agents a test starts."""
+
+    def __init__(self, tmp_path):
+        self.state = tmp_path / "state"
+        self.state.mkdir()
+        (self.state / "admin-password").write_text("s3cret-for-tests\n")
+        os.chmod(self.state / "admin-password", 0o600)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(tmp_path / "simulator.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(SIMDIR / "simulator.py"), "--state", str(self.state),
+             "--listen", "127.0.0.1", "--port", str(self.port), "--down-time", str(DOWN_TIME),
+             "--hosts", ",".join(NODES)], stdout=self.log, stderr=subprocess.STDOUT)
+        self.agents = {}
+        self.tmp = tmp_path
+        if not wait_for(self._healthy, timeout=10):
+            self.close()
+            raise RuntimeError("simulator did not become healthy: "
+                               + (tmp_path / "simulator.log").read_text()[-2000:])
+        self.env = {"OS_AUTH_URL": f"{self.url}/identity/v3", "OS_USERNAME": "admin",
+                    "OS_PASSWORD": "s3cret-for-tests", "OS_PROJECT_NAME": "admin",
+                    "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+                    "OS_REGION_NAME": "RegionOne"}
+
+    def _healthy(self):
+        try:
+            return self.sim("GET", "/health")["status"] == "ok"
+        except OSError:
+            return False
+
+    def sim(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + "/sim" + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            raw = answer.read()
+        return json.loads(raw) if raw else None
+
+    def instances_dir(self, node):
+        path = self.tmp / "nodes" / node / "instances"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def start_agent(self, node):
+        log = open(self.tmp / f"agent-{node}.log", "a")
+        self.agents[node] = subprocess.Popen(
+            [sys.executable, str(SIMDIR / "compute_agent.py"), "--node", node, "--sim", self.url,
+             "--instances-dir", str(self.instances_dir(node))], stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+
+    def kill_agent(self, node):
+        proc = self.agents.pop(node)
+        proc.kill()
+        proc.wait()
+
+    def stop_agent(self, node):
+        proc = self.agents.pop(node)
+        proc.terminate()
+        return proc.wait(timeout=10)
+
+    def close(self):
+        for node in list(self.agents):
+            self.kill_agent(node)
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def sim(tmp_path):
+    simulator = Sim(tmp_path)
+    try:
+        yield simulator
+    finally:
+        simulator.close()
+
+
+@pytest.fixture
+def nova(sim):
+    return Cloud(sim.env).nova()
+
+
+def services_by_host(nova):
+    return {s.host: s for s in nova.services.list(binary="nova-compute")}
+
+
+def wait_state(nova, host, state):
+    return wait_for(lambda: services_by_host(nova)[host].state == state, timeout=DOWN_TIME + 8)
+
+
+def fit_per_host(cloud, host, flavor):
+    """How many VMs of the flavor fit an empty host, from its Placement inventory."""
+    placement = cloud.placement()
+    rp = placement.get("/resource_providers", params={"name": host}).json()["resource_providers"][0]
+    inv = placement.get(f"/resource_providers/{rp['uuid']}/inventories").json()["inventories"]
+    need = {"VCPU": flavor.vcpus, "MEMORY_MB": flavor.ram, "DISK_GB": flavor.disk}
+    return min(int((inv[rc]["total"] - inv[rc]["reserved"]) * inv[rc]["allocation_ratio"]) // n
+               for rc, n in need.items())
+
+
+def add_image(sim, name="CentOS6-build13", size=3 * 1024 * 1024 + 17):
+    store = sim.state / "glance" / "images"
+    store.mkdir(parents=True, exist_ok=True)
+    data = os.urandom(size)
+    (store / "upload.img").write_bytes(data)
+    image = sim.sim("POST", "/images", {"name": name, "file": "upload.img", "disk_format": "qcow2"})
+    return image["id"], data
+
+
+def boot(nova, sim, count, flavor_name="ali1.xlarge", name="wn-grid", min_count=None):
+    image_id = sim.image_id if hasattr(sim, "image_id") else None
+    if image_id is None:
+        sim.image_id, _ = add_image(sim)
+    flavor = nova.flavors.find(name=flavor_name)
+    return nova.servers.create(name, sim.image_id, flavor, min_count=min_count or count,
+                               max_count=count, key_name="WorkerNodesSsh", nics="auto",
+                               userdata="#!/bin/sh\necho hello\n")
+
+
+def all_servers(nova, **opts):
+    return nova.servers.list(search_opts=dict(all_tenants=True, **opts), limit=-1)
+
+
+# ----- Keystone
+
+
+def test_password_auth_gives_catalog_and_requests_need_a_token(sim):
+    cloud = Cloud(sim.env)
+    assert set(cloud.endpoints) == {"compute", "image", "placement"}
+    assert cloud.endpoints["compute"] == f"{sim.url}/compute/v2.1"
+    for path in ("/compute/v2.1/os-services", "/image/v2/images", "/placement/resource_providers"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(sim.url + path, timeout=5)
+        assert err.value.code == 401
+        request = urllib.request.Request(sim.url + path, headers={"X-Auth-Token": "forged"})
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(request, timeout=5)
+        assert err.value.code == 401
+    with pytest.raises(CloudError, match="authentication failed"):
+        Cloud(dict(sim.env, OS_PASSWORD="wrong"))
+
+
+def test_microversion_is_negotiated_and_echoed(sim, nova):
+    compute = Cloud(sim.env).adapter("compute")
+    answer = compute.get("/os-services", headers={"OpenStack-API-Version": "compute 2.53"})
+    assert answer.headers["OpenStack-API-Version"] == "compute 2.53"
+    assert all(len(s["id"]) == 36 for s in answer.json()["services"])  # uuids from 2.53
+    old = compute.get("/os-services", headers={"X-OpenStack-Nova-API-Version": "2.1"})
+    assert old.headers["X-OpenStack-Nova-API-Version"] == "2.1"
+    assert all(isinstance(s["id"], int) for s in old.json()["services"])
+    too_new = compute.get("/os-services", headers={"OpenStack-API-Version": "compute 2.97"},
+                          raise_exc=False)
+    assert too_new.status_code == 406
+    versions = compute.get(f"{sim.url}/compute/", authenticated=False).json()["versions"]
+    assert (versions[0]["min_version"], versions[0]["version"]) == ("2.1", "2.96")
+
+
+# ----- services and hypervisors
+
+
+def test_service_state_follows_the_agent(sim, nova):
+    services = services_by_host(nova)
+    assert sorted(services) == NODES
+    assert {s.state for s in services.values()} == {"down"}  # no agent has ever run
+    head = nova.services.list(host="openstack.internal")
+    assert {s.binary for s in head} == {"nova-conductor", "nova-scheduler"}
+    sim.start_agent("cn02.internal")
+    assert wait_state(nova, "cn02.internal", "up")
+    assert services_by_host(nova)["cn01.internal"].state == "down"
+    hypervisors = {h.hypervisor_hostname: h for h in nova.hypervisors.list()}
+    assert hypervisors["cn02.internal"].state == "up"
+    sim.kill_agent("cn02.internal")
+    started = time.monotonic()
+    assert wait_state(nova, "cn02.internal", "down")
+    assert time.monotonic() - started >= DOWN_TIME - 1.5  # not at once: after the down time
+
+
+def test_agent_exits_cleanly_on_sigterm(sim):
+    sim.start_agent("cn01.internal")
+    assert wait_for(lambda: [h for h in sim.sim("GET", "/hosts")["hosts"]
+                             if h["name"] == "cn01.internal" and h["up"]])
+    assert sim.stop_agent("cn01.internal") == 0
+
+
+def test_enable_disable_with_reason_in_both_forms(sim, nova):
+    service = services_by_host(nova)["cn01.internal"]
+    nova.services.disable_log_reason(service.id, "lent to nobody")  # 2.53 form: PUT /os-services/<uuid>
+    service = services_by_host(nova)["cn01.internal"]
+    assert (service.status, service.disabled_reason) == ("disabled", "lent to nobody")
+    hyp = nova.hypervisors.search("cn01.internal")[0]
+    assert hyp.status == "disabled"
+    nova.services.enable(service.id)
+    service = services_by_host(nova)["cn01.internal"]
+    assert (service.status, service.disabled_reason) == ("enabled", None)
+
+    old = nova_client.Client("2.1", session=Cloud(sim.env).session,
+                             endpoint_override=f"{sim.url}/compute/v2.1")
+    old.services.disable_log_reason("cn02.internal", "nova-compute", "maintenance")
+    old.services.disable("cn03.internal", "nova-compute")
+    services = services_by_host(nova)
+    assert (services["cn02.internal"].status, services["cn02.internal"].disabled_reason) == (
+        "disabled", "maintenance")
+    assert services["cn03.internal"].status == "disabled"
+    old.services.enable("cn02.internal", "nova-compute")
+    assert services_by_host(nova)["cn02.internal"].status == "enabled"
+    with pytest.raises(nova_exc.NotFound):
+        old.services.disable("cn99.internal", "nova-compute")
+    gone = Cloud(sim.env).adapter("compute", "2.60").put(  # the old form is gone from 2.53 on
+        "/os-services/disable", json={"host": "cn01.internal", "binary": "nova-compute"},
+        raise_exc=False)
+    assert gone.status_code == 400
+
+
+# ----- servers
+
+
+def test_boot_that_fits_goes_active_spread_over_hosts(sim, nova):
+    cloud = Cloud(sim.env)
+    for node in NODES[:2]:
+        sim.start_agent(node)
+        assert wait_state(nova, node, "up")
+    nova.services.disable_log_reason(services_by_host(nova)["cn03.internal"].id, "not lent")
+    flavor = nova.flavors.find(name="ali1.xlarge")
+    per_host = fit_per_host(cloud, "cn01.internal", flavor)
+    count = 2 * per_host
+    sim.sim("POST", "/quota", {"instances": count, "cores": count * flavor.vcpus,
+                               "ram": count * flavor.ram})
+    boot(nova, sim, count)
+
+    def active():
+        servers = all_servers(nova)
+        return servers if all(s.status == "ACTIVE" for s in servers) else None
+
+    servers = wait_for(active)
+    assert servers and len(servers) == count
+    hosts = [getattr(s, "OS-EXT-SRV-ATTR:host") for s in servers]
+    assert {h: hosts.count(h) for h in hosts} == {"cn01.internal": per_host, "cn02.internal": per_host}
+    assert sorted(s.name for s in servers) == sorted(f"wn-grid-{i}" for i in range(1, count + 1))
+    ips = [s.addresses["default"][0]["addr"] for s in servers]
+    assert len(set(ips)) == count and all(ip.startswith("10.0.") for ip in ips)
+    for server, host in zip(servers, hosts):
+        assert (sim.instances_dir(host) / server.id / "libvirt.xml").is_file()
+        assert getattr(server, "OS-EXT-STS:vm_state") == "active"
+    limits = {item.name: item.value for item in nova.limits.get().absolute}
+    assert (limits["totalInstancesUsed"], limits["totalCoresUsed"]) == (count, count * flavor.vcpus)
+
+
+def test_boot_one_vm_too_large_goes_entirely_to_error(sim, nova):
+    cloud = Cloud(sim.env)
+    for host in NODES:
+        sim.start_agent(host)
+    for host in NODES:
+        assert wait_state(nova, host, "up")
+    flavor = nova.flavors.find(name="ali1.xlarge")
+    capacity = sum(fit_per_host(cloud, h, flavor) for h in NODES)
+    sim.sim("POST", "/quota", {"instances": -1, "cores": -1, "ram": -1})
+    boot(nova, sim, capacity + 1)
+    servers = all_servers(nova)
+    assert len(servers) == capacity + 1
+    for server in servers:
+        assert server.status == "ERROR"
+        assert server.fault["message"] == NO_VALID_HOST
+        assert getattr(server, "OS-EXT-SRV-ATTR:host") is None
+    for host in NODES:
+        assert list(sim.instances_dir(host).iterdir()) == []
+    placement = cloud.placement()
+    for rp in placement.get("/resource_providers").json()["resource_providers"]:
+        usages = placement.get(f"/resource_providers/{rp['uuid']}/usages").json()["usages"]
+        assert usages == {"VCPU": 0, "MEMORY_MB": 0, "DISK_GB": 0}
+    for server in servers:  # never scheduled: deleted at once
+        nova.servers.delete(server.id)
+    assert all_servers(nova) == []
+
+
+def test_boot_over_quota_is_refused(sim, nova):
+    sim.sim("POST", "/hosts", {"names": ["v001", "v002"], "virtual": True})
+    quota = nova.quotas.get(Cloud(sim.env).project_id)
+    assert (quota.instances, quota.cores) == (10, 20)
+    sim.sim("POST", "/quota", {"instances": 3})
+    boot(nova, sim, 2, flavor_name="m1.tiny")
+    with pytest.raises(nova_exc.Forbidden) as err:
+        boot(nova, sim, 2, flavor_name="m1.tiny")
+    assert "Quota exceeded for instances: Requested 2, but already used 2 of 3 instances" in str(err.value)
+    assert len(all_servers(nova)) == 2
+    boot(nova, sim, 5, flavor_name="m1.tiny", min_count=1)  # Nova boots what the quota allows
+    assert len(all_servers(nova)) == 3
+    sim.sim("POST", "/quota", {"instances": 10, "cores": 4})
+    with pytest.raises(nova_exc.Forbidden, match="Quota exceeded for cores"):
+        boot(nova, sim, 1, flavor_name="ali1.xlarge")
+
+
+def test_delete_waits_for_the_agent_while_the_service_is_up(sim, nova):
+    node = "cn01.internal"
+    sim.start_agent(node)
+    assert wait_state(nova, node, "up")
+    server = boot(nova, sim, 1)
+    assert wait_for(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    vm_dir = sim.instances_dir(node) / server.id
+    assert vm_dir.is_dir()
+    sim.kill_agent(node)
+    assert services_by_host(nova)[node].state == "up"  # not yet noticed
+    nova.servers.delete(server.id)
+    time.sleep(DOWN_TIME + 1)
+    assert services_by_host(nova)[node].state == "down"
+    pending = nova.servers.get(server.id)
+    assert getattr(pending, "OS-EXT-STS:task_state") == "deleting"
+    assert vm_dir.is_dir()
+    sim.start_agent(node)
+    assert wait_for(lambda: not all_servers(nova))
+    assert not vm_dir.exists()
+
+
+def test_stuck_vm_never_finishes_deleting(sim, nova):
+    node = "cn02.internal"
+    sim.start_agent(node)
+    assert wait_state(nova, node, "up")
+    server = boot(nova, sim, 1)
+    assert wait_for(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    sim.sim("POST", f"/servers/{server.id}/stuck")
+    nova.servers.delete(server.id)
+    time.sleep(2.5)  # two heartbeats
+    assert getattr(nova.servers.get(server.id), "OS-EXT-STS:task_state") == "deleting"
+    assert (sim.instances_dir(node) / server.id).is_dir()
+
+
+def test_delete_while_service_down_is_local_and_leaves_an_orphan(sim, nova):
+    node = "cn03.internal"
+    sim.start_agent(node)
+    assert wait_state(nova, node, "up")
+    server = boot(nova, sim, 1)
+    assert wait_for(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    sim.kill_agent(node)
+    assert wait_state(nova, node, "down")
+    nova.servers.delete(server.id)
+    with pytest.raises(nova_exc.NotFound):
+        nova.servers.get(server.id)
+    assert all_servers(nova) == []
+    sim.start_agent(node)
+    assert wait_state(nova, node, "up")
+    time.sleep(1.5)
+    assert (sim.instances_dir(node) / server.id / "libvirt.xml").is_file()  # the orphan
+
+
+def test_hypervisors_with_servers_and_server_filters(sim, nova):
+    sim.sim("POST", "/hosts", {"names": [f"v{i:03d}.internal" for i in range(1, 5)], "virtual": True})
+    sim.sim("POST", "/quota", {"instances": -1, "cores": -1, "ram": -1})
+    boot(nova, sim, 8, flavor_name="m1.small", name="wn-grid")
+    boot(nova, sim, 2, flavor_name="m1.small", name="other")
+    servers = all_servers(nova)
+    assert len(servers) == 10 and {s.status for s in servers} == {"ACTIVE"}
+    by_host = {}
+    for server in servers:
+        by_host.setdefault(getattr(server, "OS-EXT-SRV-ATTR:host"), set()).add(server.id)
+    hypervisors = nova.hypervisors.list(detailed=False)
+    assert len(hypervisors) == len(NODES) + 4
+    with_servers = {h.hypervisor_hostname: {s["uuid"] for s in getattr(h, "servers", [])}
+                    for h in nova.hypervisors.search("v0", servers=True)}
+    assert with_servers == {h: by_host.get(h, set()) for h in with_servers}
+    assert sum(len(v) for v in with_servers.values()) == 10
+    for host, ids in by_host.items():
+        assert {s.id for s in all_servers(nova, host=host)} == ids
+    assert len(all_servers(nova, name="^wn-grid")) == 8
+    assert {s.name for s in all_servers(nova, name="other")} == {"other-1", "other-2"}
+    detail = {h.hypervisor_hostname: h for h in nova.hypervisors.list()}
+    assert detail["cn01.internal"].state == "down" and detail["v001.internal"].state == "up"
+
+
+def test_servers_are_paged_as_nova_pages_them(sim, nova):
+    sim.sim("POST", "/hosts", {"names": [f"v{i:03d}" for i in range(80)], "virtual": True})
+    sim.sim("POST", "/quota", {"instances": -1, "cores": -1, "ram": -1})
+    boot(nova, sim, 1100, flavor_name="m1.tiny")
+    first_page = nova.servers.list(search_opts={"all_tenants": True})
+    assert len(first_page) == 1000  # [api]max_limit
+    everything = all_servers(nova)
+    assert len(everything) == 1100 and len({s.id for s in everything}) == 1100
+    small = nova.servers.list(detailed=False, search_opts={"all_tenants": True}, limit=7)
+    assert len(small) == 7
+
+
+# ----- Glance and Placement
+
+
+def test_glance_lookup_and_download(sim):
+    image_id, data = add_image(sim, "CentOS6-build13")
+    glance = Cloud(sim.env).glance()
+    images = glance.get("/v2/images", params={"name": "CentOS6-build13"}).json()["images"]
+    assert [i["id"] for i in images] == [image_id]
+    image = glance.get(f"/v2/images/{image_id}").json()
+    assert image["size"] == len(data) and image["status"] == "active"
+    assert image["checksum"] == hashlib.md5(data).hexdigest()
+    assert (image["os_hash_algo"], image["os_hash_value"]) == ("sha512", hashlib.sha512(data).hexdigest())
+    assert (sim.state / "glance" / "images" / image_id).read_bytes() == data
+    body = glance.get(f"/v2/images/{image_id}/file").content
+    assert hashlib.md5(body).hexdigest() == image["checksum"]
+    assert glance.get("/v2/images", params={"name": "absent"}).json()["images"] == []
+    assert glance.get("/v2/images/0b0b0b0b-0000-4000-8000-000000000000", raise_exc=False).status_code == 404
+
+
+def test_placement_inventories_and_usages(sim, nova):
+    sim.sim("POST", "/hosts", {"names": ["v1.internal", "v2.internal"], "virtual": True})
+    cloud = Cloud(sim.env)
+    placement = cloud.placement()
+    providers = placement.get("/resource_providers").json()["resource_providers"]
+    assert sorted(p["name"] for p in providers) == sorted(NODES + ["v1.internal", "v2.internal"])
+    rp = placement.get("/resource_providers", params={"name": "v1.internal"}).json()["resource_providers"]
+    inv = placement.get(f"/resource_providers/{rp[0]['uuid']}/inventories").json()["inventories"]
+    assert {rc: (v["total"], v["reserved"], v["allocation_ratio"]) for rc, v in inv.items()} == {
+        "VCPU": (8, 0, 2.0), "MEMORY_MB": (16384, 512, 1.0), "DISK_GB": (400, 0, 1.0)}
+    flavor = nova.flavors.find(name="ali1.xlarge")
+    boot(nova, sim, 2)
+    total = {"VCPU": 0, "MEMORY_MB": 0, "DISK_GB": 0}
+    for name in ("v1.internal", "v2.internal"):
+        uuid = placement.get("/resource_providers", params={"name": name}).json()["resource_providers"][0]["uuid"]
+        usages = placement.get(f"/resource_providers/{uuid}/usages").json()["usages"]
+        for rc in total:
+            total[rc] += usages[rc]
+        allocations = placement.get(f"/resource_providers/{uuid}/allocations").json()["allocations"]
+        assert len(allocations) == usages["VCPU"] // flavor.vcpus
+    assert total == {"VCPU": 2 * flavor.vcpus, "MEMORY_MB": 2 * flavor.ram, "DISK_GB": 2 * flavor.disk}
+    for server in all_servers(nova):
+        nova.servers.delete(server.id)
+    assert all(placement.get(f"/resource_providers/{p['uuid']}/usages").json()["usages"]["VCPU"] == 0
+               for p in placement.get("/resource_providers").json()["resource_providers"])
+
+
+# ----- control API
+
+
+def test_reset_and_request_log(sim, nova):
+    sim.sim("POST", "/hosts", {"names": ["v1"], "virtual": True})
+    boot(nova, sim, 2, flavor_name="m1.tiny")
+    nova.services.disable_log_reason(services_by_host(nova)["v1"].id, "x")
+    sim.sim("POST", "/quota", {"instances": 1})
+    log = sim.sim("GET", "/requests")["requests"]
+    assert any(e["service"] == "identity" and e["method"] == "POST" for e in log)
+    assert any(e["service"] == "compute" and e["path"] == "/compute/v2.1/servers"
+               and e["status"] == 202 for e in log)
+    assert all({"method", "path", "status", "time", "service"} <= set(e) for e in log)
+    sim.sim("POST", "/reset")
+    assert all_servers(nova) == []
+    assert {s.status for s in services_by_host(nova).values()} == {"enabled"}
+    assert nova.quotas.get(Cloud(sim.env).project_id).instances == 10
+    assert "v1" in services_by_host(nova)  # hosts are kept
+    sim.sim("DELETE", "/requests")
+    assert sim.sim("GET", "/requests")["requests"] == []
