@@ -60,7 +60,7 @@ CHECKSUM_TOOLS = {"sha1": "sha1sum", "md5": "md5sum", "sha256": "sha256sum", "sh
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._+/-]*\Z")
 
 USAGE = ("rsync-wave.py [--ssh-config FILE] [--tries N] [--head-slots K] [--timeout S] "
-         "[--dry-run] [--no-colors] [--line-output] SOURCE DEST HOSTS...")
+         "[--pipeline] [--dry-run] [--no-colors] [--line-output] SOURCE DEST HOSTS...")
 
 
 class WaveError(ValueError):
@@ -568,6 +568,8 @@ def build_parser():
                         help="seconds without progress before a transfer is abandoned "
                              "(default %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, copy nothing")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="pipelined chains (hltcloud.pipeline), the wave completing what they miss")
     parser.add_argument("--no-colors", action="store_true")
     parser.add_argument("--line-output", action="store_true")
     parser.add_argument("--config", metavar="FILE", default=None,
@@ -603,6 +605,18 @@ def main(argv=None):
             raise WaveError("--tries, --head-slots and --timeout must be at least 1")
         if not os.path.isfile(args.source):
             raise WaveError(f"SOURCE is not a readable file: {args.source}")
+        if args.pipeline:
+            from . import pipeline  # it imports this module
+            if args.dry_run:
+                reporter.info(f"transferring {args.source} to {len(hosts)} host(s) "
+                              "(dry run: the plan, nothing is copied)")
+                pipeline.print_plan(pipeline.plan_chains(hosts, args.head_slots), reporter,
+                                    socket.gethostname())
+                return 0
+            result = pipeline.distribute(args.source, args.dest, hosts, ssh, reporter,
+                                         tries=args.tries, head_slots=args.head_slots,
+                                         timeout=args.timeout)
+            return 0 if print_summary(result, reporter) else 1
         if args.dry_run:
             reporter.info(f"transferring {args.source} to {len(hosts)} host(s) "
                           "(dry run: the plan, nothing is copied)")
