@@ -550,7 +550,8 @@ def start_simulator(layout, timeout=30):
     log = open(layout.state / "simulator.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, str(SIMULATOR), "--state", str(layout.state),
-         "--listen", f"127.0.0.1,{layout.head_addr}", "--port", str(layout.port)],
+         "--listen", f"127.0.0.1,{layout.head_addr}", "--port", str(layout.port),
+         "--hosts", ",".join(layout.names)],  # node-backed hypervisors
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         cwd=str(layout.state))
     log.close()
