@@ -1,11 +1,298 @@
-"""openstack-prefill-cache (not built yet: its issue is open)."""
-import sys
+"""openstack-prefill-cache: put a Glance image into Nova's raw image cache on many hosts.
 
-USAGE = ("usage: openstack-prefill-cache [--ssh-config FILE] [--dry-run] [--no-colors] "
-         "[--line-output] IMAGE HOSTS")
+1. Look the image up in Glance (v2 API, keystoneauth1 session); its source is the Glance
+   file store copy, checked against Glance's checksums (or a verified API download).
+2. Hosts already holding a valid cached copy (<base_dir>/<sha1 of the image id>, raw, the
+   image's virtual size) are skipped; the others get the file by rsync-wave into
+   <instances_dir>/hlt-glance-cache-<id>.
+3. Each host converts it in parallel with `qemu-img convert -O raw` into a temporary name in
+   <base_dir>, sets the owner, renames it into place and removes the transferred copy.
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import shlex
+import socket
+import sys
+import threading
+
+from . import config, glance_image, hostlist, runner, wave
+from .cloud import Cloud, CloudError
+from .report import Reporter
+from .validate import BadValue, check_name
+
+USAGE = ("openstack-prefill-cache [--ssh-config FILE] [--dry-run] [--no-colors] "
+         "[--line-output] [--tries N] [--timeout S] [--config FILE] IMAGE HOSTS...")
+CACHE_PREFIX = "hlt-glance-cache-"
+FANOUT = 32  # conversions (and cache checks) running at once
+CONVERT_RATE = 10_000_000  # bytes/s of raw output assumed for the conversion deadline
+# Glance disk formats and qemu-img's names for them: never let qemu-img guess (probing a raw
+# image can be fooled by its content).
+QEMU_FORMATS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc",
+                "vhdx": "vhdx"}
+_OWNER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?\Z")
+
+
+class PrefillError(Exception):
+    """Bad input or an unusable image: one line, EXIT_CODE, nothing sent."""
+
+    def __init__(self, message, exit_code=2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def cache_name(image_id):
+    """Nova's name for a cached image: the sha1 of the image id (as the original README)."""
+    return hashlib.sha1(image_id.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- the image on the head
+
+class Source:
+    """The verified image file on the head (the store copy, or a temporary download)."""
+
+    def __init__(self, path, sha1, temporary):
+        self.path, self.sha1, self.temporary = path, sha1, temporary
+
+    def cleanup(self):
+        if self.temporary and os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+def get_source(glance, image, cfg, reporter):
+    store = os.path.join(cfg.glance_images_dir, image["id"])
+    if os.path.isfile(store):
+        return Source(store, glance_image.verify_store_copy(store, image), temporary=False)
+    reporter.info(f"No copy in the Glance file store ({store}): downloading it through the API")
+    path, sha1 = glance_image.download(glance, image)
+    return Source(path, sha1, temporary=True)
+
+
+def virtual_size(path, fmt):
+    res = runner.run(["qemu-img", "info", "--output=json", "-f", fmt, path], timeout=60)
+    if not res.ok:
+        raise PrefillError(f"cannot read the image {path}: {res.reason()}", exit_code=1)
+    return int(json.loads(res.stdout)["virtual-size"])
+
+
+# ---------------------------------------------------------------- commands on the hosts
+
+class Plan:
+    """Paths and remote commands for one image."""
+
+    def __init__(self, cfg, image_id, fmt, size, owner):
+        self.image_id = check_name(image_id, "image id")
+        self.fmt = fmt
+        self.virtual_size = size
+        self.owner = owner
+        self.base_dir = cfg.base_dir.rstrip("/")
+        self.final = wave.check_dest(os.path.join(self.base_dir, cache_name(image_id)))
+        self.transfer = wave.check_dest(os.path.join(cfg.instances_dir, CACHE_PREFIX + image_id))
+
+    def cache_check_script(self):
+        """Prints qemu-img's JSON for the cached file, or "missing"."""
+        q = shlex.quote(self.final)
+        return f"if [ -e {q} ]; then qemu-img info --output=json {q}; else echo missing; fi"
+
+    def is_valid_cache(self, output):
+        if output.strip() == "missing":
+            return False
+        try:
+            info = json.loads(output)
+        except ValueError:
+            return False
+        return info.get("format") == "raw" and info.get("virtual-size") == self.virtual_size
+
+    def convert_script(self, token):
+        """qemu-img convert into a temporary name, owner, rename; the transferred copy and
+        the temporary file go away whatever happens (also when killed)."""
+        q = shlex.quote
+        tmp = os.path.join(self.base_dir, f".{cache_name(self.image_id)}.prefill-{token}")
+        return "; ".join([
+            "set -e",
+            f"src={q(self.transfer)}; tmp={q(tmp)}; dst={q(self.final)}",
+            "trap 'rm -f -- \"$tmp\" \"$src\"' EXIT",
+            "trap 'exit 143' TERM INT HUP",
+            f"mkdir -p -- {q(self.base_dir)}",
+            f"qemu-img convert -f {q(self.fmt)} -O raw \"$src\" \"$tmp\"",
+            f"chown {q(self.owner)} \"$tmp\"",
+            "mv -f -- \"$tmp\" \"$dst\"",
+        ])
+
+    def convert_deadline(self, timeout):
+        return timeout + self.virtual_size / CONVERT_RATE
+
+
+def run_parallel(hosts, work):
+    """WORK(host) in up to FANOUT threads; returns {host: result}. KeyboardInterrupt reaches
+    the caller (who aborts the children the workers started)."""
+    results, lock, slots = {}, threading.Lock(), threading.Semaphore(FANOUT)
+
+    def one(host):
+        with slots:
+            value = work(host)
+        with lock:
+            results[host] = value
+
+    threads = [threading.Thread(target=one, args=(h,), daemon=True) for h in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)
+    return results
+
+
+def check_caches(hosts, plan, cmds_ssh, children, timeout):
+    """{host: "cached" | "missing" | reason it cannot be reached}."""
+    def check(host):
+        argv = ["ssh", *cmds_ssh, host, "--", shlex.join(["sh", "-c", plan.cache_check_script()])]
+        out = children.run(argv, timeout + 30)
+        if out.returncode == 255 or out.timed_out or out.aborted:
+            return wave._reason(out, "ssh")
+        return "cached" if out.ok and plan.is_valid_cache(out.stdout) else "missing"
+    return run_parallel(hosts, check)
+
+
+# ---------------------------------------------------------------- command line
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="openstack-prefill-cache", usage=USAGE,
+        description="Put a Glance image into Nova's raw image cache on every host.")
+    parser.add_argument("--ssh-config", metavar="FILE", default=None,
+                        help="ssh configuration (absolute path), also used by the nodes")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="look up and check, print the plan, change nothing")
+    parser.add_argument("--no-colors", action="store_true")
+    parser.add_argument("--line-output", action="store_true")
+    parser.add_argument("--tries", type=int, default=wave.DEFAULT_TRIES, metavar="N",
+                        help="transfers tried per host (default %(default)s)")
+    parser.add_argument("--timeout", type=int, default=wave.DEFAULT_TIMEOUT, metavar="S",
+                        help="seconds without progress before a transfer is abandoned "
+                             "(default %(default)s)")
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="site configuration (default $HLTCLOUD_CONFIG or /etc/hltcloud.conf)")
+    parser.add_argument("image", metavar="IMAGE")
+    parser.add_argument("hosts", metavar="HOSTS", nargs="+")
+    return parser
+
+
+def pick_distributor(args):
+    """The transfer engine: the wave (the pipelined broadcast of issue 7 plugs in here)."""
+    return wave.distribute
 
 
 def main(argv=None):
-    print(USAGE, file=sys.stderr)
-    print("openstack-prefill-cache: not implemented yet", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
+    children = wave.Children()
+    try:
+        return run(args, reporter, children)
+    except KeyboardInterrupt:
+        children.abort()
+        print("openstack-prefill-cache: interrupted", file=sys.stderr)
+        return 130
+    except (PrefillError, glance_image.ImageError) as err:
+        print(f"openstack-prefill-cache: {err}", file=sys.stderr)
+        return err.exit_code
+    except CloudError as err:
+        print(f"openstack-prefill-cache: {err}", file=sys.stderr)
+        return 3
+    except (ValueError, config.ConfigError) as err:  # host lists, names, switches
+        print(f"openstack-prefill-cache: {err}", file=sys.stderr)
+        return 2
+
+
+def check_owner(owner):
+    if not _OWNER.match(owner):
+        raise PrefillError(f"paths.image_owner must be USER or USER:GROUP: {owner!r}")
+    return owner
+
+
+def run(args, reporter, children):
+    cfg = config.load(args.config)
+    ssh = runner.Ssh(args.ssh_config if args.ssh_config is not None else cfg.ssh_config,
+                     cfg.ssh_user, cfg.connect_timeout)
+    hosts = hostlist.expand(*args.hosts)
+    if not hosts:
+        raise PrefillError("no hosts given")
+    if args.tries < 1 or args.timeout < 1:
+        raise PrefillError("--tries and --timeout must be at least 1")
+    owner = check_owner(cfg.image_owner)
+    glance = Cloud().glance()
+    image = glance_image.find_image(glance, args.image)
+    try:
+        check_name(image["id"], "image id")
+    except BadValue as err:
+        raise PrefillError(f"Glance returned an unusable image id: {err}", exit_code=1) from None
+    fmt = QEMU_FORMATS.get(image.get("disk_format") or "")
+    if fmt is None:
+        raise PrefillError(f"Image {image['name']} has disk format {image.get('disk_format')!r}; "
+                           f"supported: {', '.join(sorted(QEMU_FORMATS))}")
+    reporter.info(f"Getting image {image['name']} (id={image['id']})")
+    source = get_source(glance, image, cfg, reporter)
+    try:
+        return prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source)
+    finally:
+        source.cleanup()
+
+
+def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source):
+    plan = Plan(cfg, image["id"], fmt, virtual_size(source.path, fmt), owner)
+    cmds = wave.Commands(ssh, source.path, plan.transfer, os.path.getsize(source.path),
+                         ("sha1", source.sha1), args.timeout)
+    failures = []  # (host, message) for the summary
+    state = check_caches(hosts, plan, cmds.ssh_options(), children, args.timeout)
+    cached = [h for h in hosts if state[h] == "cached"]
+    needed = [h for h in hosts if state[h] == "missing"]
+    for host in cached:
+        reporter.ok(f"{host}: already cached, skipped")
+    for host in hosts:
+        if state[host] not in ("cached", "missing"):
+            reporter.fail(f"{host}: cannot check its cache: {state[host]}", host)
+    reporter.info("Chain transferring on every node")
+    if args.dry_run:
+        reporter.info(f"transferring {source.path} to {len(needed)} host(s) "
+                      "(dry run: the plan, nothing is copied)")
+        wave.print_plan(wave.plan_rounds(needed), reporter, socket.gethostname())
+        reporter.info("Converting image in parallel on all hosts")
+        for host in needed:
+            reporter.dry(f"{host}: qemu-img convert -f {fmt} -O raw {plan.transfer} {plan.final}")
+        reporter.info("Done! (dry run: nothing changed)")
+        return finish(reporter, hosts, cached, [])
+    delivered = []
+    if needed:
+        distribute = pick_distributor(args)
+        result = distribute(source.path, plan.transfer, needed, ssh, reporter, tries=args.tries,
+                            timeout=args.timeout, checksum=("sha1", source.sha1))
+        delivered = result.delivered()
+        for host in result.failed():
+            reporter.failures.append((host, f"{host}: transfer failed: "
+                                            f"{result.hosts[host].reason}"))
+    reporter.info("Converting image in parallel on all hosts")
+    token = os.urandom(4).hex()
+
+    def convert(host):
+        reporter.info(f"{host}: Started image conversion")
+        argv = ["ssh", *cmds.ssh_options(), check_name(host, "host name"), "--",
+                wave.watched(plan.convert_script(token))]
+        out = children.run(argv, plan.convert_deadline(args.timeout), keep_stdin_open=True)
+        if out.ok:
+            reporter.info(f"{host}: Image conversion done")
+            return True
+        reporter.fail(f"{host}: image conversion failed: {wave._reason(out, 'conversion')}", host)
+        return False
+
+    converted = [h for h, ok in run_parallel(delivered, convert).items() if ok]
+    reporter.info("Done!")
+    return finish(reporter, hosts, cached, converted)
+
+
+def finish(reporter, hosts, cached, converted):
+    """Summary: how many hosts hold the image now; exit 1 (failed hosts folded) otherwise."""
+    reporter.info(f"{len(cached) + len(converted)} of {len(hosts)} host(s) have the image cached "
+                  f"({len(cached)} already, {len(converted)} now)")
+    return 0 if reporter.summary() else 1

@@ -246,6 +246,18 @@ def _reason(outcome, what):
 
 # ---------------------------------------------------------------- commands
 
+def watched(script):
+    """A remote command running SCRIPT, killed with everything it started (its whole
+    process group) as soon as our ssh goes away: its stdin closes. Used for long remote work
+    so that Ctrl-C or a timeout on the head leaves nothing running on the node."""
+    inner = shlex.join(["sh", "-c", script])
+    # sh gives background jobs /dev/null as stdin: keep ours on fd 3 for the watchdog.
+    return shlex.join(["sh", "-c", (
+        f"exec 3<&0; {inner} </dev/null 3<&- & p=$!; "
+        f"(cat <&3 >/dev/null 2>&1; kill -TERM 0) >/dev/null 2>&1 & w=$!; "
+        f"exec 3<&-; wait $p; r=$?; kill $w 2>/dev/null; exit $r")])
+
+
 class Commands:
     """The command lines of one wave: rsync from the head, rsync run on a node, verify."""
 
