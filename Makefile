@@ -29,7 +29,7 @@ test-realcloud: deps
 	$(PYTHON) -m pytest -p no:cacheprovider -ra tests/realcloud
 
 demo: deps
-	@echo "make demo: the simulated cluster is not built yet (issue 3)"; exit 1
+	$(PYTHON) tests/simcluster/demo
 
 install:
 	install -d $(BINDIR) $(LIBDIR)/hltcloud $(MANDIR)
