@@ -41,7 +41,7 @@ def show(ctx, hosts):
             if vms is not None:
                 item.update(nvms=len(vms), vms=vms)
             out.append(item)
-        ctx.rep.info(json.dumps(out, indent=1))
+        ctx.emit(json.dumps(out, indent=1))
         return True
     headers = ["Hypervisor", "Runs VMs?", "Alive?"]
     align = "lcc"
@@ -54,5 +54,5 @@ def show(ctx, hosts):
         if vms is not None:
             row += [len(vms), " ".join(vms)]
         body.append(row)
-    ctx.rep.info(table.render(headers, body, align))
+    ctx.emit(table.render(headers, body, align))
     return True

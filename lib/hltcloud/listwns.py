@@ -39,12 +39,12 @@ def listwns(ctx, hosts):
              "ips": computes.server_ips(s), "created": getattr(s, "created", ""),
              "age": _age(getattr(s, "created", ""), now)} for s in workers]
     if ctx.opts.json:
-        ctx.rep.info(json.dumps(data, indent=1))
+        ctx.emit(json.dumps(data, indent=1))
         return True
-    ctx.rep.info(table.render(["ID", "Name", "Status", "Host", "IP address", "Age"],
+    ctx.emit(table.render(["ID", "Name", "Status", "Host", "IP address", "Age"],
                               [[d["id"], d["name"], d["status"], d["host"], " ".join(d["ips"]),
                                 d["age"]] for d in data], "lllllr"))
-    ctx.rep.info(f"{len(data)} worker VM(s) named {prefix}*")
+    ctx.emit(f"{len(data)} worker VM(s) named {prefix}*")
     return True
 
 
@@ -69,14 +69,14 @@ def vmstats(ctx, hosts):
         data["capacity"] = {"flavor": flavor.name, "hypervisors": len(usable),
                             "total": total, "used": total - free, "free": free}
     if ctx.opts.json:
-        ctx.rep.info(json.dumps(data, indent=1))
+        ctx.emit(json.dumps(data, indent=1))
         return True
-    ctx.rep.info(table.render(["Status", "VMs"], [[k, v] for k, v in data["by_status"].items()]
+    ctx.emit(table.render(["Status", "VMs"], [[k, v] for k, v in data["by_status"].items()]
                               + [["total", data["total"]]], "lr"))
-    ctx.rep.info(table.render(["Host", "VMs"], [[k, v] for k, v in data["by_host"].items()]
+    ctx.emit(table.render(["Host", "VMs"], [[k, v] for k, v in data["by_host"].items()]
                               + [["total", data["total"]]], "lr"))
     if "capacity" in data:
         cap = data["capacity"]
-        ctx.rep.info(f"Capacity in VMs of flavor {cap['flavor']} on {cap['hypervisors']} enabled, "
+        ctx.emit(f"Capacity in VMs of flavor {cap['flavor']} on {cap['hypervisors']} enabled, "
                      f"up hypervisor(s): {cap['total']} total, {cap['used']} used, {cap['free']} free")
     return True

@@ -4,6 +4,7 @@ import datetime
 import getpass
 import os
 import socket
+import sys
 
 from .cloud import Cloud
 from .report import Reporter
@@ -23,6 +24,13 @@ class Context:
                        config.connect_timeout)
         self._cloud = None
         self._nova = None
+
+    def emit(self, text):
+        """Data (tables, JSON) go to standard output; with --json, messages go to stderr."""
+        if self.rep.stream is sys.stdout:
+            self.rep.write_line(text)  # same stream: keep the reporter's line discipline
+        else:
+            print(text, flush=True)
 
     @property
     def cloud(self):

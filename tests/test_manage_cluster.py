@@ -1,0 +1,425 @@
+"""openstack-hlt-manage on the simulated cluster: status, enable, disable (sequential and
+--parallel), dry-run, failures of single hosts, bad input and bad credentials.
+
+Everything goes through bin/openstack-hlt-manage; the assertions look at the cloud (novaclient
+with the cluster's credentials, the simulator's request log), the nodes (files, daemons),
+exit codes and printed lines.
+"""
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+from novaclient import client as nova_client
+
+from hltcloud.hostlist import fold
+
+REPO = Path(__file__).resolve().parent.parent
+TOOL = "openstack-hlt-manage"
+NODE_SERVICE = str(REPO / "tests" / "simcluster" / "node-service")
+COMPUTE = "openstack-nova-compute"
+SERVICES = ("openstack-nova-network", "openstack-nova-metadata-api", COMPUTE, "libvirtd")
+MUTATING = ("POST", "PUT", "DELETE", "PATCH")
+IMAGE = "CentOS6-build13"
+FLAVOR = "ali1.xlarge"
+
+
+# ------------------------------------------------------------------ helpers (shared with test_manage_vms)
+
+def client(cluster):
+    env = cluster.env
+    auth = v3.Password(auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"],
+                       password=env["OS_PASSWORD"], project_name=env["OS_PROJECT_NAME"],
+                       user_domain_name=env.get("OS_USER_DOMAIN_NAME", "Default"),
+                       project_domain_name=env.get("OS_PROJECT_DOMAIN_NAME", "Default"))
+    sess = ks_session.Session(auth=auth)
+    return nova_client.Client("2.60", session=sess), sess
+
+
+@pytest.fixture
+def nova(cluster):
+    nova, _ = client(cluster)
+    nova.services.list()  # authenticate now, before a test clears the request log
+    return nova
+
+
+def tool(cluster, *args, timeout=180):
+    return cluster.run_tool(TOOL, *args, timeout=timeout)
+
+
+def lines(result):
+    return result.stdout.splitlines()
+
+
+def requests(cluster):
+    log = cluster.sim("GET", "/sim/requests")
+    log = log["requests"] if isinstance(log, dict) else log
+    return [r for r in log if r.get("service") != "sim"]
+
+
+def clear_log(cluster):
+    cluster.sim("DELETE", "/sim/requests")
+
+
+def authentications(log):
+    return [r for r in log if r["service"] == "identity" and r["method"] == "POST"
+            and r["path"].rstrip("/").endswith("/auth/tokens")]
+
+
+def mutations(log):
+    """Every request that changes something, the password authentication excepted."""
+    auth = authentications(log)
+    return [r for r in log if r["method"] in MUTATING and r not in auth]
+
+
+def service(nova, host):
+    return nova.services.list(host=host, binary="nova-compute")[0]
+
+
+def wait_for(predicate, timeout=30, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def start_compute(cluster, nova, hosts):
+    for host in hosts:
+        done = cluster.ssh(host, [NODE_SERVICE, COMPUTE, "start"])
+        assert done.returncode == 0, done.stderr
+    wait_for(lambda: all(service(nova, h).state == "up" for h in hosts), what=f"{hosts} up")
+
+
+def stop_compute(cluster, nova, host):
+    done = cluster.ssh(host, [NODE_SERVICE, COMPUTE, "stop"])
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: service(nova, host).state == "down", what=f"{host} down")
+
+
+def image_id(cluster, sess):
+    images = sess.get("/v2/images", endpoint_filter={"service_type": "image"}).json()["images"]
+    for image in images:
+        if image["name"] == IMAGE:
+            return image["id"]
+    return cluster.add_image(IMAGE, size_mb=1)
+
+
+def servers_on(nova, host):
+    return nova.servers.list(search_opts={"all_tenants": 1, "host": host})
+
+
+def boot_on(cluster, nova, host, count, name="wn-grid"):
+    """COUNT ACTIVE VMs on HOST (the other hosts disabled meanwhile): their ids."""
+    _, sess = client(cluster)
+    image = image_id(cluster, sess)
+    flavor = nova.flavors.find(name=FLAVOR)
+    others = [s for s in nova.services.list(binary="nova-compute")
+              if s.host != host and s.status == "enabled"]
+    for other in others:
+        nova.services.disable_log_reason(other.id, "test: boot on one host")
+    try:
+        before = {s.id for s in nova.servers.list(search_opts={"all_tenants": 1})}
+        nova.servers.create(name, image, flavor, min_count=count, max_count=count, nics="auto")
+        def mine():
+            return [s for s in nova.servers.list(search_opts={"all_tenants": 1}) if s.id not in before]
+        wait_for(lambda: len(mine()) == count and all(s.status == "ACTIVE" for s in mine()),
+                 what=f"{count} VMs ACTIVE on {host}")
+    finally:
+        for other in others:
+            nova.services.enable(other.id)
+    vms = mine()
+    assert {getattr(s, "OS-EXT-SRV-ATTR:host") for s in vms} == {host}
+    return [s.id for s in vms]
+
+
+def vm_dirs(cluster, host):
+    """The VM directories Nova left on the node (instances/ minus _base and the lock dirs)."""
+    instances = cluster.node_dir(host) / "instances"
+    return sorted(p.name for p in instances.iterdir() if p.is_dir() and p.name not in ("_base", "locks"))
+
+
+def table_rows(text):
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith("| Hypervisor"):
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+# ------------------------------------------------------------------ status
+
+def test_status_shows_every_host_in_natural_order_with_vms(cluster, nova):
+    start_compute(cluster, nova, cluster.names[:2])
+    first = cluster.names[0]
+    ids = boot_on(cluster, nova, first, 2)
+    nova.services.disable_log_reason(service(nova, cluster.names[2]).id, "test")
+    result = tool(cluster, "--nvms", "status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = table_rows(result.stdout)
+    assert [r[0] for r in rows] == cluster.names  # the fixture's names are in natural order
+    by_host = {r[0]: r for r in rows}
+    assert by_host[first][1:4] == ["yes", "alive", "2"]
+    ips = sorted(a["addr"] for i in ids for net in nova.servers.get(i).addresses.values() for a in net)
+    assert sorted(by_host[first][4].split()) == ips
+    assert by_host[cluster.names[1]][1:4] == ["yes", "alive", "0"]
+    assert by_host[cluster.names[2]][1:3] == ["no", "dead"]
+
+
+def test_status_costs_the_same_requests_at_any_cluster_size(cluster, nova):
+    def count():
+        clear_log(cluster)
+        result = tool(cluster, "--nvms", "status")
+        assert result.returncode == 0, result.stderr
+        log = requests(cluster)
+        return len([r for r in log if r["service"] != "identity"]), len(table_rows(result.stdout))
+
+    small_requests, small_rows = count()
+    extra = [f"v{i:03d}.virtual" for i in range(60)]
+    cluster.sim("POST", "/sim/hosts", {"names": extra, "virtual": True})
+    big_requests, big_rows = count()
+    assert big_rows == small_rows + 60
+    assert big_requests == small_requests <= 3
+
+
+def test_status_json_and_an_unknown_host(cluster, nova):
+    first = cluster.names[0]
+    result = tool(cluster, "--json", "--nvms", "status", first, "nosuch.internal")
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert [d["hypervisor"] for d in data] == [first]
+    assert data[0]["enabled"] is True and data[0]["nvms"] == 0
+    assert "[FAIL] nosuch.internal: not a compute host known to Nova" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------ dry run
+
+def test_dry_run_disable_shows_everything_and_changes_nothing(cluster, nova):
+    host = cluster.names[0]
+    start_compute(cluster, nova, [host])
+    ids = boot_on(cluster, nova, host, 2)
+    clear_log(cluster)
+    result = tool(cluster, "disable", host)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = lines(result)
+    svc = service(nova, host)
+    assert out[0].startswith(f"[DRY ] Disabling hypervisor {host}: PUT /os-services/{svc.id} ")
+    assert out[1].startswith(f"[DRY ] Starting OpenStack daemons on {host}: ssh ")
+    assert NODE_SERVICE in out[1] and "start" in out[1]
+    for vm in ids:
+        assert f"[DRY ] Deleting VM {vm} on hypervisor {host}: DELETE /servers/{vm}" in out
+    assert any(l.startswith(f"[DRY ] Shutting down OpenStack daemons on {host}: ssh ") for l in out)
+    assert mutations(requests(cluster)) == []
+    assert svc.status == "enabled" and len(servers_on(nova, host)) == 2
+    assert cluster.service_running(host, COMPUTE)
+    assert not cluster.service_running(host, "libvirtd")  # "start" was only shown
+
+
+def test_dry_run_enable_sends_no_mutation(cluster, nova):
+    host = cluster.names[1]
+    nova.services.disable_log_reason(service(nova, host).id, "test")
+    clear_log(cluster)
+    result = tool(cluster, "enable", host)
+    assert result.returncode == 0
+    assert lines(result)[0].startswith(f"[DRY ] Enabling hypervisor {host}: PUT /os-services/")
+    assert mutations(requests(cluster)) == []
+    assert service(nova, host).status == "disabled"
+    assert not any(cluster.service_running(host, s) for s in SERVICES)
+
+
+# ------------------------------------------------------------------ enable / disable for real
+
+def test_enable_for_real_enables_and_starts_daemons(cluster, nova):
+    hosts = cluster.names[:2]
+    for host in hosts:
+        nova.services.disable_log_reason(service(nova, host).id, "test")
+    result = tool(cluster, "--for-real", "enable", fold(hosts))  # a pdsh-style range
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lines(result) == [
+        f"[ OK ] Enabling hypervisor {hosts[0]}", f"[ OK ] Starting OpenStack daemons on {hosts[0]}",
+        f"[ OK ] Enabling hypervisor {hosts[1]}", f"[ OK ] Starting OpenStack daemons on {hosts[1]}",
+        "", "All commands executed successfully."]
+    for host in hosts:
+        assert service(nova, host).status == "enabled"
+        assert all(cluster.service_running(host, s) for s in SERVICES)
+    wait_for(lambda: all(service(nova, h).state == "up" for h in hosts), what="computes up")
+
+
+def test_disable_for_real_deletes_vms_then_stops_daemons(cluster, nova):
+    host, other = cluster.names[0], cluster.names[1]
+    start_compute(cluster, nova, [host, other])
+    ids = boot_on(cluster, nova, host, 2)
+    kept = boot_on(cluster, nova, other, 1)
+    assert len(vm_dirs(cluster, host)) == 2
+    result = tool(cluster, "--for-real", "--vm-timeout", "60", "disable", host)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = lines(result)
+    assert out[0] == f"[ OK ] Disabling hypervisor {host}"
+    assert out[1] == f"[ OK ] Starting OpenStack daemons on {host}"
+    assert sorted(out[2:4]) == sorted(f"[ OK ] Deleting VM {i} on hypervisor {host}" for i in ids)
+    assert re.fullmatch(rf"Waiting max 60 s for VMs to be deleted on {re.escape(host)}\.\.\."
+                        r"2 running \(\d+ s left\)\.\.\.all gone in \d+s!", out[-4]), out
+    assert out[-3] == f"[ OK ] Shutting down OpenStack daemons on {host}"
+    assert out[-1] == "All commands executed successfully."
+    svc = service(nova, host)
+    assert svc.status == "disabled" and "openstack-hlt-manage" in svc.disabled_reason
+    assert servers_on(nova, host) == [] and vm_dirs(cluster, host) == []
+    assert not any(cluster.service_running(host, s) for s in SERVICES)
+    assert [s.id for s in servers_on(nova, other)] == kept
+
+
+def test_disable_host_whose_compute_is_down_leaves_no_orphans(cluster, nova):
+    host = cluster.names[0]
+    start_compute(cluster, nova, [host])
+    boot_on(cluster, nova, host, 2)
+    stop_compute(cluster, nova, host)
+    assert len(vm_dirs(cluster, host)) == 2
+    result = tool(cluster, "--for-real", "--vm-timeout", "60", "disable", host)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(l.startswith(f"Waiting max 60 s for nova-compute on {host} to report up")
+               for l in lines(result))
+    assert servers_on(nova, host) == []
+    assert vm_dirs(cluster, host) == []  # deleted by the compute: no local delete, no orphans
+    assert not cluster.service_running(host, COMPUTE)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_vm_that_never_goes_fails_the_host(cluster, nova, force):
+    host = cluster.names[0]
+    start_compute(cluster, nova, [host])
+    stuck, gone = boot_on(cluster, nova, host, 2)
+    cluster.sim("POST", f"/sim/servers/{stuck}/stuck")
+    args = ["--for-real", "--vm-timeout", "4"] + (["--force-shutoff"] if force else [])
+    result = tool(cluster, *args, "disable", host)
+    assert result.returncode == 1
+    out = lines(result)
+    assert f"[FAIL] {host}: 1 VM(s) still there after 4 s: {stuck}" in out
+    assert out[-3:-1] == ["", f"Failed on 1 host(s): {host}"]
+    assert [s.id for s in servers_on(nova, host)] == [stuck]
+    assert cluster.service_running(host, COMPUTE) is (not force)
+    if force:
+        assert f"[ OK ] Shutting down OpenStack daemons on {host}" in out
+    else:
+        assert not any("Shutting down" in l for l in out)
+
+
+# ------------------------------------------------------------------ failures of one host
+
+def test_unreachable_node_fails_only_that_host(cluster, nova):
+    a, b, c = cluster.names[:3]
+    cluster.fault(b, "down")
+    result = tool(cluster, "--for-real", "disable", a, b, c)
+    assert result.returncode == 1
+    out = lines(result)
+    assert any(l.startswith(f"[FAIL] Starting OpenStack daemons on {b}: ") for l in out)
+    assert f"Failed on 1 host(s): {b}" in out
+    for host in (a, c):
+        assert f"[ OK ] Shutting down OpenStack daemons on {host}" in out
+        assert service(nova, host).status == "disabled"
+
+
+def test_unknown_host_is_an_error_for_that_host_only(cluster, nova):
+    host = cluster.names[0]
+    nova.services.disable_log_reason(service(nova, host).id, "test")
+    result = tool(cluster, "--for-real", "enable", "nosuch.internal", host)
+    assert result.returncode == 1
+    out = lines(result)
+    assert out[0] == "[FAIL] nosuch.internal: not a compute host known to Nova"
+    assert f"[ OK ] Enabling hypervisor {host}" in out
+    assert "Failed on 1 host(s): nosuch.internal" in out
+    assert service(nova, host).status == "enabled"
+
+
+def test_second_run_on_the_same_host_is_refused(cluster, nova):
+    host = cluster.names[0]
+    start_compute(cluster, nova, [host])
+    stuck, = boot_on(cluster, nova, host, 1)
+    cluster.sim("POST", f"/sim/servers/{stuck}/stuck")
+    first = subprocess.Popen([str(REPO / "bin" / TOOL), "--for-real", "--vm-timeout", "8", "disable",
+                              host], env=cluster.env, stdout=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: service(nova, host).status == "disabled", what="first run started")
+        second = tool(cluster, "--for-real", "enable", host)
+    finally:
+        first.communicate(timeout=60)
+    assert second.returncode == 1
+    assert re.search(rf"\[FAIL\] {re.escape(host)}: another openstack-hlt-manage run \(pid {first.pid}\)",
+                     second.stdout), second.stdout
+    assert service(nova, host).status == "disabled"  # the second run did not enable it
+
+
+# ------------------------------------------------------------------ --parallel
+
+def test_parallel_disable_through_pdsh_with_one_authentication(cluster, nova):
+    hosts = cluster.names[:3]
+    start_compute(cluster, nova, hosts)
+    ids = {h: boot_on(cluster, nova, h, 1) for h in hosts[:2]}
+    clear_log(cluster)
+    result = tool(cluster, "--for-real", "--parallel", "--vm-timeout", "60", "disable", *hosts)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = lines(result)
+    assert out[-2:] == ["", "All commands executed successfully."]
+    labelled = out[:-2]
+    shorts = {h.split(".")[0]: h for h in hosts}
+    for line in labelled:  # every line whole, prefixed by its host
+        label, _, text = line.partition(": ")
+        assert shorts.get(label) or label in hosts, line
+        assert text.startswith(("[ OK ]", "Waiting max")), line
+    for host in hosts:
+        short = host.split(".")[0]
+        mine = [l.partition(": ")[2] for l in labelled if l.split(": ")[0] in (short, host)]
+        assert mine[0] == f"[ OK ] Disabling hypervisor {host}"
+        assert f"[ OK ] Shutting down OpenStack daemons on {host}" in mine
+        for vm in ids.get(host, []):
+            assert f"[ OK ] Deleting VM {vm} on hypervisor {host}" in mine
+        assert service(nova, host).status == "disabled" and servers_on(nova, host) == []
+    assert len(authentications(requests(cluster))) == 1
+
+
+def test_parallel_unreachable_and_unknown_hosts_in_one_summary(cluster, nova):
+    a, b, c = cluster.names[:3]
+    cluster.fault(b, "down")
+    result = tool(cluster, "--for-real", "--parallel", "enable", a, b, c, "nosuch.internal")
+    assert result.returncode == 1
+    out = lines(result)
+    assert out.count("All commands executed successfully.") == 0
+    summary = [l for l in out if l.startswith("Failed on")]
+    assert len(summary) == 1 and b in summary[0] and "nosuch.internal" in summary[0]
+    for host in (a, c):
+        assert cluster.service_running(host, COMPUTE)
+
+
+# ------------------------------------------------------------------ bad input, bad credentials
+
+@pytest.mark.parametrize("args", [
+    ("disable", "cn[01-"),
+    ("--for-real", "disable", "cn[03-01].internal"),
+    ("--ssh-config", "relative/ssh_config", "--for-real", "disable", "cn01.internal"),
+    ("--for-real", "disable", "@/nonexistent/list.txt"),
+    ("--for-real", "disable", "bad;name"),
+    ("--vm-timeout", "-3", "disable", "cn01.internal"),
+])
+def test_bad_input_one_line_exit_2_nothing_sent(cluster, args):
+    clear_log(cluster)
+    result = tool(cluster, *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("openstack-hlt-manage: ")
+    assert requests(cluster) == []
+
+
+def test_bad_credentials_exit_3_nothing_done(cluster, nova):
+    env = dict(cluster.env, OS_PASSWORD="wrong-password")
+    result = subprocess.run([str(REPO / "bin" / TOOL), "--for-real", "disable", cluster.names[0]],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    assert result.stderr.strip() == ("openstack-hlt-manage: authentication failed: "
+                                     "check OS_USERNAME/OS_PASSWORD/OS_PROJECT_NAME")
+    assert service(nova, cluster.names[0]).status == "enabled"
