@@ -490,3 +490,31 @@ def test_reset_and_request_log(sim, nova):
     assert "v1" in services_by_host(nova)  # hosts are kept
     sim.sim("DELETE", "/requests")
     assert sim.sim("GET", "/requests")["requests"] == []
+
+
+# ----- startup
+
+
+def test_listens_on_every_address_and_refuses_a_missing_password(tmp_path):
+    port = free_port()
+    state = tmp_path / "state"
+    state.mkdir()
+    command = [sys.executable, str(SIMDIR / "simulator.py"), "--state", str(state),
+               "--listen", "127.0.0.1,127.0.0.2", "--port", str(port)]
+    missing = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    assert missing.returncode != 0
+    assert "admin-password" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    (state / "admin-password").write_text("pw\n")
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def health(address):
+            try:
+                with urllib.request.urlopen(f"http://{address}:{port}/sim/health", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+        assert wait_for(lambda: health("127.0.0.1"), timeout=10)
+        assert health("127.0.0.2")
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=10) == 0

@@ -45,6 +45,18 @@ def now_iso(t=None, micro=False):
     return text + (".%06d" % int((t % 1) * 1e6) if micro else "") + ("" if micro else "Z")
 
 
+def virtual_size(path, disk_format, size):
+    """The disk size a VM sees: from the qcow2 header (bytes 24..32), the file size for raw."""
+    if disk_format == "raw":
+        return size
+    if disk_format == "qcow2":
+        with open(path, "rb") as handle:
+            header = handle.read(32)
+        if len(header) == 32 and header[:4] == b"QFI\xfb":
+            return int.from_bytes(header[24:32], "big")
+    return None
+
+
 class ApiError(Exception):
     """An error answer: HTTP status and message (the HTTP layer wraps it per service)."""
 
@@ -367,7 +379,8 @@ class Cloud:
         now = now_iso()
         self.images[image_id] = {
             "id": image_id, "name": name, "status": status, "disk_format": disk_format,
-            "container_format": container_format, "size": size, "virtual_size": None,
+            "container_format": container_format, "size": size,
+            "virtual_size": virtual_size(target, disk_format, size),
             "checksum": md5.hexdigest(), "os_hash_algo": "sha512",
             "os_hash_value": sha512.hexdigest(), "visibility": "public", "protected": False,
             "owner": ADMIN_PROJECT_ID, "min_disk": 0, "min_ram": 0, "tags": [],
