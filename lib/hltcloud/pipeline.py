@@ -93,6 +93,7 @@ exit 0
 FORWARD_SCRIPT = r"""
 host=$1 fifo=$2
 shift 2
+trap "rm -f -- \"\$fifo\"; exit 1" HUP INT TERM
 exec 3<&0
 ( trap "" PIPE; cat <&3; kill -TERM 0 ) >/dev/null 2>&1 &
 exec 3<&-
@@ -100,6 +101,7 @@ exec 3<&-
 [ -p "$fifo" ] || { echo "cannot make $fifo" >&2; exit 1; }
 cat -- "$fifo" | "$@"
 st=$?
+rm -f -- "$fifo"
 trap "" TERM
 kill -TERM 0
 exit $st
@@ -304,8 +306,9 @@ class _Pipeline:
         state.state, state.reason, state.seconds = ("ok" if ok else "fail"), reason, now - self.started
         if ok:
             state.bytes = self.cmds.size
-            self.reporter.ok(f"{state.upstream} --> {host} "
-                             f"({wave.format_rate(self.cmds.size, state.seconds)})")
+            tag = self.reporter.paint("ok", "[ ok ]")  # the wave's transfer lines
+            self.reporter.write_line(f"{tag} {state.upstream} --> {host} "
+                                     f"({wave.format_rate(self.cmds.size, state.seconds)})")
             return
         self.reporter.warn(f"{state.upstream} --> {host}: {reason}")
         nxt = self.next_of[host]

@@ -1,0 +1,238 @@
+"""hltcloud.pipeline without a cluster: chain planning, command lines, and the node-side
+scripts (RECV, FORWARD) run for real with sh on this machine, ssh replaced by a local hop."""
+import hashlib
+import io
+import os
+import shlex
+import subprocess
+import threading
+
+import pytest
+
+from hltcloud import pipeline, report, runner, wave
+
+
+# ---------------------------------------------------------------- planning
+
+def names(count):
+    return [f"cn{i:02d}.internal" for i in range(1, count + 1)]
+
+
+@pytest.mark.parametrize("count,slots,lengths", [
+    (6, 1, [6]), (6, 2, [3, 3]), (7, 3, [3, 2, 2]), (32, 4, [8, 8, 8, 8]), (2, 5, [1, 1]),
+    (1, 1, [1])])
+def test_chains_are_even_consecutive_runs(count, slots, lengths):
+    hosts = names(count)
+    chains = pipeline.plan_chains(hosts, slots)
+    assert [len(chain) for chain in chains] == lengths
+    assert [h for chain in chains for h in chain] == hosts  # order kept, nobody twice
+
+
+def test_duplicates_are_planned_once():
+    assert pipeline.plan_chains(["a", "b", "a", "c"], 1) == [["a", "b", "c"]]
+
+
+def test_head_slots_below_one_is_refused():
+    with pytest.raises(pipeline.PipelineError, match="head-slots"):
+        pipeline.plan_chains(names(3), 0)
+
+
+def test_dry_run_plan_lines():
+    out = io.StringIO()
+    pipeline.print_plan(pipeline.plan_chains(names(5), 2), report.Reporter(out), "head")
+    assert out.getvalue().splitlines() == [
+        "[DRY ] chain 1: head --> cn01.internal --> cn02.internal --> cn03.internal",
+        "[DRY ] chain 2: head --> cn04.internal --> cn05.internal",
+        "5 host(s) in 2 chain(s), pipelined"]
+
+
+# ---------------------------------------------------------------- command lines
+
+def commands(timeout=30, node_cfg="/etc/hlt/ssh config"):
+    ssh = runner.Ssh("", "root", 5)
+    return pipeline.Commands(ssh, "/var/lib/nova/instances/img", 1234, ("sha1", "ab" * 20),
+                             timeout, node_cfg, run_id="feed")
+
+
+def test_forward_command_parses_back_into_the_same_words():
+    cmds = commands()
+    argv = cmds.head_forward("cn01.internal", "cn02.internal", next_last=True)
+    assert argv[0] == "ssh" and argv[-3:-1] == ["cn01.internal", "--"]
+    remote = shlex.split(argv[-1])
+    assert remote[:3] == ["sh", "-c", pipeline.FORWARD_SCRIPT]
+    assert remote[3:6] == ["hltpipe-fwd", "cn01.internal", cmds.fifo]
+    node_ssh = remote[6:]
+    assert node_ssh[0] == "ssh" and node_ssh[-3:-1] == ["cn02.internal", "--"]
+    assert node_ssh[1:3] == ["-F", "/etc/hlt/ssh config"]  # one word, spaces and all
+    assert "Compression=no" in node_ssh and "BatchMode=yes" in node_ssh
+    recv = shlex.split(node_ssh[-1])
+    assert recv == ["sh", "-c", pipeline.RECV_SCRIPT, "hltpipe-recv", "cn02.internal",
+                    "/var/lib/nova/instances/img", "/var/lib/nova/instances/.img.pipe-feed",
+                    "", "1234", "ab" * 20, "sha1sum", "30"]
+
+
+def test_temporary_twins_are_hidden_beside_dest():
+    cmds = commands()
+    assert cmds.tmp == "/var/lib/nova/instances/.img.pipe-feed"
+    assert cmds.fifo == cmds.tmp + ".fifo"
+
+
+@pytest.mark.parametrize("bad", ["cn01;reboot", "-oProxyCommand=x", "", "a b", "$(id)"])
+def test_bad_host_names_never_reach_a_command(bad):
+    cmds = commands()
+    with pytest.raises(ValueError):
+        cmds.head_forward("cn01.internal", bad, True)
+    with pytest.raises(ValueError):
+        cmds.head_recv(bad, True)
+
+
+@pytest.mark.parametrize("dest", ["relative/path", "/x/../etc/passwd", "/a b", "/x/", "/x;y"])
+def test_bad_dest_is_refused_before_anything_runs(tmp_path, dest):
+    source = tmp_path / "f"
+    source.write_bytes(b"x")
+    with pytest.raises(ValueError):
+        pipeline.distribute(str(source), dest, ["cn01.internal"], runner.Ssh(), report.Reporter(io.StringIO()))
+
+
+def test_missing_source_and_bad_hosts_are_refused(tmp_path):
+    rep = report.Reporter(io.StringIO())
+    with pytest.raises(pipeline.PipelineError, match="SOURCE"):
+        pipeline.distribute(str(tmp_path / "none"), "/tmp/x", ["cn01"], runner.Ssh(), rep)
+    source = tmp_path / "f"
+    source.write_bytes(b"x")
+    with pytest.raises(pipeline.PipelineError, match="host name"):
+        pipeline.distribute(str(source), "/tmp/x", ["cn01", "bad host"], runner.Ssh(), rep)
+    with pytest.raises(pipeline.PipelineError, match="nodes' ssh config"):
+        pipeline.distribute(str(source), "/tmp/x", ["cn01"], runner.Ssh(), rep,
+                            node_ssh_config="relative")
+
+
+# ---------------------------------------------------------------- the node scripts, run locally
+
+def recv_argv(dest, data, fifo="", stall=5):
+    tmp = os.path.join(os.path.dirname(dest), "." + os.path.basename(dest) + ".pipe-test")
+    return ["sh", "-c", pipeline.RECV_SCRIPT, "recv", "nodeA", dest, tmp, fifo, str(len(data)),
+            hashlib.sha1(data).hexdigest(), "sha1sum", str(stall)]
+
+
+def run_recv(dest, data, sent=None, **kw):
+    # Its own session, as under sshd: the scripts end by killing their process group.
+    return subprocess.run(recv_argv(dest, data, **kw), input=data if sent is None else sent,
+                          capture_output=True, timeout=30, start_new_session=True)
+
+
+def status_lines(out):
+    return [line.split(" ", 2)[1:] for line in out.decode().splitlines()
+            if line.startswith("HLTPIPE ") and not line.startswith("HLTPIPE P ")]
+
+
+def test_recv_verifies_and_renames_into_place(tmp_path):
+    data = os.urandom(300_000)
+    dest = tmp_path / "img"
+    res = run_recv(str(dest), data)
+    assert res.returncode == 0, res.stderr
+    assert status_lines(res.stdout) == [["OK", f"nodeA {len(data)}"]]
+    assert dest.read_bytes() == data
+    assert oct(dest.stat().st_mode & 0o777) == "0o644"
+    assert sorted(os.listdir(tmp_path)) == ["img"]  # no twin left
+
+
+@pytest.mark.parametrize("damage,reason", [
+    (lambda d: d[:-1000], "got 299000 of 300000 bytes"),
+    (lambda d: d[:100] + b"X" + d[101:], "checksum mismatch"),
+    (lambda d: b"", "got 0 of 300000 bytes")])
+def test_recv_refuses_short_or_corrupt_input_and_leaves_nothing(tmp_path, damage, reason):
+    data = os.urandom(300_000)
+    dest = tmp_path / "img"
+    dest.write_bytes(b"old good copy")  # a previous file stays untouched
+    res = run_recv(str(dest), data, sent=damage(data))
+    assert res.returncode == 1
+    assert status_lines(res.stdout) == [["F", f"nodeA {reason}"]]
+    assert dest.read_bytes() == b"old good copy"
+    assert sorted(os.listdir(tmp_path)) == ["img"]
+
+
+def test_recv_gives_up_on_a_silent_upstream(tmp_path):
+    data = os.urandom(1000)
+    dest = tmp_path / "img"
+    proc = subprocess.Popen(recv_argv(str(dest), data, stall=2), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        proc.wait(20)  # stdin stays open: nothing arrives, and no end of input either
+    finally:
+        proc.stdin.close()
+    out = proc.stdout.read()
+    assert proc.returncode != 0
+    assert ["F", "nodeA no data for 2 s"] in status_lines(out)
+    assert os.listdir(tmp_path) == []
+
+
+def test_recv_reports_a_missing_directory(tmp_path):
+    res = run_recv(str(tmp_path / "nodir" / "img"), b"abc")
+    assert res.returncode == 1
+    assert status_lines(res.stdout) == [["F", f"nodeA no directory {tmp_path}/nodir"]]
+
+
+def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path):
+    """A two-host chain on this machine: RECV(a) tees into the fifo, FORWARD(a) runs the
+    'ssh' command (here RECV(b) directly) with the fifo on its stdin."""
+    data = os.urandom(2_000_000)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    dest_a, dest_b = str(tmp_path / "a" / "img"), str(tmp_path / "b" / "img")
+    fifo = str(tmp_path / "a" / ".img.pipe-test.fifo")
+    forward = subprocess.Popen(
+        # setsid: RECV(b) runs in its own session, as sshd would start it.
+        ["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", fifo,
+         "setsid", "-w", *recv_argv(dest_b, data)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    first = run_recv(dest_a, data, fifo=fifo)
+    forward.wait(30)  # its stdin (the head's lifeline) stays open meanwhile
+    forward.stdin.close()
+    out, err = forward.stdout.read(), forward.stderr.read()
+    assert first.returncode == 0 and forward.returncode == 0, (first.stderr, err)
+    assert open(dest_a, "rb").read() == data and open(dest_b, "rb").read() == data
+    assert status_lines(out) == [["OK", f"nodeA {len(data)}"]]  # RECV(b) speaks through FORWARD
+    assert sorted(os.listdir(tmp_path / "a")) == ["img"]  # fifo and twins gone
+    assert sorted(os.listdir(tmp_path / "b")) == ["img"]
+
+
+def test_forward_dies_with_its_session_and_removes_the_fifo(tmp_path):
+    """The head's ssh going away closes FORWARD's stdin: it kills its whole group."""
+    fifo = str(tmp_path / ".img.pipe-test.fifo")
+    forward = subprocess.Popen(
+        ["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", fifo, "sleep", "300"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    deadline = threading.Event()
+    for _ in range(50):
+        if os.path.exists(fifo):
+            break
+        deadline.wait(0.1)
+    assert os.path.exists(fifo)
+    forward.stdin.close()  # what sshd does when the connection closes
+    forward.wait(10)
+    # Nothing of its process group is left (the `sleep 300` included).
+    left = subprocess.run(["ps", "-o", "pid=", "-g", str(forward.pid)], capture_output=True,
+                          text=True).stdout.split()
+    assert left == []
+    assert os.listdir(tmp_path) == []
+
+
+def test_recv_status_parsing_ignores_strangers(tmp_path):
+    """Only HLTPIPE lines about planned hosts count (a login banner cannot forge a status)."""
+    cmds = commands()
+    run = pipeline._Pipeline(cmds, [["cn01.internal"]], "/dev/null",
+                             report.Reporter(io.StringIO()), "head", 10)
+    run._read_stdout(None, [b"HLTPIPE OK other.internal 5\n", b"hello\n",
+                            b"HLTPIPE P cn01.internal 77\n"])
+    events = []
+    while not run.events.empty():
+        events.append(run.events.get())
+    assert events == [("P", "cn01.internal", "77")]
+
+
+def test_wave_cli_knows_pipeline():
+    args = wave.build_parser().parse_args(["--pipeline", "src", "/d", "cn01"])
+    assert args.pipeline
