@@ -25,7 +25,9 @@ deps:
 test: deps
 	$(PYTHON) -m pytest -p no:cacheprovider -ra tests
 
+# The real OpenStack services (tests/realcloud/README.md): installs them once (~1-2 min).
 test-realcloud: deps
+	$(PYTHON) tests/realcloud/realcloud install
 	$(PYTHON) -m pytest -p no:cacheprovider -ra tests/realcloud
 
 demo: deps
