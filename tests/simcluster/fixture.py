@@ -65,6 +65,7 @@ class SimCluster:
             names = netnodes.default_names(count)
         if os.environ.get("HLTSIM_NO_SIMULATOR"):
             with_simulator = False
+        netnodes.clean_stale_slots()
         deadline = time.monotonic() + wait
         while True:
             for slot in netnodes.SLOTS:

@@ -628,6 +628,22 @@ def teardown_slot(slot, state=None, quiet=False):
         print(f"slot {slot}: down ({len(namespaces)} namespaces removed)")
 
 
+def clean_stale_slots():
+    """Tear down the remains of crashed clusters: any slot whose lock is free but which
+    still has namespaces, a bridge or a state dir. The lock is held while cleaning."""
+    for slot in SLOTS:
+        fd = try_lock(slot)
+        if fd is None:
+            continue
+        try:
+            state = recorded_state(slot)
+            if slot_netns(slot) or Path(f"/sys/class/net/{bridge(slot)}").exists() \
+                    or (state / "slot").exists():
+                teardown_slot(slot, state, quiet=True)
+        finally:
+            os.close(fd)
+
+
 def ip_batch_quiet(lines):
     subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(lines) + "\n",
                    capture_output=True, text=True)
@@ -742,7 +758,7 @@ def status_lines(layout):
         link = link_state(layout, name)
         services = sorted(p.stem for p in layout.run_dir(name).glob("*.pid")
                           if pid_alive(read_pid(p)))
-        flags = [f for f, on in (("link-down", link["down"]), (f"delay {link['delay']}",
+        flags = [f for f, on in (("link-down", link["down"]), ("slow",
                  link["delay"]), (f"rate {link['rate']}", link["rate"])) if on]
         lines.append(f"{name:<20} {node['addr']:<14} {node['netns']:<10} "
                      f"sshd {'up' if sshd and pid_alive(sshd) else 'DOWN'}"
