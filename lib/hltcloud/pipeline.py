@@ -358,23 +358,24 @@ class _Pipeline:
                     self.kill(session)
 
     def _show_progress(self, now, final=False):
+        """Bytes and rate per chain: those of its slowest host still receiving."""
         if not final and now - self._last_progress < self.progress_interval:
             return
         self._last_progress = now
         parts = []
         for index, chain in enumerate(self.chains, 1):
             states = [self.hosts[h] for h in chain]
+            if final:
+                got = sum(1 for s in states if s.state == "ok")
+                parts.append(f"chain {index}: {got}/{len(chain)} host(s) got it")
+                continue
             waiting = [s.bytes for s in states if s.state == "wait"]
             tail = min(waiting) if waiting else self.cmds.size
             done = sum(1 for s in states if s.state != "wait")
             rate = wave.format_rate(tail, now - self.started)
             parts.append(f"chain {index}: {tail / 1e6:.0f}/{self.cmds.size / 1e6:.0f} MB "
-                         f"{rate} {done}/{len(chain)}")
-        text = ", ".join(parts)
-        if final:
-            self.progress.done(text)
-        else:
-            self.progress.update(text)
+                         f"{rate}, {done}/{len(chain)} host(s) done")
+        self.progress.update(", ".join(parts))
 
     def run(self):
         self.start()

@@ -1,0 +1,189 @@
+"""rsync-wave.py --pipeline on the simulated cluster: real files through real ssh chains."""
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+INSTANCES = "/var/lib/nova/instances"
+TOOL = Path(__file__).resolve().parents[1] / "bin" / "rsync-wave.py"
+
+
+def sha1(path):
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def payload(tmp_path):
+    def make(size):
+        source = tmp_path / "payload file.img"  # a space: SOURCE never is a shell word
+        with open(source, "wb") as handle:
+            for _ in range(size // (1 << 20)):
+                handle.write(os.urandom(1 << 20))
+            handle.write(os.urandom(size % (1 << 20)))
+        return source, f"{INSTANCES}/pipe-{uuid.uuid4().hex[:12]}"
+    return make
+
+
+def node_file(cluster, name, dest):
+    return cluster.node_dir(name) / Path(dest).relative_to("/var/lib/nova")
+
+
+def twins(cluster, dest, names=None):
+    """Hidden temporary files (and fifos) of DEST on the nodes."""
+    base = Path(dest).name
+    return [p for name in (names or cluster.names)
+            for p in node_file(cluster, name, dest).parent.glob(f".{base}*")]
+
+
+def our_processes():
+    """Processes (on the head or in any node: one pid namespace) running our node scripts."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "hltpipe-" in cmdline:
+            found.append((entry.name, cmdline[:120]))
+    return found
+
+
+def eventually(check, seconds):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if not value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def chain_lines(out):
+    return re.findall(r"^\[ ok \] (\S+) --> (\S+) \(([\d.]+ [kMG]B/s)\)$", out, re.M)
+
+
+def test_every_node_gets_the_file_through_one_chain(cluster, payload):
+    source, dest = payload(5 * 1024 * 1024 + 3)
+    res = cluster.run_tool("rsync-wave.py", "--pipeline", "--line-output", str(source), dest,
+                           ",".join(cluster.names))
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in cluster.names:
+        assert sha1(node_file(cluster, name, dest)) == sha1(source), name
+    pairs = {target: src for src, target, _ in chain_lines(res.stdout)}
+    assert sorted(pairs) == sorted(cluster.names)
+    # One chain in host order: each host got it from the one before it.
+    for before, host in zip(cluster.names, cluster.names[1:]):
+        assert pairs[host] == before
+    lines = res.stdout.splitlines()
+    assert lines[0] == f"pipelining {source} to {len(cluster.names)} host(s) in 1 chain(s)..."
+    assert any(re.match(r"pipelining\.\.\.chain 1: \d+/5 MB ", line) for line in lines)
+    assert "\r" not in res.stdout  # --line-output: whole lines only
+    assert "file size: 5MB" in lines and lines[-1] == f"All {len(cluster.names)} host(s) have the file."
+    assert twins(cluster, dest) == []
+    assert eventually(our_processes, 5) == []
+
+
+def test_two_chains_start_at_the_head(cluster, payload):
+    source, dest = payload(1024 * 1024)
+    res = cluster.run_tool("rsync-wave.py", "--pipeline", "--head-slots", "2", str(source), dest,
+                           *cluster.names)
+    assert res.returncode == 0, res.stdout + res.stderr
+    pairs = {target: src for src, target, _ in chain_lines(res.stdout)}
+    half = len(cluster.names) // 2
+    first, second = cluster.names[:half], cluster.names[half:]
+    assert pairs[first[0]] == pairs[second[0]] and pairs[first[0]] not in cluster.names
+    for chain in (first, second):
+        for before, host in zip(chain, chain[1:]):
+            assert pairs[host] == before
+    for name in cluster.names:
+        assert sha1(node_file(cluster, name, dest)) == sha1(source)
+
+
+def test_dry_run_prints_the_chains_and_copies_nothing(cluster, payload):
+    source, dest = payload(1000)
+    res = cluster.run_tool("rsync-wave.py", "--pipeline", "--dry-run", "--head-slots", "2",
+                           str(source), dest, *cluster.names)
+    assert res.returncode == 0, res.stderr
+    chains = re.findall(r"^\[DRY \] chain (\d): \S+ --> (.*)$", res.stdout, re.M)
+    half = len(cluster.names) // 2
+    assert chains == [("1", " --> ".join(cluster.names[:half])),
+                      ("2", " --> ".join(cluster.names[half:]))]
+    assert not any(node_file(cluster, n, dest).exists() for n in cluster.names)
+    assert twins(cluster, dest) == []
+
+
+def test_middle_host_lost_mid_transfer_the_rest_still_get_it(cluster, payload):
+    """cn03 of the chain cn01..cn06 loses its link while the file flows through it: the hosts
+    after it are completed by the wave from hosts that have the file, in the same run; cn03
+    is reported and the exit status is 1."""
+    source, dest = payload(12 * 1024 * 1024)
+    for name in cluster.names:
+        cluster.shape(name, "20mbit")  # ~5 s through the chain: time to cut it mid-way
+    victim = cluster.names[2]
+    proc = subprocess.Popen([str(TOOL), "--pipeline", "--line-output", "--timeout", "4",
+                             "--tries", "1", str(source), dest, *cluster.names],
+                            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        tmp = node_file(cluster, victim, dest).parent
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            sizes = [p.stat().st_size for p in tmp.glob(f".{Path(dest).name}.pipe-*")
+                     if p.is_file() and not p.name.endswith((".fifo", ".st"))]
+            if sizes and max(sizes) > 1024 * 1024:
+                break
+            time.sleep(0.1)
+        cluster.fault(victim, "down")
+        for name in cluster.names:  # the survivors at full speed for the completion
+            if name != victim:
+                cluster.shape(name, None)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    print(out, err)
+    assert proc.returncode == 1, out + err
+    for name in cluster.names:
+        if name != victim:
+            assert sha1(node_file(cluster, name, dest)) == sha1(source), (name, out)
+    assert not node_file(cluster, victim, dest).exists()
+    assert re.search(rf"^\[WARN\] \S+ --> {re.escape(victim)}: ", out, re.M), out
+    assert "completing" in out and "with the wave" in out
+    assert f"1 of {len(cluster.names)} host(s) did not get the file: {victim}" in out
+    survivors = [n for n in cluster.names if n != victim]
+    assert eventually(lambda: twins(cluster, dest, survivors), 10) == []
+    # The cut-off host cleans up by itself too (its own stall watchdog), link or no link.
+    assert eventually(lambda: twins(cluster, dest, [victim]), 20) == []
+    assert eventually(our_processes, 20) == []
+
+
+def test_sigint_leaves_no_process_and_no_final_file(cluster, payload):
+    source, dest = payload(16 * 1024 * 1024)
+    for name in cluster.names:
+        cluster.shape(name, "10mbit")  # ~13 s: the interrupt lands mid-transfer
+    proc = subprocess.Popen([str(TOOL), "--pipeline", str(source), dest, *cluster.names],
+                            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+                p.stat().st_size > 0 for p in twins(cluster, dest) if p.is_file()):
+            time.sleep(0.2)
+        time.sleep(1)  # data flowing through the whole chain
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, out + err
+    assert "interrupted" in err
+    assert eventually(our_processes, 10) == []
+    assert not any(node_file(cluster, n, dest).exists() for n in cluster.names)
+    assert eventually(lambda: twins(cluster, dest), 10) == []
