@@ -15,7 +15,14 @@ import netnodes
 from hltcloud import config as site_config
 
 CLUSTER = str(netnodes.HERE / "cluster")
+SLOT_WAIT = 30  # seconds the teardown tests wait for a second free slot before skipping
 NODE_SERVICE = str(netnodes.NODE_SERVICE)
+
+
+def require_cluster_tools():
+    reason = fixture.unavailable()
+    if reason:
+        pytest.skip(reason)
 
 
 def pdsh_env(cluster):
@@ -214,10 +221,8 @@ def test_reset_stops_daemons_empties_nodes_heals_links(simcluster):
     assert "tbf" not in qdiscs(c, c.names[2])[0]
 
 
-def free_slot_other_than(used):
+def free_slot():
     for slot in netnodes.SLOTS:
-        if slot == used:
-            continue
         fd = netnodes.try_lock(slot)
         if fd is not None:
             os.close(fd)
@@ -232,14 +237,19 @@ def leftovers(slot, state, pids):
             "state": Path(state).exists()}
 
 
-def test_cli_up_down_after_a_crash_leaves_nothing(simcluster, tmp_path):
+def test_cli_up_down_after_a_crash_leaves_nothing(tmp_path):
     """`cluster up` in a second slot, a crash (its lock holder killed), a new `up` over the
     stale remains, then `down`: no namespace, no bridge, no process, no state dir."""
+    require_cluster_tools()
     state = str(tmp_path / "state")
-    for _ in netnodes.SLOTS:  # other test sessions may take a slot between look and use
-        slot = free_slot_other_than(simcluster.slot)
+    deadline = time.monotonic() + SLOT_WAIT
+    while True:  # other test sessions may hold the slots, or take one between look and use
+        slot = free_slot()
         if slot is None:
-            pytest.skip("no second free slot for the CLI test")
+            if time.monotonic() > deadline:
+                pytest.skip(f"no second free slot for the CLI test within {SLOT_WAIT}s")
+            time.sleep(1)
+            continue
         cli = [sys.executable, CLUSTER, "--slot", str(slot), "--state", state]
         res = subprocess.run(cli + ["--names", "a1.internal,a2.internal", "--no-simulator",
                                     "up", "2"], capture_output=True, text=True, timeout=60)
@@ -269,7 +279,40 @@ def test_cli_up_down_after_a_crash_leaves_nothing(simcluster, tmp_path):
     assert netnodes.try_lock(slot) is not None  # the slot is free again
 
 
+def test_a_crashed_session_is_cleaned_up_by_the_next():
+    """A test session killed with -9 frees its slot (it held the lock itself); the next
+    session's start cleans the remains: processes, namespaces, bridge, state dir."""
+    require_cluster_tools()
+    code = ("import fixture, os\n"
+            "try:\n"
+            "    c = fixture.SimCluster.start(names=['z1.internal'], with_simulator=False, "
+            f"wait={SLOT_WAIT})\n"
+            "except fixture.ClusterError as err:\n"
+            "    print('none', err, flush=True); raise SystemExit(0)\n"
+            "print(c.slot, c.state, flush=True)\n"
+            "os.kill(os.getpid(), 9)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=str(netnodes.HERE))
+    if res.stdout.startswith("none"):
+        pytest.skip("no second free slot for the crash test")
+    assert res.returncode == -9, res.stderr
+    slot, state = res.stdout.split()
+    slot = int(slot)
+    pids = netnodes.recorded_pids(state) + netnodes.node_pids(state)
+    assert len(pids) == 2 and all(netnodes.pid_alive(p) for p in pids)  # head + node sshd
+    netnodes.clean_stale_slots()
+    assert [p for p in pids if netnodes.pid_alive(p)] == [] and not Path(state).exists()
+    fd = netnodes.try_lock(slot)
+    if fd is not None:  # unless another session took the slot meanwhile
+        try:
+            assert netnodes.slot_netns(slot) == []
+            assert not Path(f"/sys/class/net/hltbr{slot}").exists()
+        finally:
+            os.close(fd)
+
+
 def test_cli_refuses_without_root_in_one_line():
+    require_cluster_tools()
     res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                           sys.executable, CLUSTER, "up", "2"],
                          capture_output=True, text=True, timeout=30)
@@ -282,6 +325,7 @@ def test_cli_refuses_without_root_in_one_line():
 
 
 def test_bad_names_and_slots_fail_before_doing_anything():
+    require_cluster_tools()
     for argv, message in ((["--slot", "7", "up", "2"], "slot must be 0..3"),
                           (["--names", "a;b", "up"], "a;b"),
                           (["up", "51"], "at most 50 nodes"),

@@ -74,7 +74,7 @@ class SimCluster:
                     continue
                 try:
                     layout = netnodes.up(slot, names, lock_fd=fd, with_simulator=with_simulator,
-                                         log=lambda line: None)
+                                         log=lambda line: None, detach_lock=False)
                 except BaseException:
                     os.close(fd)
                     raise

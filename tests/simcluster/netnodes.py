@@ -340,9 +340,13 @@ def recorded_pids(state):
 
 # ---------------------------------------------------------------- up
 
-def up(slot, names, state=None, lock_fd=None, with_simulator=True, log=print):
+def up(slot, names, state=None, lock_fd=None, with_simulator=True, log=print,
+       detach_lock=True):
     """Build the cluster in SLOT. Takes the slot lock unless LOCK_FD (already locked) is given.
 
+    DETACH_LOCK: a recorded sleeper keeps the slot locked after the caller exits (the
+    `cluster` command). A long-lived caller (pytest, demo) keeps LOCK_FD open itself instead,
+    so that its crash frees the slot and the next run cleans the remains.
     On any failure, everything made so far is removed again.
     """
     state = check_state_path(state or default_state(slot))
@@ -357,7 +361,8 @@ def up(slot, names, state=None, lock_fd=None, with_simulator=True, log=print):
         make_state(layout)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{state}\n".encode(), 0)  # lets `down --slot K` find a custom --state
-        hold_lock(fd, layout)
+        if detach_lock or lock_fd is None:
+            hold_lock(fd, layout)
         make_network(layout)
         start_sshds(layout)
         if with_simulator and SIMULATOR.exists():
