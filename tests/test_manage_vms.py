@@ -1,0 +1,162 @@
+"""openstack-hlt-manage runvms, listwns and vmstats on the simulated cluster.
+
+Expected counts are derived here from Placement and the quota (not from constants), and the
+cloud's state after the run is checked with novaclient and the simulator's request log.
+"""
+import json
+
+import pytest
+
+from test_manage_cluster import (FLAVOR, boot_on, clear_log, client, image_id, lines, mutations,
+                                 nova, requests, start_compute, tool)  # noqa: F401 (nova: fixture)
+
+PLACEMENT = {"service_type": "placement"}
+PLACEMENT_HEADERS = {"OpenStack-API-Version": "placement 1.10"}
+
+
+@pytest.fixture(autouse=True)
+def worker_image(cluster):
+    """The configured runvms image exists in Glance (images survive the cluster's reset)."""
+    _, sess = client(cluster)
+    return image_id(cluster, sess)
+
+
+def expected_fit(cluster, nova, empty=False):
+    """VMs of the flavor that fit the enabled, up hosts: computed from Placement here."""
+    _, sess = client(cluster)
+    flavor = nova.flavors.find(name=FLAVOR)
+    need = {"VCPU": flavor.vcpus, "MEMORY_MB": flavor.ram, "DISK_GB": flavor.disk}
+    usable = {s.host for s in nova.services.list(binary="nova-compute")
+              if s.status == "enabled" and s.state == "up"}
+    providers = sess.get("/resource_providers", endpoint_filter=PLACEMENT,
+                         headers=PLACEMENT_HEADERS).json()["resource_providers"]
+    total = 0
+    for rp in providers:
+        if rp["name"] not in usable:
+            continue
+        inv = sess.get(f"/resource_providers/{rp['uuid']}/inventories", endpoint_filter=PLACEMENT,
+                       headers=PLACEMENT_HEADERS).json()["inventories"]
+        used = {} if empty else sess.get(f"/resource_providers/{rp['uuid']}/usages",
+                                         endpoint_filter=PLACEMENT,
+                                         headers=PLACEMENT_HEADERS).json()["usages"]
+        total += min(int(((inv[rc]["total"] - inv[rc]["reserved"]) * inv[rc]["allocation_ratio"]
+                          - used.get(rc, 0)) // amount) for rc, amount in need.items())
+    return total
+
+
+def expected_quota_room(nova):
+    flavor = nova.flavors.find(name=FLAVOR)
+    lim = {item.name: item.value for item in nova.limits.get().absolute}
+    room = []
+    for maximum, used, per in (("maxTotalInstances", "totalInstancesUsed", 1),
+                               ("maxTotalCores", "totalCoresUsed", flavor.vcpus),
+                               ("maxTotalRAMSize", "totalRAMUsed", flavor.ram)):
+        if lim[maximum] >= 0:
+            room.append((lim[maximum] - lim[used]) // per)
+    return min(room) if room else 10 ** 9
+
+
+def boots(log):
+    return [r for r in log if r["method"] == "POST" and r["path"].rstrip("/").endswith("/servers")]
+
+
+def statuses(nova):
+    return sorted(s.status for s in nova.servers.list(search_opts={"all_tenants": 1}))
+
+
+def test_runvms_dry_run_shows_the_one_request_and_boots_nothing(cluster, nova):
+    start_compute(cluster, nova, cluster.names[:2])
+    want = min(expected_fit(cluster, nova), expected_quota_room(nova))
+    clear_log(cluster)
+    result = tool(cluster, "runvms")
+    assert result.returncode == 0, result.stdout + result.stderr
+    dry = [l for l in lines(result) if l.startswith("[DRY ]")]
+    assert len(dry) == 1 and dry[0].startswith(f"[DRY ] Booting {want} VM(s) named wn-grid: POST /servers")
+    assert f'"min_count": {want}, "max_count": {want}' in dry[0]
+    assert mutations(requests(cluster)) == []
+    assert statuses(nova) == []
+
+
+def test_runvms_boots_what_the_quota_allows_in_one_request(cluster, nova):
+    start_compute(cluster, nova, cluster.names[:2])
+    fit, quota = expected_fit(cluster, nova), expected_quota_room(nova)
+    assert quota < fit  # default quota (cores) is the tighter bound with two hosts up
+    clear_log(cluster)
+    result = tool(cluster, "--for-real", "--vm-timeout", "60", "runvms")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Requested {quota} VM(s), {quota} ACTIVE" in lines(result)
+    assert len(boots(requests(cluster))) == 1
+    assert statuses(nova) == ["ACTIVE"] * quota
+    again = tool(cluster, "--for-real", "--vm-timeout", "60", "runvms")
+    assert again.returncode == 0
+    assert any(l.startswith("[ OK ] Nothing to boot") for l in lines(again))
+    assert statuses(nova) == ["ACTIVE"] * quota
+
+
+def test_runvms_fills_the_capacity_when_the_quota_is_large(cluster, nova):
+    start_compute(cluster, nova, cluster.names[:2])
+    cluster.sim("POST", "/sim/quota", {"instances": 1000, "cores": 1000, "ram": 10 ** 7})
+    boot_on(cluster, nova, cluster.names[0], 1, name="other")  # usage counts too
+    fit = expected_fit(cluster, nova)
+    clear_log(cluster)
+    result = tool(cluster, "--for-real", "--vm-timeout", "60", "runvms")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Requested {fit} VM(s), {fit} ACTIVE" in lines(result)
+    assert len(boots(requests(cluster))) == 1
+    assert statuses(nova) == ["ACTIVE"] * (fit + 1)
+    assert expected_fit(cluster, nova) == 0
+
+
+def test_runvms_count_is_an_upper_bound(cluster, nova):
+    start_compute(cluster, nova, cluster.names[:1])
+    result = tool(cluster, "--for-real", "--vm-timeout", "60", "--count", "2", "runvms")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Requested 2 VM(s), 2 ACTIVE" in lines(result)
+    assert statuses(nova) == ["ACTIVE", "ACTIVE"]
+
+
+def test_runvms_unknown_image_fails_without_booting(cluster, nova):
+    start_compute(cluster, nova, cluster.names[:1])
+    clear_log(cluster)
+    result = tool(cluster, "--for-real", "--image", "no-such-image", "runvms")
+    assert result.returncode == 1
+    assert "[FAIL] runvms: image not found: no-such-image" in lines(result)
+    assert mutations(requests(cluster)) == []
+
+
+def test_listwns_lists_only_workers_in_host_order(cluster, nova):
+    a, b = cluster.names[:2]
+    start_compute(cluster, nova, [a, b])
+    on_b = boot_on(cluster, nova, b, 2)
+    on_a = boot_on(cluster, nova, a, 1)
+    boot_on(cluster, nova, a, 1, name="not-a-worker")
+    result = tool(cluster, "listwns")
+    assert result.returncode == 0, result.stderr
+    rows = [[c.strip() for c in l.strip("|").split("|")] for l in lines(result)
+            if l.startswith("| ") and not l.startswith("| ID")]
+    assert [r[0] for r in rows[:1]] == on_a and sorted(r[0] for r in rows[1:]) == sorted(on_b)
+    assert [r[3] for r in rows] == [a, b, b] and {r[2] for r in rows} == {"ACTIVE"}
+    assert all(r[4].count(".") == 3 for r in rows)  # one IPv4 address each
+    data = json.loads(tool(cluster, "--json", "listwns").stdout)
+    assert [d["id"] for d in data][:1] == on_a and len(data) == 3
+
+
+def test_vmstats_counts_and_capacity(cluster, nova):
+    a, b = cluster.names[:2]
+    start_compute(cluster, nova, [a, b])
+    boot_on(cluster, nova, a, 2)
+    boot_on(cluster, nova, b, 1, name="other")
+    result = tool(cluster, "--json", "vmstats")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["total"] == 3 and data["by_status"] == {"ACTIVE": 3}
+    assert data["by_host"] == {a: 2, b: 1}
+    cap = data["capacity"]
+    assert cap["hypervisors"] == 2
+    assert cap["total"] == expected_fit(cluster, nova, empty=True)
+    assert cap["free"] == expected_fit(cluster, nova)
+    assert cap["used"] == cap["total"] - cap["free"]
+    text = tool(cluster, "vmstats")
+    assert text.returncode == 0
+    assert (f"Capacity in VMs of flavor {FLAVOR} on 2 enabled, up hypervisor(s): {cap['total']} total, "
+            f"{cap['used']} used, {cap['free']} free") in lines(text)
