@@ -332,8 +332,15 @@ def test_boot_over_quota_is_refused(sim, nova):
     boot(nova, sim, 5, flavor_name="m1.tiny", min_count=1)  # Nova boots what the quota allows
     assert len(all_servers(nova)) == 3
     sim.sim("POST", "/quota", {"instances": 10, "cores": 4})
-    with pytest.raises(nova_exc.Forbidden, match="Quota exceeded for cores"):
+    with pytest.raises(nova_exc.Forbidden) as err:
         boot(nova, sim, 1, flavor_name="ali1.xlarge")
+    assert "Quota exceeded for cores: Requested 4, but already used 3 of 4 cores" in str(err.value)
+    sim.sim("POST", "/quota", {"instances": 4, "cores": 5})
+    with pytest.raises(nova_exc.Forbidden) as err:
+        boot(nova, sim, 3, flavor_name="m1.tiny", min_count=2)
+    assert ("Quota exceeded for instances, cores: Requested 2-3, 3, but already used 3, 3 "
+            "of 4, 5 instances, cores") in str(err.value)
+    assert len(all_servers(nova)) == 3
 
 
 def test_delete_waits_for_the_agent_while_the_service_is_up(sim, nova):
@@ -505,7 +512,9 @@ def test_listens_on_every_address_and_refuses_a_missing_password(tmp_path):
     assert missing.returncode != 0
     assert "admin-password" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
     (state / "admin-password").write_text("pw\n")
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "simulator.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
         def health(address):
             try:
@@ -513,8 +522,9 @@ def test_listens_on_every_address_and_refuses_a_missing_password(tmp_path):
                     return r.status == 200
             except OSError:
                 return False
-        assert wait_for(lambda: health("127.0.0.1"), timeout=10)
+        assert wait_for(lambda: health("127.0.0.1"), timeout=10), log.read_text()
         assert health("127.0.0.2")
     finally:
         proc.terminate()
-        assert proc.wait(timeout=10) == 0
+        code = proc.wait(timeout=10)
+    assert code == 0, log.read_text()

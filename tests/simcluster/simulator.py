@@ -52,13 +52,13 @@ def main(argv=None):
     for service in (Keystone, Nova, Glance, Placement, Control):
         sim.register(service.name_prefix, service(sim))
     addresses = [a for a in args.listen.split(",") if a]
+    stop = threading.Event()  # handlers first: a TERM right after the first answer is clean
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         servers = serve(sim, addresses, args.port)
     except OSError as err:
         raise SystemExit(f"simulator: cannot listen on {args.listen} port {args.port}: {err.strerror}")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(f"simulator: listening on {','.join(addresses)} port {args.port}", flush=True)
     stop.wait()
     for server in servers:

@@ -77,10 +77,6 @@ def vtext(version):
     return "%d.%d" % version
 
 
-def truthy(value):
-    return str(value).strip().lower() in ("1", "true", "yes", "on", "t", "y")
-
-
 def int_arg(req, name, default=None, minimum=0):
     value = req.arg(name)
     if value is None or value == "":

@@ -1,4 +1,17 @@
-"""/sim/*: the control API for tests, the cluster script and the compute agents (no token)."""
+"""/sim/*: the control API for tests, the cluster script and the compute agents (no token).
+
+Beyond the README's table:
+  GET  /sim/health                  200 {"status": "ok"} once listening
+  GET  /sim/hosts                   every hypervisor: up, enabled, virtual, VM and pending counts
+  POST /sim/hosts                   also takes "inventory": {"VCPU": n, "MEMORY_MB": n, "DISK_GB": n}
+                                    (totals replacing the default ones, for scale benchmarks)
+  GET  /sim/servers                 every VM with host, vm_state, task_state, stuck
+  GET  /sim/quota                   the admin project's quota ({"instances","cores","ram"}; -1: none)
+  POST /sim/agent/<host>/heartbeat  {"created": [ids], "removed": [ids]} (work done since the last
+                                    beat) -> {"create": [{"id","name","instance_name",...}],
+                                    "remove": [ids]} (all work still pending for this host)
+Request log entries also carry "duration" (seconds); reading or clearing the log is not logged.
+"""
 import time
 
 from .base import Service

@@ -108,6 +108,7 @@ class Cloud:
         self.tokens = {}  # token -> expiry (wall time)
         self.hosts = {}  # name -> Host, in the order added
         self.hosts_by_uuid = {}
+        self.hosts_by_service = {}
         self.images = {}  # id -> image dict
         self.flavors = {f[0]: {"id": f[0], "name": f[1], "vcpus": f[2], "ram": f[3], "disk": f[4]}
                         for f in FLAVORS}
@@ -136,6 +137,7 @@ class Cloud:
             host = Host(name, bool(virtual), len(self.hosts) + 1, inventory)
             self.hosts[name] = host
             self.hosts_by_uuid[host.uuid] = host
+            self.hosts_by_service[host.service_id] = host
             added.append(name)
         return added
 
@@ -186,22 +188,26 @@ class Cloud:
         return {"instances": len(self.vms), "cores": cores, "ram": ram}
 
     def allowed_count(self, flavor, min_count, max_count):
-        """Nova's quota check: as many as fit between min and max, else 403 for min."""
+        """Nova's check_num_instances_quota: as many as the quota allows between min and max
+        count, else 403 with Nova's TooManyInstances text (overs judged at max_count)."""
         used = self.usage()
         per_vm = {"instances": 1, "cores": flavor["vcpus"], "ram": flavor["ram"]}
-        allowed = max_count
-        for res, per in per_vm.items():
-            limit = self.quota[res]
-            if limit < 0 or per == 0:
-                continue
-            allowed = min(allowed, (limit - used[res]) // per)
-        if allowed >= min_count:
+        limited = [res for res in per_vm if self.quota[res] >= 0]
+        overs = [res for res in limited if used[res] + per_vm[res] * max_count > self.quota[res]]
+        if not overs:
+            return max_count
+        allowed = min((self.quota[res] - used[res]) // per_vm[res] for res in limited)
+        if 0 < allowed and min_count <= allowed <= max_count:
             return allowed
-        overs = [res for res, per in per_vm.items()
-                 if self.quota[res] >= 0 and used[res] + per * min_count > self.quota[res]]
-        res = overs[0]
-        raise ApiError(403, "Quota exceeded for %s: Requested %d, but already used %d of %d %s" % (
-            ",".join(overs), per_vm[res] * min_count, used[res], self.quota[res], ",".join(overs)))
+        requested = {"instances": str(min_count) if min_count == max_count else
+                     f"{min_count}-{max_count}",
+                     "cores": max_count * per_vm["cores"], "ram": max_count * per_vm["ram"]}
+
+        def join(values):
+            return ", ".join(str(v) for v in values)
+        raise ApiError(403, "Quota exceeded for %s: Requested %s, but already used %s of %s %s" % (
+            join(overs), join(requested[r] for r in overs), join(used[r] for r in overs),
+            join(self.quota[r] for r in overs), join(overs)))
 
     def schedule(self, flavor, count):
         """All or nothing: a host for each VM of the request (most free RAM first), or None."""

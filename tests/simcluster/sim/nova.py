@@ -8,7 +8,7 @@ import secrets
 import time
 from urllib.parse import urlencode
 
-from .base import Service, int_arg, parse_microversion, truthy, vtext
+from .base import Service, int_arg, parse_microversion, vtext
 from .http import Response
 from .model import (ADMIN_PROJECT_ID, ADMIN_USER_ID, HEAD_HOST, KEYPAIRS, NETWORK, ApiError,
                     now_iso)
@@ -21,6 +21,17 @@ FAULT_NAMES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "i
 STATUS_OF = {"building": "BUILD", "active": "ACTIVE", "error": "ERROR", "stopped": "SHUTOFF"}
 VM_STATE_OF = {v: k for k, v in STATUS_OF.items()}
 HEAD_BINARIES = ("nova-conductor", "nova-scheduler")
+UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
+
+
+def strict_bool(req, name):
+    """oslo strutils.bool_from_string(strict=True), as Nova parses with_servers."""
+    value = req.arg(name, "false").strip().lower()
+    if value in ("1", "t", "true", "on", "y", "yes"):
+        return True
+    if value in ("0", "f", "false", "off", "n", "no"):
+        return False
+    raise ApiError(400, f"Invalid input for query parameters {name}. Value: {value}.")
 
 
 def fingerprint(public_key):
@@ -193,9 +204,9 @@ class Nova(Service):
         if reason is not None and (not isinstance(reason, str) or not 1 <= len(reason) <= 255):
             raise ApiError(400, "Invalid input for field/attribute disabled_reason.")
         with self.cloud.lock:
-            host = next((h for h in self.cloud.hosts.values() if h.service_id == sid), None)
+            host = self.cloud.hosts_by_service.get(sid)
             if host is None:
-                if not re.fullmatch(r"[0-9a-fA-F-]{32,36}", sid):
+                if not UUID.fullmatch(sid):
                     raise ApiError(400, f"Invalid uuid {sid}")
                 raise ApiError(404, f"Service {sid} not found.")
             if status is not None:
@@ -229,8 +240,9 @@ class Nova(Service):
                     "disk_available_least": inv["DISK_GB"]["total"] - used["DISK_GB"],
                     "current_workload": 0, "running_vms": len(host.vms),
                     "cpu_info": cpu_info if req.mv >= (2, 28) else str(cpu_info)})
-            else:
-                view["uptime"] = " 17:00:00 up 42 days,  1:00,  0 users,  load average: 0.00"
+            else:  # Nova gives None for a host it cannot ask
+                view["uptime"] = (" 17:00:00 up 42 days,  1:00,  0 users,  load average: 0.00"
+                                  if up else None)
         if with_servers:
             servers = [{"name": vm["instance_name"], "uuid": vm["id"]} for vm in host.vms.values()]
             if servers or req.mv >= (2, 75):
@@ -238,6 +250,8 @@ class Nova(Service):
         return view
 
     def _find_host(self, ident, mv):
+        if mv >= (2, 53) and not UUID.fullmatch(ident):
+            raise ApiError(400, f"Invalid uuid {ident}")
         if mv >= (2, 53):
             host = self.cloud.hosts_by_uuid.get(ident)
         else:
@@ -247,7 +261,7 @@ class Nova(Service):
         return host
 
     def hypervisors_list(self, req, detail):
-        with_servers = req.mv >= (2, 53) and truthy(req.arg("with_servers", "false"))
+        with_servers = req.mv >= (2, 53) and strict_bool(req, "with_servers")
         pattern = req.arg("hypervisor_hostname_pattern") if req.mv >= (2, 53) else None
         limit = int_arg(req, "limit", None, 0) if req.mv >= (2, 33) else None
         marker = req.arg("marker") if req.mv >= (2, 33) else None
@@ -287,7 +301,7 @@ class Nova(Service):
         return page, links
 
     def hypervisor_show(self, req, ident):
-        with_servers = req.mv >= (2, 53) and truthy(req.arg("with_servers", "false"))
+        with_servers = req.mv >= (2, 53) and strict_bool(req, "with_servers")
         with self.cloud.lock:
             view = self._hyp_view(req, self._find_host(ident, req.mv), True, with_servers, None)
         return Response(200, {"hypervisor": view})
