@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Benchmark of the OpenStack simulator at scale (nothing asserted, figures printed).
 
-A standalone simulator on loopback with 500 virtual hypervisors and 10,000 VMs; through the
-real python-novaclient (hltcloud.cloud.Cloud, microversion 2.60) it times:
+A standalone simulator on loopback with 50 virtual hypervisors / 1,000 VMs, then another with
+500 / 10,000; through the real python-novaclient (hltcloud.cloud.Cloud, microversion 2.60)
+it times:
   - `nova service-list` (GET /os-services),
   - hypervisor listing with servers (GET /os-hypervisors?hypervisor_hostname_pattern=&with_servers),
   - servers detail with all_tenants, every page (Nova pages by 1000),
-and prints the wall time, the number of API requests (from /sim/requests) and the time per
-hypervisor or per VM, best of RUNS.
+and prints, side by side, the wall time and the number of API requests (from /sim/requests)
+at both scales, best of RUNS, and the time ratio (10 for linear growth).
 """
 import json
 import os
@@ -25,7 +26,8 @@ sys.path.insert(0, str(REPO / "lib"))
 from hltcloud.cloud import Cloud  # noqa: E402
 
 SIMULATOR = REPO / "tests" / "simcluster" / "simulator.py"
-HOSTS, VMS, BATCH, RUNS = 500, 10_000, 1000, 3
+SCALES = [(50, 1_000), (500, 10_000)]  # (hypervisors, VMs)
+BATCH, RUNS = 1000, 3
 
 
 def free_port():
@@ -57,6 +59,17 @@ def measure(url, action):
 
 
 def main():
+    results = [one_scale(hosts, vms) for hosts, vms in SCALES]
+    (h1, v1), (h2, v2) = SCALES
+    print(f"{'operation':<42} | {f'{h1} hv / {v1} VMs':>22} | {f'{h2} hv / {v2} VMs':>22} | ratio")
+    print(f"{'':<42} | {'time':>10} {'requests':>11} | {'time':>10} {'requests':>11} |")
+    for label in results[0]:
+        (t1, r1), (t2, r2) = results[0][label], results[1][label]
+        print(f"{label:<42} | {t1 * 1000:8.1f}ms {r1:11d} | {t2 * 1000:8.1f}ms {r2:11d} | "
+              f"{t2 / t1:5.1f}")
+
+
+def one_scale(hosts, vms):
     with tempfile.TemporaryDirectory(prefix="bench-sim-") as state:
         password = secrets.token_urlsafe(16)
         Path(state, "admin-password").write_text(password)
@@ -73,15 +86,15 @@ def main():
                     break
                 except OSError:
                     time.sleep(0.1)
-            run(url, state, password)
+            return run(url, state, password, hosts, vms)
         finally:
             proc.terminate()
             proc.wait(timeout=10)
             log.close()
 
 
-def run(url, state, password):
-    names = [f"hv{i:04d}.internal" for i in range(1, HOSTS + 1)]
+def run(url, state, password, hosts, vms):
+    names = [f"hv{i:04d}.internal" for i in range(1, hosts + 1)]
     # Twice the default inventory, so that 20 m1.tiny VMs a host fit (VCPU 16 x 2.0).
     control(url, "POST", "/sim/hosts", {"names": names, "virtual": True,
                                         "inventory": {"VCPU": 16, "MEMORY_MB": 32768}})
@@ -97,26 +110,25 @@ def run(url, state, password):
     nova = cloud.nova()
     flavor = nova.flavors.find(name="m1.tiny")
     started = time.perf_counter()
-    for _ in range(VMS // BATCH):
+    for _ in range(vms // BATCH):
         nova.servers.create("wn-grid", image, flavor, min_count=BATCH, max_count=BATCH, nics="auto")
-    boot_time = time.perf_counter() - started
-
-    print(f"simulator at {HOSTS} hypervisors, {VMS} VMs (boot of {VMS // BATCH} x {BATCH} VMs: "
-          f"{boot_time:.2f} s)")
-    print(f"{'operation':<44} {'time':>9} {'requests':>9} {'items':>7} {'per item':>10}")
-    cases = [
-        ("nova service-list", lambda: len(nova.services.list())),
-        ("hypervisors with servers (items: servers)",
-         lambda: sum(len(getattr(h, "servers", [])) for h in nova.hypervisors.search("", servers=True))),
-        ("hypervisors detail", lambda: len(nova.hypervisors.list())),
-        ("servers detail all_tenants, all pages",
-         lambda: len(nova.servers.list(search_opts={"all_tenants": True}, limit=-1))),
-        ("servers detail all_tenants host=hv0001",
-         lambda: len(nova.servers.list(search_opts={"all_tenants": True, "host": names[0]}, limit=-1))),
-    ]
-    for label, action in cases:
-        elapsed, requests, items = measure(url, action)
-        print(f"{label:<44} {elapsed:8.3f}s {requests:9d} {items:7d} {elapsed / max(items, 1) * 1e6:8.1f}us")
+    print(f"{hosts} hypervisors: boot of {vms // BATCH} x {BATCH} VMs took "
+          f"{time.perf_counter() - started:.2f} s")
+    cases = {
+        "nova service-list": lambda: len(nova.services.list()),
+        "hypervisors with servers": lambda: sum(
+            len(getattr(h, "servers", [])) for h in nova.hypervisors.search("", servers=True)),
+        "hypervisors detail": lambda: len(nova.hypervisors.list()),
+        "servers detail all_tenants, all pages": lambda: len(
+            nova.servers.list(search_opts={"all_tenants": True}, limit=-1)),
+        "servers detail all_tenants, host=<one>": lambda: len(
+            nova.servers.list(search_opts={"all_tenants": True, "host": names[0]}, limit=-1)),
+    }
+    results = {}
+    for label, action in cases.items():
+        elapsed, requests, _ = measure(url, action)
+        results[label] = (elapsed, requests)
+    return results
 
 
 if __name__ == "__main__":
