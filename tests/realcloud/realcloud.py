@@ -663,7 +663,9 @@ def write_site_config(rc, ssh_config):
         "image = CentOS6-build13\n"
         "key_name = WorkerNodesSsh\n"
         f"user_data = {rc.state / 'wn-user-data.txt'}\n"
-        "name = wn-grid\n")
+        "name = wn-grid\n"
+        "# no Neutron: boot with nics='none' (microversion >= 2.37)\n"
+        "network = none\n")
 
 
 def node_pid_files(state):

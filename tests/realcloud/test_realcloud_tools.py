@@ -1,0 +1,297 @@
+"""The real tools against the real OpenStack: the scenarios of the simulator's tests
+(tests/test_manage_cluster.py, tests/test_prefill_cluster.py), with the same observable
+results, where the real Nova agrees (differences: tests/realcloud/README.md).
+
+Each test starts from `rcloud`: every node's real nova-compute running, up and enabled, no
+servers, default quotas. The tools run as bin/<tool> with the cloud's OS_* credentials and a
+site config whose node services are tests/realcloud/node-service.
+"""
+import hashlib
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+MANAGE = "openstack-hlt-manage"
+PREFILL = "openstack-prefill-cache"
+COMPUTE = "openstack-nova-compute"
+SERVICES = ("openstack-nova-network", "openstack-nova-metadata-api", COMPUTE, "libvirtd")
+MUTATING = ("POST", "PUT", "DELETE", "PATCH")
+FLAVOR = "ali1.xlarge"
+
+
+# ------------------------------------------------------------------ helpers
+
+def tool(rc, name, *args, timeout=300):
+    """Run bin/NAME; skip (saying why) only while it is still the usage stub."""
+    result = rc.run_tool(name, *args, timeout=timeout)
+    if (result.returncode == 2 and "usage:" in result.stderr
+            and "not implemented" in result.stderr):
+        pytest.skip(f"{name} is still a usage stub (exit 2: not implemented yet)")
+    return result
+
+
+def lines(result):
+    return result.stdout.splitlines()
+
+
+def table_rows(text):
+    return [[cell.strip() for cell in line.strip("|").split("|")]
+            for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith(("| Hypervisor", "| ID"))]
+
+
+def wait_for(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def service(nova, host):
+    return nova.services.list(host=host, binary="nova-compute")[0]
+
+
+def servers_on(nova, host):
+    return nova.servers.list(search_opts={"all_tenants": 1, "host": host})
+
+
+def stop_compute(rc, nova, host):
+    """Kill the host's nova-compute; wait until Nova's heartbeat check calls it down."""
+    done = rc.node_service(host, COMPUTE, "stop")
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: service(nova, host).state == "down", what=f"{host} down")
+
+
+def boot_on(rc, nova, host, count, name="wn-grid"):
+    """COUNT ACTIVE VMs on HOST (the other hosts disabled meanwhile): their ids."""
+    flavor = nova.flavors.find(name=FLAVOR)
+    others = [s for s in nova.services.list(binary="nova-compute")
+              if s.host != host and s.status == "enabled"]
+    for other in others:
+        nova.services.disable_log_reason(other.id, "test: boot on one host")
+    before = {s.id for s in nova.servers.list(search_opts={"all_tenants": 1})}
+
+    def mine():
+        return [s for s in nova.servers.list(search_opts={"all_tenants": 1})
+                if s.id not in before]
+    try:
+        # No Neutron here: nics='none' (microversion >= 2.37), so the VMs have no address.
+        nova.servers.create(name, rc.image_id, flavor, min_count=count, max_count=count,
+                            nics="none")
+        wait_for(lambda: len(mine()) == count and all(s.status == "ACTIVE" for s in mine()),
+                 what=f"{count} VMs ACTIVE on {host}")
+    finally:
+        for other in others:
+            nova.services.enable(other.id)
+    vms = mine()
+    assert {getattr(s, "OS-EXT-SRV-ATTR:host") for s in vms} == {host}
+    return [s.id for s in vms]
+
+
+def mutations_during(rc, action):
+    """Run ACTION; the mutating requests Nova, Placement and Glance answered meanwhile."""
+    apps = ("nova", "placement", "glance", "network")
+    before = {app: len(rc.access_log(app)) for app in apps}
+    result = action()
+    time.sleep(0.2)  # the access log line is written as the answer goes out
+    sent = []
+    for app in apps:
+        for line in rc.access_log(app)[before[app]:]:
+            _, method, path, status = line.split()
+            if method in MUTATING:
+                sent.append(f"{app} {method} {path} {status}")
+    return result, sent
+
+
+@pytest.fixture
+def nova(rcloud):
+    return rcloud.nova()
+
+
+# ------------------------------------------------------------------ status
+
+def test_status_enabled_alive_and_vms(rcloud, nova):
+    first, second, third = rcloud.names[:3]
+    ids = boot_on(rcloud, nova, first, 2)
+    nova.services.disable_log_reason(service(nova, third).id, "test")
+    stop_compute(rcloud, nova, third)
+    result = tool(rcloud, MANAGE, "--nvms", "status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = table_rows(result.stdout)
+    assert [r[0] for r in rows] == rcloud.names
+    by_host = {r[0]: r for r in rows}
+    assert by_host[first][1:4] == ["yes", "alive", "2"]
+    # VMs without an address (no Neutron) are shown by id
+    assert sorted(by_host[first][4].split()) == sorted(ids)
+    assert by_host[second][1:4] == ["yes", "alive", "0"]
+    assert by_host[third][1:3] == ["no", "dead"]
+
+
+def test_status_json_and_an_unknown_host(rcloud, nova):
+    first = rcloud.names[0]
+    result = tool(rcloud, MANAGE, "--json", "--nvms", "status", first, "nosuch.internal")
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert data == [{"hypervisor": first, "enabled": True, "alive": True, "nvms": 0, "vms": []}]
+    assert "[FAIL] nosuch.internal: not a compute host known to Nova" in result.stderr
+
+
+# ------------------------------------------------------------------ dry run
+
+def test_dry_run_sends_no_mutating_request(rcloud, nova):
+    host = rcloud.names[0]
+    ids = boot_on(rcloud, nova, host, 2)
+    other = rcloud.names[1]
+    nova.services.disable_log_reason(service(nova, other).id, "test")
+    runs = [("disable", host), ("enable", other), ("runvms",)]
+    for args in runs:
+        result, sent = mutations_during(rcloud, lambda: tool(rcloud, MANAGE, *args))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert any(l.startswith("[DRY ]") for l in lines(result)), result.stdout
+        assert sent == [], f"dry {args[0]} sent {sent}"
+    out = lines(tool(rcloud, MANAGE, "disable", host))
+    for vm in ids:
+        assert f"[DRY ] Deleting VM {vm} on hypervisor {host}: DELETE /servers/{vm}" in out
+    assert service(nova, host).status == "enabled" and len(servers_on(nova, host)) == 2
+    assert service(nova, other).status == "disabled"
+    assert not rcloud.service_running(host, "libvirtd")  # "start" was only shown
+
+
+# ------------------------------------------------------------------ enable / disable for real
+
+def test_enable_for_real_enables_and_starts_daemons(rcloud, nova):
+    hosts = rcloud.names[:2]
+    for host in hosts:
+        nova.services.disable_log_reason(service(nova, host).id, "test")
+        stop_compute(rcloud, nova, host)
+    result = tool(rcloud, MANAGE, "--for-real", "enable", *hosts)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lines(result) == [
+        f"[ OK ] Enabling hypervisor {hosts[0]}", f"[ OK ] Starting OpenStack daemons on {hosts[0]}",
+        f"[ OK ] Enabling hypervisor {hosts[1]}", f"[ OK ] Starting OpenStack daemons on {hosts[1]}",
+        "", "All commands executed successfully."]
+    for host in hosts:
+        assert service(nova, host).status == "enabled"
+        assert all(rcloud.service_running(host, s) for s in SERVICES)
+    # the real nova-compute the tool started reports to Nova again
+    wait_for(lambda: all(service(nova, h).state == "up" for h in hosts), what="computes up")
+
+
+def test_disable_for_real_deletes_vms_then_stops_daemons(rcloud, nova):
+    host, other = rcloud.names[0], rcloud.names[1]
+    ids = boot_on(rcloud, nova, host, 2)
+    kept = boot_on(rcloud, nova, other, 1)
+    result = tool(rcloud, MANAGE, "--for-real", "--vm-timeout", "60", "disable", host)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = lines(result)
+    assert out[0] == f"[ OK ] Disabling hypervisor {host}"
+    assert out[1] == f"[ OK ] Starting OpenStack daemons on {host}"
+    assert sorted(out[2:4]) == sorted(f"[ OK ] Deleting VM {i} on hypervisor {host}" for i in ids)
+    assert re.fullmatch(rf"Waiting max 60 s for VMs to be deleted on {re.escape(host)}\.\.\."
+                        r"\d+ running \(\d+ s left\)\.\.\.all gone in \d+s!", out[-4]), out
+    assert out[-3] == f"[ OK ] Shutting down OpenStack daemons on {host}"
+    assert out[-1] == "All commands executed successfully."
+    svc = service(nova, host)
+    assert svc.status == "disabled" and "openstack-hlt-manage" in svc.disabled_reason
+    assert servers_on(nova, host) == []
+    assert not any(rcloud.service_running(host, s) for s in SERVICES)
+    assert [s.id for s in servers_on(nova, other)] == kept
+    wait_for(lambda: service(nova, host).state == "down", what=f"{host} reported down")
+
+
+def test_disable_host_whose_compute_is_down(rcloud, nova):
+    host = rcloud.names[0]
+    boot_on(rcloud, nova, host, 2)
+    stop_compute(rcloud, nova, host)
+    result = tool(rcloud, MANAGE, "--for-real", "--vm-timeout", "90", "disable", host)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert any(l.startswith(f"Waiting max 90 s for nova-compute on {host} to report up")
+               for l in lines(result)), result.stdout
+    assert servers_on(nova, host) == []
+    assert not rcloud.service_running(host, COMPUTE)
+
+
+# ------------------------------------------------------------------ runvms, listwns, vmstats
+
+def _capacity(rc):
+    """VMs of the flavor that fit the enabled, up hosts, from Placement (not a constant)."""
+    placement = rc.cloud().placement()
+    flavor = rc.nova().flavors.find(name=FLAVOR)
+    need = {"VCPU": flavor.vcpus, "MEMORY_MB": flavor.ram, "DISK_GB": flavor.disk}
+    total = 0
+    for provider in placement.get("/resource_providers").json()["resource_providers"]:
+        inv = placement.get(f"/resource_providers/{provider['uuid']}/inventories").json()
+        total += min(int((v["total"] - v["reserved"]) * v["allocation_ratio"]) // need[rc_]
+                     for rc_, v in inv["inventories"].items())
+    return total
+
+
+@pytest.mark.parametrize("quota", ["default", "raised"])
+def test_runvms_fills_exactly_the_free_room(rcloud, nova, quota):
+    project = rcloud.cloud().project_id
+    if quota == "raised":
+        nova.quotas.update(project, instances=100, cores=1000, ram=1_000_000)
+    limits = {l.name: l.value for l in nova.limits.get().absolute}
+    flavor = nova.flavors.find(name=FLAVOR)
+    expected = min(_capacity(rcloud), limits["maxTotalInstances"],
+                   limits["maxTotalCores"] // flavor.vcpus,
+                   limits["maxTotalRAMSize"] // flavor.ram)
+    result = tool(rcloud, MANAGE, "--for-real", "--vm-timeout", "120", "runvms")
+    assert result.returncode == 0, result.stdout + result.stderr
+    servers = nova.servers.list(search_opts={"all_tenants": 1})
+    assert len(servers) == expected
+    assert all(s.status == "ACTIVE" for s in servers), [s.status for s in servers]
+    assert all(s.name.startswith("wn-grid") for s in servers)
+    # full now: a second run boots nothing and leaves no ERROR VM behind
+    again = tool(rcloud, MANAGE, "--for-real", "runvms")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert len(nova.servers.list(search_opts={"all_tenants": 1})) == expected
+
+
+def test_listwns_and_vmstats_agree_with_nova(rcloud, nova):
+    first, second = rcloud.names[:2]
+    workers = boot_on(rcloud, nova, first, 2) + boot_on(rcloud, nova, second, 1)
+    other = boot_on(rcloud, nova, second, 1, name="other-vm")
+    listed = tool(rcloud, MANAGE, "--json", "listwns")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    data = json.loads(listed.stdout)
+    assert sorted(d["id"] for d in data) == sorted(workers)
+    assert {d["id"]: d["host"] for d in data} == {
+        s.id: getattr(s, "OS-EXT-SRV-ATTR:host") for s in (nova.servers.get(i) for i in workers)}
+    assert all(d["status"] == "ACTIVE" and d["ips"] == [] for d in data)
+    assert other[0] not in {d["id"] for d in data}
+    text = tool(rcloud, MANAGE, "listwns", first)
+    assert text.returncode == 0
+    assert lines(text)[-1] == "2 worker VM(s) named wn-grid*"
+    stats = tool(rcloud, MANAGE, "--json", "vmstats")
+    assert stats.returncode == 0, stats.stdout + stats.stderr
+    numbers = json.loads(stats.stdout)
+    assert numbers["total"] == 4 and numbers["by_status"] == {"ACTIVE": 4}
+    assert numbers["by_host"] == {first: 2, second: 2}
+    cap = numbers["capacity"]
+    assert cap["total"] == _capacity(rcloud) and cap["used"] == 4
+    assert cap["free"] == cap["total"] - 4
+
+
+# ------------------------------------------------------------------ prefill
+
+def test_prefill_cache_finds_the_image_in_real_glance(rcloud):
+    hosts = rcloud.names[:2]
+    image_id = rcloud.add_image("prefill-real", size_mb=4, fmt="qcow2")
+    result = tool(rcloud, PREFILL, "prefill-real", ",".join(hosts), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Getting image prefill-real (id={image_id})" in result.stdout
+    name = hashlib.sha1(image_id.encode()).hexdigest()
+    for host in hosts:
+        cached = rcloud.node_dir(host) / "instances" / "_base" / name
+        info = subprocess.run(["qemu-img", "info", "--output=json", str(cached)],
+                              capture_output=True, text=True)
+        assert info.returncode == 0, info.stderr
+        assert json.loads(info.stdout)["format"] == "raw"
+        assert json.loads(info.stdout)["virtual-size"] == 4 << 20
+    assert not (rcloud.node_dir(rcloud.names[2]) / "instances" / "_base" / name).exists()
