@@ -528,3 +528,38 @@ def test_listens_on_every_address_and_refuses_a_missing_password(tmp_path):
         proc.terminate()
         code = proc.wait(timeout=10)
     assert code == 0, log.read_text()
+
+
+def test_old_microversion_hypervisor_routes(sim, nova):
+    sim.sim("POST", "/hosts", {"names": ["v1.internal"], "virtual": True})
+    boot(nova, sim, 2, flavor_name="m1.tiny")
+    old = nova_client.Client("2.1", session=Cloud(sim.env).session,
+                             endpoint_override=f"{sim.url}/compute/v2.1")
+    found = old.hypervisors.search("v1.internal", servers=True)  # GET /os-hypervisors/<p>/servers
+    assert len(found) == 1 and isinstance(found[0].id, int)
+    assert len(found[0].servers) == 2
+    assert all(s["name"].startswith("instance-") for s in found[0].servers)
+    detail = old.hypervisors.get(found[0].id)
+    assert (detail.running_vms, detail.vcpus_used) == (2, 2)
+    assert not hasattr(nova.hypervisors.search("cn01.internal", servers=True)[0], "servers")
+    with pytest.raises(nova_exc.NotFound):
+        old.hypervisors.search("absent")
+
+
+def test_placement_microversions(sim):
+    placement = Cloud(sim.env).adapter("placement")
+    answer = placement.get("/resource_providers", headers={"OpenStack-API-Version": "placement 1.14"})
+    assert answer.headers["OpenStack-API-Version"] == "placement 1.14"
+    assert all(p["root_provider_uuid"] == p["uuid"] for p in answer.json()["resource_providers"])
+    refused = placement.get("/resource_providers", raise_exc=False,
+                            headers={"OpenStack-API-Version": "placement 1.40"})
+    assert refused.status_code == 406
+    root = placement.get(f"{sim.url}/placement/", authenticated=False).json()["versions"][0]
+    assert (root["min_version"], root["max_version"]) == ("1.0", "1.39")
+
+
+def test_heartbeat_of_an_unknown_host_is_refused(sim):
+    with pytest.raises(urllib.error.HTTPError) as err:
+        sim.sim("POST", "/agent/cn99.internal/heartbeat", {})
+    assert err.value.code == 404
+    assert sim.sim("POST", "/agent/cn01.internal/heartbeat", {}) == {"create": [], "remove": []}
