@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""Broadcast of one file to N nodes: pipelined chains vs the wave vs the head alone (issue 7).
+
+Brings up a simulated cluster of max(N) nodes (tests/simcluster/cluster, first free slot),
+limits every node link and the head's own link with tc to the same rate, and measures in one
+run, for a 64 MiB file:
+  T1        one head-to-node copy (rsync over ssh, as the wave does it; median of 3)
+  head-only the head copying to every node itself, one after the other
+  wave      rsync-wave.py
+  pipeline  rsync-wave.py --pipeline
+each as a ratio to T1, with the CPU seconds it cost: all of it (head tools and every node's
+sshd, ssh, tee, checksum: a cpuacct cgroup holding this script and the cluster's sshds) and
+the head tools alone (children's rusage). Needs root. Cleans up what it made.
+
+usage: bench_broadcast.py [--rate 200mbit] [--size-mb 64] [--nodes 8,16,32]
+"""
+import argparse
+import hashlib
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER = REPO / "tests" / "simcluster" / "cluster"
+TOOL = REPO / "bin" / "rsync-wave.py"
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+DEST_DIR = "/var/lib/nova/instances"
+
+
+class CpuMeter:
+    """CPU of this process tree, nodes' sshds included: a cpuacct cgroup we move into before
+    the cluster starts (its daemons inherit it). Without cgroup v1 cpuacct: None."""
+
+    def __init__(self):
+        self.group = None
+        try:
+            group = CPUACCT / f"hltbench-{os.getpid()}"
+            group.mkdir()
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+            self.group = group
+        except OSError as err:
+            print(f"note: no cpuacct cgroup ({err}): whole CPU not measured", file=sys.stderr)
+
+    def seconds(self):
+        if not self.group:
+            return None
+        return int((self.group / "cpuacct.usage").read_text()) / 1e9
+
+    def close(self):
+        if not self.group:
+            return
+        try:
+            (CPUACCT / "cgroup.procs").write_text(str(os.getpid()))
+            for _ in range(50):  # the cluster's daemons are gone after `down`
+                try:
+                    self.group.rmdir()
+                    return
+                except OSError:
+                    time.sleep(0.1)
+        except OSError as err:
+            print(f"note: cgroup {self.group} left: {err}", file=sys.stderr)
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, **kw)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.meter = CpuMeter()
+        self.slot = None
+        self.state = None
+        self.tmp = Path(tempfile.mkdtemp(prefix="hltbench-"))
+        self.source = self.tmp / "image.raw"
+        self.rows = []
+        self.counter = 0
+
+    # -- cluster
+    def up(self, count):
+        res = run([str(CLUSTER), "--no-simulator", "up", str(count)])
+        match = re.search(r"slot (\d+): ", res.stdout)
+        if res.returncode != 0 or not match:
+            raise SystemExit(f"cluster up failed: {res.stdout}{res.stderr}".strip())
+        self.slot = match.group(1)
+        self.state = Path(f"/tmp/hltsim-{self.slot}")
+        self.names = [f"cn{i:02d}.internal" for i in range(1, count + 1)]
+        rate = self.args.rate
+        for name in self.names:
+            res = run([str(CLUSTER), "--slot", self.slot, "shape", name, rate])
+            if res.returncode != 0:
+                raise SystemExit(f"shape {name}: {res.stderr.strip()}")
+        # The head's own uplink: what it sends leaves through the bridge device.
+        burst = str(max(32 * 1024, int(rate_bits(rate) / 8 / 100)))
+        res = run(["tc", "qdisc", "replace", "dev", f"hltbr{self.slot}", "root", "tbf", "rate",
+                   rate, "burst", burst, "latency", "50ms"])
+        if res.returncode != 0:
+            raise SystemExit(f"tc on the bridge: {res.stderr.strip()}")
+
+    def down(self):
+        if self.slot is not None:
+            run([str(CLUSTER), "--slot", self.slot, "down"])
+            self.slot = None
+
+    def ssh_config(self):
+        return str(self.state / "ssh" / "config")
+
+    def env(self):
+        env = dict(os.environ)
+        conf = self.state / "hltcloud.conf"
+        if conf.exists():
+            env["HLTCLOUD_CONFIG"] = str(conf)
+        return env
+
+    def node_path(self, name, dest):
+        return self.state / "nodes" / name / "nova" / Path(dest).relative_to("/var/lib/nova")
+
+    def fresh_dest(self):
+        self.counter += 1
+        return f"{DEST_DIR}/bench-{self.counter}.raw"
+
+    def clean(self, dest):
+        for name in self.names:
+            self.node_path(name, dest).unlink(missing_ok=True)
+
+    def check(self, dest, hosts, what):
+        size = self.source.stat().st_size
+        bad = [h for h in hosts if not self.node_path(h, dest).exists()
+               or self.node_path(h, dest).stat().st_size != size]
+        if not bad:  # content of the last host, the one furthest down a chain
+            digest = hashlib.sha1(self.node_path(hosts[-1], dest).read_bytes()).hexdigest()
+            if digest != self.digest:
+                bad = [hosts[-1]]
+        if bad:
+            raise SystemExit(f"{what}: file missing or wrong on {', '.join(bad)}")
+
+    # -- measurements
+    def measure(self, action):
+        cpu0, head0, t0 = self.meter.seconds(), children_cpu(), time.monotonic()
+        action()
+        wall = time.monotonic() - t0
+        cpu = None if cpu0 is None else self.meter.seconds() - cpu0
+        return wall, cpu, children_cpu() - head0
+
+    def rsync_one(self, host, dest):
+        rsh = f"ssh -F {self.ssh_config()} -o BatchMode=yes -l root"
+        res = run(["rsync", "--whole-file", "-e", rsh, "--", str(self.source), f"{host}:{dest}"])
+        if res.returncode != 0:
+            raise SystemExit(f"rsync to {host}: {res.stderr.strip()}")
+
+    def t1(self):
+        times = []
+        for _ in range(3):
+            dest = self.fresh_dest()
+            times.append(self.measure(lambda: self.rsync_one(self.names[0], dest)))
+            self.check(dest, self.names[:1], "T1")
+            self.clean(dest)
+        times.sort(key=lambda row: row[0])
+        return times[1]
+
+    def head_only(self, hosts):
+        dest = self.fresh_dest()
+        row = self.measure(lambda: [self.rsync_one(h, dest) for h in hosts])
+        self.check(dest, hosts, "head-only")
+        self.clean(dest)
+        return row
+
+    def tool(self, hosts, *switches):
+        dest = self.fresh_dest()
+
+        def action():
+            res = run([str(TOOL), "--ssh-config", self.ssh_config(), *switches,
+                       str(self.source), dest, *hosts], env=self.env())
+            if res.returncode != 0:
+                raise SystemExit(f"rsync-wave.py {' '.join(switches)}: exit {res.returncode}\n"
+                                 f"{res.stdout[-2000:]}{res.stderr[-1000:]}")
+        row = self.measure(action)
+        self.check(dest, hosts, f"rsync-wave.py {' '.join(switches)}")
+        self.clean(dest)
+        return row
+
+    def run(self):
+        args = self.args
+        counts = sorted(int(n) for n in args.nodes.split(","))
+        with open(self.source, "wb") as handle:
+            for _ in range(args.size_mb):
+                handle.write(os.urandom(1 << 20))
+        self.digest = hashlib.sha1(self.source.read_bytes()).hexdigest()
+        print(f"bench_broadcast: {args.size_mb} MiB, every link (nodes and head) at {args.rate}, "
+              f"N = {', '.join(map(str, counts))}; {os.cpu_count()} CPU(s), "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
+        self.up(max(counts))
+        t1 = self.t1()
+        self.rows.append(("1", "T1 (one copy)", t1))
+        print(f"T1 = {t1[0]:.2f} s ({args.size_mb * 8 * 1.048576 / t1[0]:.0f} Mbit/s)", flush=True)
+        for count in counts:
+            hosts = self.names[:count]
+            for label, action in (("pipeline", lambda: self.tool(hosts, "--pipeline")),
+                                  ("wave", lambda: self.tool(hosts)),
+                                  ("head-only", lambda: self.head_only(hosts))):
+                if label == "head-only" and args.skip_head_only:
+                    continue
+                row = action()
+                self.rows.append((str(count), label, row))
+                print(f"  N={count:<3} {label:<10} {row[0]:7.2f} s  {row[0] / t1[0]:5.2f} x T1",
+                      flush=True)
+        self.table(t1[0])
+
+    def table(self, t1):
+        print()
+        print(f"{'N':>3}  {'method':<14} {'seconds':>8} {'x T1':>6} {'CPU s':>7} "
+              f"{'head CPU s':>10} {'cores':>6}")
+        for count, label, (wall, cpu, head) in self.rows:
+            cpu_text = "n/a" if cpu is None else f"{cpu:.1f}"
+            cores = "n/a" if cpu is None else f"{cpu / wall:.2f}"
+            print(f"{count:>3}  {label:<14} {wall:8.2f} {wall / t1:6.2f} {cpu_text:>7} "
+                  f"{head:10.1f} {cores:>6}")
+        print("CPU s: head tools + every node's sshd/ssh/tee/checksum (cpuacct cgroup); "
+              "head CPU s: the head's tools only (rusage); cores = CPU s / seconds.")
+
+    def close(self):
+        self.down()
+        self.meter.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def rate_bits(rate):
+    units = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
+    match = re.fullmatch(r"([0-9.]+)(bit|kbit|mbit|gbit)", rate)
+    if not match:
+        raise SystemExit(f"--rate: like 200mbit, not {rate!r}")
+    return float(match.group(1)) * units[match.group(2)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rate", default="200mbit")
+    parser.add_argument("--size-mb", type=int, default=64)
+    parser.add_argument("--nodes", default="8,16,32")
+    parser.add_argument("--skip-head-only", action="store_true",
+                        help="leave out the slow head-only copies (N x T1 each)")
+    args = parser.parse_args()
+    rate_bits(args.rate)
+    if os.geteuid() != 0:
+        print("bench_broadcast: needs root (network namespaces): skipped")
+        return 0
+    bench = Bench(args)
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        print("bench_broadcast: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        bench.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
