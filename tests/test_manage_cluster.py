@@ -425,3 +425,53 @@ def test_bad_credentials_exit_3_nothing_done(cluster, nova):
     assert result.stderr.strip() == ("openstack-hlt-manage: authentication failed: "
                                      "check OS_USERNAME/OS_PASSWORD/OS_PROJECT_NAME")
     assert service(nova, cluster.names[0]).status == "enabled"
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+def _tool_processes(cluster):
+    """Pids of openstack-hlt-manage processes (and their pdsh) working for this cluster."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if any(TOOL.encode() in word or word == b"pdsh" for word in cmdline) and \
+                f"HLTCLOUD_CONFIG={cluster.config_path}".encode() in environ:
+            found.append(int(proc.name))
+    return found
+
+
+def _interrupt_while_waiting(cluster, args):
+    import signal
+    proc = subprocess.Popen([str(REPO / "bin" / TOOL), *args], env=cluster.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.rstrip("\n"))
+        if "Waiting max" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    return proc.returncode, seen + rest.splitlines()
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_ctrl_c_stops_reports_and_leaves_no_process(cluster, nova, parallel):
+    a, b = cluster.names[:2]
+    start_compute(cluster, nova, [a])
+    stuck, = boot_on(cluster, nova, a, 1)
+    cluster.sim("POST", f"/sim/servers/{stuck}/stuck")
+    args = ["--for-real", "--vm-timeout", "120"] + (["--parallel", "--fanout", "1"] if parallel else [])
+    code, out = _interrupt_while_waiting(cluster, [*args, "disable", a, b])
+    assert code != 0
+    summary = [l for l in out if l.startswith("Failed on")]
+    assert summary == [f"Failed on 2 host(s): {fold([a, b])}"], out
+    assert any(f"{a}: interrupted" in l for l in out)
+    assert any(l.endswith(f"{b}: not started (interrupted)") for l in out), out
+    assert service(nova, b).status == "enabled"  # nothing was started on the second host
+    wait_for(lambda: _tool_processes(cluster) == [], timeout=15, what="no process left")

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 from .manage_cli import forwarded_switches
 from .runner import pdsh_exec_argv
@@ -54,7 +55,7 @@ def run(ctx, command, hosts):
     argv = pdsh_exec_argv(hosts, [*worker_command(), "--line-output", "--subworker",
                                   *forwarded_switches(ctx.opts), command, "%h"], ctx.opts.fanout)
     labels = label_map(hosts)
-    failed, done, exit_codes = set(), set(), {}
+    failed, done, started, exit_codes = set(), set(), set(), {}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=worker_env(ctx.cloud), stdin=subprocess.DEVNULL,
                             start_new_session=True)  # Ctrl-C reaches us; we stop pdsh's group
@@ -68,6 +69,7 @@ def run(ctx, command, hosts):
                 continue
             host = labels.get(match.group(1), match.group(1))
             text = match.group(2)
+            started.add(host)
             if text.startswith("[FAIL] "):
                 failed.add(host)
                 with rep._lock:
@@ -94,8 +96,10 @@ def run(ctx, command, hosts):
         for thread in readers:
             thread.join(5)
         for host in hosts:
-            if host not in done and host not in failed:
-                rep.failures.append((host, f"{host}: interrupted (may be partly done)"))
+            if host in done or host in failed:
+                continue
+            what = "interrupted (may be partly done)" if host in started else "not started (interrupted)"
+            rep.failures.append((host, f"{host}: {what}"))
         raise
     for thread in readers:
         thread.join()
@@ -109,14 +113,47 @@ def run(ctx, command, hosts):
 
 
 def _stop(proc):
-    """Stop pdsh and the subworkers it started (they take SIGTERM as an interruption)."""
-    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
+    """Stop pdsh and its subworkers. pdsh -R exec starts each subworker in its own session,
+    so signalling pdsh's group would orphan them: freeze pdsh (no new host starts), end each
+    subworker's group (it and its ssh), then pdsh."""
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)
+    except ProcessLookupError:
+        return
+    children = _children(proc.pid)
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for child in children:
+            try:
+                os.killpg(child, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(_running(c) for c in children):
+            time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+
+
+def _running(pid):
+    """Alive and not a zombie waiting for its (frozen) parent."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _children(pid):
+    """Pids whose parent is PID (from /proc: no ps needed)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
