@@ -19,7 +19,8 @@ from netnodes import ClusterError
 
 REPO = netnodes.REPO
 TOOLS = ["ssh", "ssh-keygen", "sshd", "ip", "tc", "unshare", "pdsh", "rsync", "qemu-img"]
-SLOT_WAIT = 120  # seconds to wait for a free slot when all are taken
+# Seconds to wait for a free slot when all four are taken (several developers' test runs).
+SLOT_WAIT = int(os.environ.get("HLTSIM_SLOT_WAIT", "300"))
 
 
 class SimError(Exception):
