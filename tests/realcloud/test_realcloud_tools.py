@@ -295,3 +295,24 @@ def test_prefill_cache_finds_the_image_in_real_glance(rcloud):
         assert json.loads(info.stdout)["format"] == "raw"
         assert json.loads(info.stdout)["virtual-size"] == 4 << 20
     assert not (rcloud.node_dir(rcloud.names[2]) / "instances" / "_base" / name).exists()
+
+
+# ------------------------------------------------------------------ what Nova does when a compute is down
+
+def test_delete_while_compute_down_waits_or_is_local(rcloud, nova):
+    """Pins real Nova for the simulator: a delete sent while the killed compute still counts
+    as up stays in task state 'deleting' until the compute returns; one sent once it is down
+    is a local delete (the server is gone from the API at once)."""
+    host = rcloud.names[0]
+    early, late = boot_on(rcloud, nova, host, 2)
+    done = rcloud.node_service(host, COMPUTE, "stop")
+    assert done.returncode == 0, done.stderr
+    assert service(nova, host).state == "up"  # heartbeats are not late yet
+    nova.servers.delete(early)
+    assert getattr(nova.servers.get(early), "OS-EXT-STS:task_state") == "deleting"
+    wait_for(lambda: service(nova, host).state == "down", what=f"{host} down")
+    assert getattr(nova.servers.get(early), "OS-EXT-STS:task_state") == "deleting"
+    nova.servers.delete(late)
+    assert [s.id for s in servers_on(nova, host)] == [early]  # late: gone at once
+    rcloud.start_computes([host])
+    wait_for(lambda: servers_on(nova, host) == [], what="the compute finishing the delete")
