@@ -267,6 +267,12 @@ def test_cli_up_down_after_a_crash_leaves_nothing(tmp_path):
     time.sleep(0.1)
     res = subprocess.run(cli + ["--no-simulator", "up", "1"], capture_output=True, text=True,
                          timeout=60)
+    if "in use" in res.stderr:  # another session took the freed slot: its start cleans up
+        deadline = time.monotonic() + 20
+        while any(netnodes.pid_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [p for p in pids if netnodes.pid_alive(p)] == []
+        pytest.skip("another session took the slot after the crash (it cleaned the remains)")
     assert res.returncode == 0, res.stderr
     assert [p for p in pids if netnodes.pid_alive(p)] == []  # the stale ones were removed
     new_pids = netnodes.recorded_pids(state) + netnodes.node_pids(state)

@@ -75,7 +75,7 @@ class SimCluster:
                     continue
                 try:
                     layout = netnodes.up(slot, names, lock_fd=fd, with_simulator=with_simulator,
-                                         log=lambda line: None, detach_lock=False)
+                                         log=lambda line: None)
                 except BaseException:
                     os.close(fd)
                     raise

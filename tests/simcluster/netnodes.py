@@ -341,12 +341,13 @@ def recorded_pids(state):
 # ---------------------------------------------------------------- up
 
 def up(slot, names, state=None, lock_fd=None, with_simulator=True, log=print,
-       detach_lock=True):
+       detach_lock=None):
     """Build the cluster in SLOT. Takes the slot lock unless LOCK_FD (already locked) is given.
 
-    DETACH_LOCK: a recorded sleeper keeps the slot locked after the caller exits (the
-    `cluster` command). A long-lived caller (pytest, demo) keeps LOCK_FD open itself instead,
-    so that its crash frees the slot and the next run cleans the remains.
+    DETACH_LOCK (default: only when no LOCK_FD is given): a recorded sleeper keeps the slot
+    locked after the caller exits (the `cluster` command). A long-lived caller (pytest, demo)
+    that passes LOCK_FD keeps it open itself instead, so that its crash frees the slot and
+    the next run cleans the remains.
     On any failure, everything made so far is removed again.
     """
     state = check_state_path(state or default_state(slot))
@@ -361,7 +362,7 @@ def up(slot, names, state=None, lock_fd=None, with_simulator=True, log=print,
         make_state(layout)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{state}\n".encode(), 0)  # lets `down --slot K` find a custom --state
-        if detach_lock or lock_fd is None:
+        if detach_lock or (detach_lock is None and lock_fd is None):
             hold_lock(fd, layout)
         make_network(layout)
         start_sshds(layout)
@@ -679,6 +680,9 @@ def check_rate(rate):
 
 def _rate_bits(rate):
     return float(re.match(r"[0-9.]+", rate).group()) * _UNITS[re.sub(r"[0-9.]", "", rate)]
+
+
+rate_bits = _rate_bits  # public name (bench scripts)
 
 
 def _qdisc_cmds(dev, delay, rate, netem=True):
