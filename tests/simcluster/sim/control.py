@@ -93,12 +93,11 @@ class Control(Service):
         body = req.json()
         if not isinstance(body.get("name"), str):
             raise ApiError(400, "name is required")
-        with self.cloud.lock:
-            image = self.cloud.add_image(body["name"], body.get("file"),
-                                         body.get("disk_format") or "qcow2", body.get("id"),
-                                         body.get("status") or "active",
-                                         body.get("container_format") or "bare")
-            return Response(201, dict(image))
+        image = self.cloud.add_image(body["name"], body.get("file"),  # takes the lock itself
+                                     body.get("disk_format") or "qcow2", body.get("id"),
+                                     body.get("status") or "active",
+                                     body.get("container_format") or "bare")
+        return Response(201, image)
 
     def servers(self, req):
         with self.cloud.lock:

@@ -115,6 +115,7 @@ class Cloud:
         self.started = time.time()
         self.head_service_ids = {b: str(uuid.uuid4()) for b in ("nova-conductor", "nova-scheduler")}
         self.requests = []
+        self.instance_counter = 0  # never reset: instance names are not reused
         self.reset()
 
     # ----- whole-cloud control
@@ -123,7 +124,7 @@ class Cloud:
         self.quota = dict(DEFAULT_QUOTA)
         self.used_ips = set()
         self.next_ip = 2
-        self.instance_counter = 0
+        self.deleted_seq = {}  # id -> creation number of deleted VMs: still valid paging markers
         self.requests = []
         for host in self.hosts.values():
             host.reset()
@@ -261,7 +262,7 @@ class Cloud:
                 "user_data": user_data, "reservation_id": reservation, "created": now,
                 "updated": now, "launched_at": None, "host": None, "task_state": None,
                 "vm_state": "building", "power_state": 0, "fault": None, "ip": None,
-                "launch_index": i, "stuck": False,
+                "launch_index": i, "stuck": False, "seq": self.instance_counter,
             }
             if placement is None:
                 vm["vm_state"] = "error"
@@ -292,6 +293,7 @@ class Cloud:
     def _forget(self, vm):
         """Drop the record and give back its allocations and address (the node dir is not ours)."""
         self.vms.pop(vm["id"], None)
+        self.deleted_seq[vm["id"]] = vm["seq"]
         if vm["ip"] is not None:
             self.used_ips.discard(vm["ip"])
         host = self.hosts.get(vm["host"]) if vm["host"] else None
@@ -373,25 +375,30 @@ class Cloud:
                 raise ApiError(400, f"image file {source} does not exist")
             if os.path.realpath(source) != os.path.realpath(target):
                 os.replace(source, target)  # the store keeps files by image id, as Glance does
-        if not os.path.isfile(target):
+        size = checksum = hash_value = None
+        if os.path.isfile(target):
+            md5, sha512 = hashlib.md5(), hashlib.sha512()
+            size = 0
+            with open(target, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    md5.update(chunk)
+                    sha512.update(chunk)
+                    size += len(chunk)
+            checksum, hash_value = md5.hexdigest(), sha512.hexdigest()
+        elif status == "active":
             raise ApiError(400, f"image file {target} does not exist")
-        md5, sha512 = hashlib.md5(), hashlib.sha512()
-        size = 0
-        with open(target, "rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                md5.update(chunk)
-                sha512.update(chunk)
-                size += len(chunk)
         now = now_iso()
-        self.images[image_id] = {
+        image = {
             "id": image_id, "name": name, "status": status, "disk_format": disk_format,
             "container_format": container_format, "size": size,
-            "virtual_size": virtual_size(target, disk_format, size),
-            "checksum": md5.hexdigest(), "os_hash_algo": "sha512",
-            "os_hash_value": sha512.hexdigest(), "visibility": "public", "protected": False,
+            "virtual_size": virtual_size(target, disk_format, size) if size is not None else None,
+            "checksum": checksum, "os_hash_algo": "sha512" if checksum else None,
+            "os_hash_value": hash_value, "visibility": "public", "protected": False,
             "owner": ADMIN_PROJECT_ID, "min_disk": 0, "min_ram": 0, "tags": [],
             "created_at": now, "updated_at": now, "os_hidden": False,
             "file": f"/v2/images/{image_id}/file", "self": f"/v2/images/{image_id}",
             "schema": "/v2/schemas/image",
         }
-        return self.images[image_id]
+        with self.lock:  # hashing above runs unlocked: a big image does not stall the cloud
+            self.images[image_id] = image
+        return dict(image)

@@ -195,9 +195,12 @@ class Nova(Service):
 
     def _service_update_by_id(self, req, sid, body):
         status, reason = body.get("status"), body.get("disabled_reason")
-        if status not in (None, "enabled", "disabled") or (
-                status is None and "forced_down" not in body):
-            raise ApiError(400, "Invalid input for field/attribute status.")
+        if status is None and "forced_down" not in body:
+            raise ApiError(400, "At least one of 'status' or 'forced_down' must be specified "
+                                "in the request body.")
+        if status not in (None, "enabled", "disabled"):
+            raise ApiError(400, "Invalid input for field/attribute status. Value: %s. %r is "
+                                "not one of ['enabled', 'disabled']" % (status, status))
         if reason is not None and status != "disabled":
             raise ApiError(400, "Specifying 'disabled_reason' with status other than "
                                 "'disabled' is invalid.")
@@ -458,14 +461,29 @@ class Nova(Service):
         marker = req.arg("marker")
         with self.cloud.lock:
             vms = self._filtered_servers(req)
-            page, links = self._page(req, "servers" + ("/detail" if detail else ""), vms,
-                                     lambda vm: vm["id"], limit, marker)
+            page, links = self._page_servers(req, "servers" + ("/detail" if detail else ""),
+                                             vms, limit, marker)
             mono = time.monotonic()
             views = [self._server_view(req, vm, detail, mono) for vm in page]
         body = {"servers": views}
         if links:
             body["servers_links"] = links
         return Response(200, body)
+
+    def _page_servers(self, req, kind, vms, limit, marker):
+        """Nova pages by creation order; a marker may be a VM deleted meanwhile (Nova reads
+        deleted rows for markers), so that paging through a changing list never fails."""
+        limit = MAX_LIMIT if limit is None else min(limit, MAX_LIMIT)
+        start = 0
+        if marker is not None:
+            vm = self.cloud.vms.get(marker)
+            seq = vm["seq"] if vm else self.cloud.deleted_seq.get(marker)
+            if seq is None:
+                raise ApiError(400, f"marker [{marker}] not found")
+            start = next((i for i, v in enumerate(vms) if v["seq"] < seq), len(vms))
+        page = vms[start:start + limit]
+        links = self.next_link(kind, req, page[-1]["id"]) if page and len(page) == limit else None
+        return page, links
 
     def _vm(self, vm_id):
         vm = self.cloud.vms.get(vm_id)
