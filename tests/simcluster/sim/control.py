@@ -58,7 +58,7 @@ class Control(Service):
     def requests(self, req):
         with self.cloud.lock:
             log = list(self.cloud.requests)
-        return Response(200, {"requests": log})
+        return Response(200, log)  # a bare list, as the README's table says
 
     def clear_requests(self, req):
         with self.cloud.lock:
