@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -129,7 +130,7 @@ def short(name):
 
 # ---------------------------------------------------------------- small helpers
 
-def run(argv, check=True, quiet=False, **kw):
+def run(argv, check=True, **kw):
     proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kw)
     if check and proc.returncode != 0:
         detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
@@ -465,7 +466,6 @@ def write_site_config(layout):
 
 
 def write_env(layout):
-    import shlex
     # The password itself is not written out: the line reads it from its mode 600 file.
     password_file = shlex.quote(str(layout.state / "admin-password"))
     lines = [f"export {k}={shlex.quote(v)}" if k != "OS_PASSWORD"
