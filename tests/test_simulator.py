@@ -583,3 +583,19 @@ def test_paging_survives_the_marker_being_deleted(sim, nova):
     assert len(rest) == 4 and not {s.id for s in rest} & {s.id for s in first}
     with pytest.raises(nova_exc.BadRequest, match="marker"):
         nova.servers.list(search_opts={"all_tenants": True}, marker="0b0b0b0b-0000-4000-8000-000000000000")
+
+
+def test_boot_on_a_chosen_host(sim, nova):
+    sim.sim("POST", "/hosts", {"names": ["v1", "v2", "v3"], "virtual": True})
+    flavor = nova.flavors.find(name="m1.tiny")
+    image_id, _ = add_image(sim)
+    nova.servers.create("pinned", image_id, flavor, nics="auto", availability_zone="nova:v2",
+                        min_count=2, max_count=2)
+    assert {getattr(s, "OS-EXT-SRV-ATTR:host") for s in all_servers(nova)} == {"v2"}
+    nova.services.disable_log_reason(services_by_host(nova)["v3"].id, "closed")
+    late = nova_client.Client("2.74", session=Cloud(sim.env).session,
+                              endpoint_override=f"{sim.url}/compute/v2.1")
+    refused = late.servers.create("filtered", image_id, flavor, nics="auto", host="v3")
+    assert late.servers.get(refused.id).status == "ERROR"  # a requested host still goes through filters
+    forced = nova.servers.create("forced", image_id, flavor, nics="auto", availability_zone="nova:v3")
+    assert nova.servers.get(forced.id).status == "ACTIVE"  # a forced host bypasses them, as in Nova

@@ -99,7 +99,10 @@ class Simulator:
             import traceback
             traceback.print_exc(file=sys.stderr)
             resp = Response(500, {"error": {"code": 500, "message": f"simulator error: {err}"}})
-        self._send(handler, req, resp)
+        try:
+            self._send(handler, req, resp)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away: nothing to say
+            handler.close_connection = True
         entry = {"service": getattr(service, "name", "unknown"), "method": method,
                  "path": req.path, "status": resp.status, "time": started,
                  "duration": round(time.time() - started, 6)}

@@ -210,13 +210,17 @@ class Cloud:
             join(overs), join(requested[r] for r in overs), join(used[r] for r in overs),
             join(self.quota[r] for r in overs), join(overs)))
 
-    def schedule(self, flavor, count):
-        """All or nothing: a host for each VM of the request (most free RAM first), or None."""
+    def schedule(self, flavor, count, only_host=None, forced=False):
+        """All or nothing: a host for each VM of the request (most free RAM first), or None.
+        only_host: the one candidate (2.74 "host", or a forced "zone:host" that, as in Nova,
+        bypasses the filters: disabled or down does not matter, capacity still does)."""
         need = {"VCPU": flavor["vcpus"], "MEMORY_MB": flavor["ram"], "DISK_GB": flavor["disk"]}
         mono = time.monotonic()
         heap = []
         for order, host in enumerate(self.hosts.values()):
-            if host.enabled and self.is_up(host, mono):
+            if only_host is not None and host.name != only_host:
+                continue
+            if forced or (host.enabled and self.is_up(host, mono)):
                 free_ram = host.capacity("MEMORY_MB") - host.used["MEMORY_MB"]
                 heap.append((-free_ram, order, host))
         heapq.heapify(heap)
@@ -247,10 +251,12 @@ class Cloud:
                 return n
         return None
 
-    def boot(self, name, flavor, image, key_name, user_data, networks, min_count, max_count):
+    def boot(self, name, flavor, image, key_name, user_data, networks, min_count, max_count,
+             only_host=None, forced=False):
         count = self.allowed_count(flavor, min_count, max_count)
-        placement = self.schedule(flavor, count)
+        placement = self.schedule(flavor, count, only_host, forced)
         reservation = "r-" + secrets.token_hex(4)
+        zone = "nova" if placement is not None else None
         created = []
         now = time.time()
         for i in range(count):
@@ -263,6 +269,7 @@ class Cloud:
                 "updated": now, "launched_at": None, "host": None, "task_state": None,
                 "vm_state": "building", "power_state": 0, "fault": None, "ip": None,
                 "launch_index": i, "stuck": False, "seq": self.instance_counter,
+                "zone": zone,
             }
             if placement is None:
                 vm["vm_state"] = "error"

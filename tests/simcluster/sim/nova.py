@@ -374,7 +374,7 @@ class Nova(Service):
             "flavor": flavor_view, "created": now_iso(vm["created"]),
             "updated": now_iso(vm["updated"]), "addresses": addresses,
             "accessIPv4": "", "accessIPv6": "", "OS-DCF:diskConfig": "MANUAL",
-            "OS-EXT-AZ:availability_zone": "nova" if vm["host"] else "",
+            "OS-EXT-AZ:availability_zone": vm["zone"] or "",
             "config_drive": "", "key_name": vm["key_name"],
             "OS-SRV-USG:launched_at": iso_micro(vm["launched_at"]),
             "OS-SRV-USG:terminated_at": None,
@@ -539,6 +539,7 @@ class Nova(Service):
         key_name = body.get("key_name")
         if key_name is not None and key_name not in KEYPAIRS:
             raise ApiError(400, "Invalid key_name provided.")
+        only_host, forced = self._requested_host(req, body)
         with self.cloud.lock:
             flavor = self.cloud.flavor(body.get("flavorRef"))
             if flavor is None:
@@ -551,7 +552,8 @@ class Nova(Service):
                 raise ApiError(400, f"Image {image_ref} is not active.")
             created, reservation = self.cloud.boot(
                 name, flavor, image, key_name, user_data,
-                "none" if networks in ("none", []) else "auto", min_count, max_count)
+                "none" if networks in ("none", []) else "auto", min_count, max_count,
+                only_host, forced)
         if body.get("return_reservation_id") or req.json().get("return_reservation_id"):
             return Response(202, {"reservation_id": reservation})
         first = created[0]
@@ -559,6 +561,27 @@ class Nova(Service):
                                          "OS-DCF:diskConfig": "MANUAL",
                                          "security_groups": [{"name": "default"}],
                                          "adminPass": secrets.token_urlsafe(9)}})
+
+    def _requested_host(self, req, body):
+        """(host, forced): "availability_zone": "nova:HOST" forces a host (filters bypassed);
+        from 2.74 "host": HOST requests one (filters still apply)."""
+        zone = body.get("availability_zone")
+        if zone is not None:
+            if not isinstance(zone, str):
+                raise ApiError(400, "Invalid input for field/attribute availability_zone.")
+            name, _, host = zone.partition(":")
+            if name not in ("", "nova"):
+                raise ApiError(400, "The requested availability zone is not available")
+            if host:
+                return host.split(":")[0], True
+        if "host" in body:
+            if req.mv < (2, 74):
+                raise ApiError(400, "Additional properties are not allowed ('host' was unexpected)")
+            with self.cloud.lock:
+                if body["host"] not in self.cloud.hosts:
+                    raise ApiError(400, f"Compute host {body['host']} could not be found.")
+            return body["host"], False
+        return None, False
 
     @staticmethod
     def _count(body, key, default):
