@@ -26,3 +26,10 @@ def cluster(simcluster):
     """The session cluster with a fresh state: no daemons, empty nodes, healed links, cloud reset."""
     simcluster.reset()
     return simcluster
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that use the cluster carry the `simcluster` marker (-m "not simcluster")."""
+    for item in items:
+        if "simcluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.simcluster)
