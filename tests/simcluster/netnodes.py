@@ -29,6 +29,7 @@ NODE_SERVICE = HERE / "node-service"
 SLOTS = range(4)
 MAX_NODES = 50
 HEAD_NAME = "openstack.internal"
+HEAD_SSH_PORT = 2222  # not 22: the machine's own sshd may listen on every address
 CONNECT_TIMEOUT = 3
 SLOW_DELAY = "100ms"  # `fault NODE slow`: netem delay on each end of the link, or
 SLOW_RATE = "2mbit"   # without netem in the kernel, a link this narrow (tbf)
@@ -428,7 +429,9 @@ def write_ssh_config(layout):
     blocks = []
     hosts = [(HEAD_NAME, layout.head_addr)] + [(n, layout.node(n)["addr"]) for n in layout.names]
     for name, addr in hosts:
-        blocks.append(f"Host {name} {short(name)}\n    HostName {addr}\n    HostKeyAlias {name}\n")
+        port = f"    Port {HEAD_SSH_PORT}\n" if name == HEAD_NAME else ""
+        blocks.append(f"Host {name} {short(name)}\n    HostName {addr}\n{port}"
+                      f"    HostKeyAlias {name}\n")
     blocks.append(
         "Host *\n"
         "    User root\n"
@@ -500,10 +503,10 @@ def make_network(layout):
         raise ClusterError(f"node network: {errors[0]}")
 
 
-def sshd_config_text(layout, addr, where, env_node):
+def sshd_config_text(layout, addr, where, env_node, port=22):
     return (
         f"ListenAddress {addr}\n"
-        "Port 22\n"
+        f"Port {port}\n"
         f"HostKey {where / 'hostkey'}\n"
         f"PidFile {where / 'sshd.pid'}\n"
         f"AuthorizedKeysFile {layout.state / 'ssh' / 'authorized_keys'}\n"
@@ -544,7 +547,7 @@ def start_sshds(layout):
     # The head: nodes reach it with the same config (it plays openstack.internal).
     head = layout.state / "head"
     (head / "sshd_config").write_text(
-        sshd_config_text(layout, layout.head_addr, head, HEAD_NAME))
+        sshd_config_text(layout, layout.head_addr, head, HEAD_NAME, HEAD_SSH_PORT))
     argvs.append([SSHD, "-f", str(head / "sshd_config"), "-E", str(head / "sshd.log")])
     pidfiles.append(head / "sshd.pid")
     run_all(argvs)  # each sshd forks into the background once its socket listens
