@@ -4,6 +4,7 @@ import hashlib
 import json
 import pwd
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -229,3 +230,44 @@ def test_bad_host_lists(cluster, hosts, message):
     assert res.returncode == 2
     assert len(res.stderr.strip().splitlines()) == 1 and message in res.stderr
     assert res.stdout == ""
+
+
+def test_sigint_stops_everything_and_leaves_no_final_file(cluster):
+    image_id = cluster.add_image("interrupted", size_mb=24)
+    for node in cluster.names:
+        cluster.shape(node, "20mbit")  # ~10 s per copy: the interrupt lands mid-transfer
+    proc = subprocess.Popen([str(Path(__file__).resolve().parents[1] / "bin" / TOOL),
+                             "interrupted", *cluster.names], env=cluster.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                instances_leftovers(cluster, n) for n in cluster.names):
+            time.sleep(0.1)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out + err
+    assert "Chain transferring on every node" in out and "interrupted" in err
+    time.sleep(1)  # remote processes see their connection close
+    assert processes_mentioning(image_id) == []
+    for node in cluster.names:
+        assert not base_file(cluster, node, image_id).exists()
+        assert instances_leftovers(cluster, node) == []
+
+
+def processes_mentioning(text):
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append((entry.name, cmdline))
+    return found
