@@ -592,6 +592,11 @@ def build_parser():
     return parser
 
 
+def pick_engine(args):
+    """The transfer engine for the parsed ARGS: the wave (a --pipeline switch plugs in here)."""
+    return distribute
+
+
 def expand_hosts(words):
     """Host list words (pdsh-style lists, @files) -> names, in order, without duplicates."""
     names = hostlist.expand(*words)
@@ -634,8 +639,9 @@ def main(argv=None):
                           "(dry run: the plan, nothing is copied)")
             print_plan(plan_rounds(hosts, args.head_slots), reporter, socket.gethostname())
             return 0
-        result = distribute(args.source, args.dest, hosts, ssh, reporter, tries=args.tries,
-                            head_slots=args.head_slots, timeout=args.timeout)
+        engine = pick_engine(args)
+        result = engine(args.source, args.dest, hosts, ssh, reporter, tries=args.tries,
+                        head_slots=args.head_slots, timeout=args.timeout)
     except KeyboardInterrupt:
         print("rsync-wave.py: interrupted", file=sys.stderr)
         return 130
