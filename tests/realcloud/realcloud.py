@@ -490,6 +490,13 @@ def sync_keystone(rc):
                "--bootstrap-region-id", REGION], OS_BOOTSTRAP_PASSWORD=rc.secret("admin"))
 
 
+def keystone_up(rc):
+    sync_keystone(rc)
+    start_app(rc, "keystone")
+    wait_for(lambda: http_ready(f"http://127.0.0.1:{rc.ports['keystone']}/v3"), 60, "Keystone")
+    make_catalog(rc)
+
+
 def sync_nova(rc):
     conf = ["--config-file", str(rc.state / "etc" / "nova" / "nova.conf")]
     rc.manage(["nova-manage", *conf, "api_db", "sync"])
@@ -587,13 +594,10 @@ def up(state=None, slot=0, head=None):
         write_configs(rc)
         setup_databases(rc)
         t1 = time.monotonic()
-        run_parallel([lambda: sync_keystone(rc), lambda: sync_nova(rc),
+        # Keystone (and its catalog) comes up while Nova's longer schema chain runs.
+        run_parallel([lambda: keystone_up(rc), lambda: sync_nova(rc),
                       lambda: sync_placement(rc), lambda: sync_glance(rc)])
-        log(f"databases ready in {time.monotonic() - t1:.1f}s")
-        start_app(rc, "keystone")
-        wait_for(lambda: http_ready(f"http://127.0.0.1:{rc.ports['keystone']}/v3"), 60,
-                 "Keystone")
-        make_catalog(rc)
+        log(f"databases and Keystone ready in {time.monotonic() - t1:.1f}s")
         for app in APPS[1:]:
             start_app(rc, app)
         wait_for(lambda: port_open("127.0.0.1", rc.ports["rabbit"]), 60, "RabbitMQ")
