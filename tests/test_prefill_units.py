@@ -179,3 +179,18 @@ def test_wave_bad_input_one_line_exit_2(tmp_path, tool_env, args, message):
     assert res.returncode == 2, res.stdout + res.stderr
     assert res.stdout == "" and len(res.stderr.strip().splitlines()) == 1
     assert message in res.stderr
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["img", "cn[2-1]"], 2, "reversed range"),
+    (["--ssh-config", "rel/cfg", "img", "cn1"], 2, "absolute path"),
+    (["--timeout", "0", "img", "cn1"], 2, "at least 1"),
+    (["img", "cn1"], 3, "missing OpenStack credentials"),
+])
+def test_prefill_bad_input_one_line(tool_env, args, code, message):
+    env = {k: v for k, v in tool_env.items() if not k.startswith("OS_")}
+    res = subprocess.run([sys.executable, str(REPO / "bin" / "openstack-prefill-cache"), *args],
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert res.returncode == code, res.stdout + res.stderr
+    assert res.stdout == "" and len(res.stderr.strip().splitlines()) == 1
+    assert message in res.stderr
