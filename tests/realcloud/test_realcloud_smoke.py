@@ -1,5 +1,6 @@
 """The real control plane answers through our own client code (lib/hltcloud/cloud.py)."""
 import subprocess
+from pathlib import Path
 
 from hltcloud.cloud import Cloud
 
@@ -65,3 +66,18 @@ def _wait_settled(nova, timeout=120):
             return servers
         time.sleep(0.5)
     raise TimeoutError("servers did not settle")
+
+
+def test_realcloud_status_and_env(realcloud):
+    cli = Path(__file__).resolve().parent / "realcloud"
+    status = subprocess.run([str(cli), "status", "--state", str(realcloud.rc.state)],
+                            capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0, status.stdout + status.stderr
+    running = {line.split()[0] for line in status.stdout.splitlines() if "running" in line}
+    assert running >= {"postgres", "rabbitmq", "epmd", "keystone", "nova", "placement",
+                       "glance", "network", "nova-conductor", "nova-scheduler"}
+    env = subprocess.run([str(cli), "env", "--state", str(realcloud.rc.state)],
+                         capture_output=True, text=True, timeout=30)
+    assert env.returncode == 0
+    assert "export OS_AUTH_URL=http://127.0.0.1:" in env.stdout
+    assert realcloud.env["OS_PASSWORD"] not in env.stdout  # read from its mode 600 file

@@ -316,3 +316,26 @@ def test_delete_while_compute_down_waits_or_is_local(rcloud, nova):
     assert [s.id for s in servers_on(nova, host)] == [early]  # late: gone at once
     rcloud.start_computes([host])
     wait_for(lambda: servers_on(nova, host) == [], what="the compute finishing the delete")
+
+
+# ------------------------------------------------------------------ --parallel: subworkers on a handed-off token
+
+def test_parallel_disable_for_real(rcloud, nova):
+    """pdsh fan-out: the subworkers use the parent's token, which the real Keystone
+    middleware of Nova must accept."""
+    hosts = rcloud.names[:3]
+    ids = {h: boot_on(rcloud, nova, h, 1) for h in hosts[:2]}
+    result = tool(rcloud, MANAGE, "--for-real", "--parallel", "--vm-timeout", "90",
+                  "disable", *hosts)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = lines(result)
+    assert out[-2:] == ["", "All commands executed successfully."]
+    for host in hosts:
+        short = host.split(".")[0]
+        mine = [l.partition(": ")[2] for l in out if l.split(": ")[0] in (short, host)]
+        assert mine[0] == f"[ OK ] Disabling hypervisor {host}"
+        assert f"[ OK ] Shutting down OpenStack daemons on {host}" in mine
+        for vm in ids.get(host, []):
+            assert f"[ OK ] Deleting VM {vm} on hypervisor {host}" in mine
+        assert service(nova, host).status == "disabled" and servers_on(nova, host) == []
+        assert not rcloud.service_running(host, COMPUTE)
