@@ -11,6 +11,7 @@ Beyond the README's table:
                                     beat) -> {"create": [{"id","name","instance_name",...}],
                                     "remove": [ids]} (all work still pending for this host)
 Request log entries also carry "duration" (seconds); reading or clearing the log is not logged.
+POST /sim/reset also removes the virtual hosts (each test adds its own); node-backed hosts stay.
 """
 import time
 

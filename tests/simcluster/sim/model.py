@@ -93,9 +93,6 @@ class Host:
         inv = self.inventory[rc]
         return (inv["total"] - inv["reserved"]) * inv["allocation_ratio"]
 
-    def fits(self, need):
-        return all(self.used[rc] + amount <= self.capacity(rc) for rc, amount in need.items())
-
 
 class Cloud:
     def __init__(self, state_dir, password, down_time=5.0):
@@ -109,6 +106,7 @@ class Cloud:
         self.hosts = {}  # name -> Host, in the order added
         self.hosts_by_uuid = {}
         self.hosts_by_service = {}
+        self.host_count = 0  # integer hypervisor/service ids (< 2.53) are never reused
         self.images = {}  # id -> image dict
         self.flavors = {f[0]: {"id": f[0], "name": f[1], "vcpus": f[2], "ram": f[3], "disk": f[4]}
                         for f in FLAVORS}
@@ -120,6 +118,12 @@ class Cloud:
 
     # ----- whole-cloud control
     def reset(self):
+        """Back to the initial cloud. Virtual hosts go too: a test adds its own, and the next
+        test must not find them (node-backed hosts stay, with their agents' heartbeats)."""
+        for host in [h for h in self.hosts.values() if h.virtual]:
+            del self.hosts[host.name]
+            del self.hosts_by_uuid[host.uuid]
+            del self.hosts_by_service[host.service_id]
         self.vms = {}  # id -> VM dict, in creation order (dicts keep insertion order)
         self.quota = dict(DEFAULT_QUOTA)
         self.used_ips = set()
@@ -135,7 +139,8 @@ class Cloud:
         for name in names:
             if name in self.hosts:
                 continue
-            host = Host(name, bool(virtual), len(self.hosts) + 1, inventory)
+            self.host_count += 1
+            host = Host(name, bool(virtual), self.host_count, inventory)
             self.hosts[name] = host
             self.hosts_by_uuid[host.uuid] = host
             self.hosts_by_service[host.service_id] = host
@@ -161,12 +166,6 @@ class Cloud:
             return False
         now = time.monotonic() if now is None else now
         return now - host.last_beat <= self.down_time
-
-    def host(self, name):
-        host = self.hosts.get(name)
-        if host is None:
-            raise ApiError(404, f"Compute host {name} could not be found.")
-        return host
 
     def set_service(self, host, enabled, reason=None):
         host.enabled = enabled
