@@ -12,10 +12,9 @@ USER = {"id": ADMIN_USER_ID, "name": "admin", "domain": DOMAIN, "password_expire
 ROLES = [{"id": "4f2e6a0c8b9d4e1fa3c5b7d9e1f3a5c7", "name": "admin"},
          {"id": "9b1d3f5a7c9e4b2d8f0a2c4e6a8c0e2f", "name": "member"},
          {"id": "1c3e5a7b9d1f4a3c5e7b9d1f3a5c7e9b", "name": "reader"}]
-# service type -> (name, path under the simulator's base URL)
+# (service type, name, path under the simulator's base URL)
 CATALOG = [("identity", "keystone", "/identity/v3"), ("compute", "nova", "/compute/v2.1"),
            ("image", "glance", "/image"), ("placement", "placement", "/placement")]
-ENDPOINT_IDS = {}
 
 
 def version_v3(base):
@@ -52,9 +51,8 @@ class Keystone(Service):
         for stype, name, path in CATALOG:
             endpoints = []
             for interface in ("public", "internal", "admin"):
-                key = (stype, interface)
-                ENDPOINT_IDS.setdefault(key, uuid.uuid5(uuid.NAMESPACE_URL, f"{base}{path}{interface}").hex)
-                endpoints.append({"id": ENDPOINT_IDS[key], "interface": interface,
+                endpoint_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{base}{path} {interface}").hex
+                endpoints.append({"id": endpoint_id, "interface": interface,
                                   "region": "RegionOne", "region_id": "RegionOne",
                                   "url": f"{base}{path}"})
             entries.append({"type": stype, "name": name, "endpoints": endpoints,
