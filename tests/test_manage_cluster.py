@@ -437,6 +437,26 @@ def test_parallel_disable_through_pdsh_with_one_authentication(cluster, nova):
     assert len(authentications(requests(cluster))) == 1
 
 
+def test_parallel_dry_run_changes_nothing_with_one_authentication(cluster, nova):
+    hosts = cluster.names[:3]
+    start_compute(cluster, nova, hosts[:1])
+    vm, = boot_on(cluster, nova, hosts[0], 1)
+    clear_log(cluster)
+    result = tool(cluster, "--parallel", "disable", *hosts)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = lines(result)
+    short = hosts[0].split(".")[0]
+    assert any(re.fullmatch(rf"({short}|{re.escape(hosts[0])}): \[DRY \] Deleting VM {vm} on hypervisor "
+                            rf"{re.escape(hosts[0])}: DELETE /servers/{vm}", l) for l in out), out
+    for host in hosts:
+        wanted = f"[DRY ] Disabling hypervisor {host}: PUT /os-services/{service(nova, host).id} "
+        assert any(wanted in l for l in out), out
+    log = requests(cluster)
+    assert mutations(log) == [] and len(authentications(log)) == 1
+    assert all(service(nova, h).status == "enabled" for h in hosts)
+    assert [s.id for s in servers_on(nova, hosts[0])] == [vm]
+
+
 def test_parallel_unreachable_and_unknown_hosts_in_one_summary(cluster, nova):
     a, b, c = cluster.names[:3]
     cluster.fault(b, "down")
