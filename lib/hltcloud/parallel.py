@@ -56,9 +56,15 @@ def run(ctx, command, hosts):
                                   *forwarded_switches(ctx.opts), command, "%h"], ctx.opts.fanout)
     labels = label_map(hosts)
     failed, done, started, exit_codes = set(), set(), set(), {}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=worker_env(ctx.cloud), stdin=subprocess.DEVNULL,
-                            start_new_session=True)  # Ctrl-C reaches us; we stop pdsh's group
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=worker_env(ctx.cloud), stdin=subprocess.DEVNULL,
+                                start_new_session=True)  # Ctrl-C reaches only us; we stop pdsh
+    except OSError as err:
+        for host in hosts:
+            rep.failures.append((host, f"{host}: cannot run pdsh: {err.strerror}"))
+        rep.fail(f"--parallel needs pdsh: {err.strerror}")
+        return False
 
     def read_stdout():
         for line in proc.stdout:
