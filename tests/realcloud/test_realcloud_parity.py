@@ -53,7 +53,8 @@ class SimSide:
                 self.stop()
                 raise RuntimeError("simulator did not start")
             time.sleep(0.1)
-        self.sim("POST", "/sim/hosts", {"names": names, "virtual": True})
+        self.names = names
+        self.reset()
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2",
                         str(tmp / "glance" / "images" / "base"), "64M"], check=True)
         self.image_id = self.sim("POST", "/sim/images", {
@@ -80,7 +81,9 @@ class SimSide:
         return json.loads(text) if text.strip() else None
 
     def reset(self):
+        """/sim/reset removes virtual hosts: add them again."""
         self.sim("POST", "/sim/reset")
+        self.sim("POST", "/sim/hosts", {"names": self.names, "virtual": True})
 
     def stop(self):
         self.proc.terminate()
@@ -217,7 +220,79 @@ def case_quota_revert_to_defaults(side, cloud):
     return status, current["instances"]
 
 
+def case_service_reason_without_disabling(side, cloud):
+    nova = cloud.adapter("compute", "2.60")
+    service = nova.get("/os-services?binary=nova-compute").json()["services"][0]
+    return _answer(nova.put(f"/os-services/{service['id']}", json={
+        "status": "enabled", "disabled_reason": "x"}, raise_exc=False))
+
+
+def case_service_update_empty(side, cloud):
+    nova = cloud.adapter("compute", "2.60")
+    service = nova.get("/os-services?binary=nova-compute").json()["services"][0]
+    return _answer(nova.put(f"/os-services/{service['id']}", json={}, raise_exc=False))
+
+
+def case_services_of_unknown_host(side, cloud):
+    nova = cloud.adapter("compute", "2.60")
+    return nova.get("/os-services?host=nosuch.internal&binary=nova-compute").json()
+
+
+def case_server_not_found(side, cloud):
+    return _answer(cloud.adapter("compute", "2.60").get(f"/servers/{MISSING}",
+                                                        raise_exc=False))
+
+
+def case_servers_of_unknown_host(side, cloud):
+    nova = cloud.adapter("compute", "2.60")
+    return nova.get("/servers/detail?all_tenants=1&host=nosuch.internal").json()
+
+
+def case_microversion_too_high(side, cloud):
+    return _answer(cloud.adapter("compute", "2.999").get("/servers", raise_exc=False))
+
+
+def case_placement_provider_not_found(side, cloud):
+    response = cloud.placement().get(f"/resource_providers/{MISSING}/inventories",
+                                     raise_exc=False)
+    return response.status_code, [UUID.sub("<id>", e.get("detail", ""))
+                                  for e in response.json().get("errors", [])]
+
+
+def case_glance_image_by_unknown_name(side, cloud):
+    return cloud.glance().get("/v2/images", params={"name": "nosuch"}).json()["images"]
+
+
+def case_glance_image_not_found(side, cloud):
+    return cloud.glance().get(f"/v2/images/{MISSING}", raise_exc=False).status_code
+
+
+def case_wrong_password(side, cloud):
+    from keystoneauth1 import exceptions, session
+    from keystoneauth1.identity import v3
+    env = side.env
+    auth = v3.Password(auth_url=env["OS_AUTH_URL"], username="admin", password="wrong",
+                       project_name="admin", user_domain_name="Default",
+                       project_domain_name="Default")
+    try:
+        session.Session(auth=auth).get_token()
+    except exceptions.Unauthorized as err:
+        return err.http_status, type(err).__name__
+    return "accepted"
+
+
 KNOWN = {
+    "placement_provider_not_found": "Placement's 404 detail is 'The resource could not be "
+                                    "found.\\n\\n No resource provider with uuid <id> found : No "
+                                    "resource provider with uuid <id> found  '; the simulator "
+                                    "gives only 'No resource provider with uuid <id> found'",
+    "service_reason_without_disabling": "Nova 34: \"Specifying 'disabled_reason' with status "
+                                        "'enabled' is invalid.\"; simulator: \"... with status "
+                                        "other than 'disabled' is invalid.\"",
+    "service_update_empty": "Nova 34: \"No updates were requested. Fields 'status' or "
+                            "'forced_down' should be specified.\"; simulator: \"At least one of "
+                            "'status' or 'forced_down' must be specified in the request body.\"",
+    "microversion_too_high": "simulator's maximum microversion is 2.96, Nova 34's is 2.104",
     "image_not_found": "simulator says 'Image <id> could not be found.', "
                        "Nova 34 says 'Can not find requested image'",
     "quota_defaults_after_raise": "simulator's /os-quota-sets/<p>/defaults shows the "
