@@ -41,9 +41,14 @@ def test_dry_run_plan_lines():
     out = io.StringIO()
     pipeline.print_plan(pipeline.plan_chains(names(5), 2), report.Reporter(out), "head")
     assert out.getvalue().splitlines() == [
-        "[DRY ] chain 1: head --> cn01.internal --> cn02.internal --> cn03.internal",
-        "[DRY ] chain 2: head --> cn04.internal --> cn05.internal",
-        "5 host(s) in 2 chain(s), pipelined"]
+        "chain 1:",
+        "[DRY ] head --> cn01.internal",
+        "[DRY ] cn01.internal --> cn02.internal",
+        "[DRY ] cn02.internal --> cn03.internal",
+        "chain 2:",
+        "[DRY ] head --> cn04.internal",
+        "[DRY ] cn04.internal --> cn05.internal",
+        "5 host(s) in 2 pipelined chain(s)"]
 
 
 # ---------------------------------------------------------------- command lines
@@ -198,24 +203,32 @@ def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path
     assert sorted(os.listdir(tmp_path / "b")) == ["img"]
 
 
-def test_forward_dies_with_its_session_and_removes_the_fifo(tmp_path):
-    """The head's ssh going away closes FORWARD's stdin: it kills its whole group."""
+@pytest.mark.parametrize("gone_at_start", [False, True])
+def test_forward_dies_with_its_session_and_removes_the_fifo(tmp_path, gone_at_start):
+    """The head's ssh going away closes FORWARD's stdin: it kills its whole group, also when
+    that happens as it starts (its children are forked after the first kill)."""
     fifo = str(tmp_path / ".img.pipe-test.fifo")
     forward = subprocess.Popen(
         ["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", fifo, "sleep", "300"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True)
-    deadline = threading.Event()
-    for _ in range(50):
-        if os.path.exists(fifo):
-            break
-        deadline.wait(0.1)
-    assert os.path.exists(fifo)
-    forward.stdin.close()  # what sshd does when the connection closes
+        stdin=subprocess.DEVNULL if gone_at_start else subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    if not gone_at_start:
+        pause = threading.Event()
+        for _ in range(50):
+            if os.path.exists(fifo):
+                break
+            pause.wait(0.1)
+        assert os.path.exists(fifo)
+        forward.stdin.close()  # what sshd does when the connection closes
     forward.wait(10)
-    # Nothing of its process group is left (the `sleep 300` included).
-    left = subprocess.run(["ps", "-o", "pid=", "-g", str(forward.pid)], capture_output=True,
-                          text=True).stdout.split()
+    # Nothing of its process group is left (the `sleep 300` included) once the watcher's
+    # last round is over.
+    for _ in range(50):
+        left = subprocess.run(["ps", "-o", "pid=", "-g", str(forward.pid)], capture_output=True,
+                              text=True).stdout.split()
+        if not left:
+            break
+        threading.Event().wait(0.1)
     assert left == []
     assert os.listdir(tmp_path) == []
 
@@ -236,3 +249,35 @@ def test_recv_status_parsing_ignores_strangers(tmp_path):
 def test_wave_cli_knows_pipeline():
     args = wave.build_parser().parse_args(["--pipeline", "src", "/d", "cn01"])
     assert args.pipeline
+
+
+def test_recv_stuck_on_a_dead_forwarder_ends_when_its_file_is_removed(tmp_path):
+    """tee blocks opening the fifo when the forwarder on this host is gone; removing the
+    temporary file (the head's cleanup after Ctrl-C) ends the whole receiver at once."""
+    data = os.urandom(1000)
+    dest = tmp_path / "img"
+    fifo = str(tmp_path / ".img.pipe-test.fifo")
+    proc = subprocess.Popen(recv_argv(str(dest), data, fifo=fifo, stall=60),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        tmp = tmp_path / ".img.pipe-test"
+        for _ in range(50):
+            if tmp.exists() and os.path.exists(fifo):
+                break
+            threading.Event().wait(0.1)
+        tmp.unlink()
+        proc.wait(10)
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    for _ in range(50):  # the group, tee included, is gone
+        left = subprocess.run(["ps", "-o", "pid=", "-g", str(proc.pid)], capture_output=True,
+                              text=True).stdout.split()
+        if not left:
+            break
+        threading.Event().wait(0.1)
+    assert left == []
+    assert not dest.exists()

@@ -25,7 +25,8 @@ hosts without progress for TIMEOUT seconds (or a few seconds after their upstrea
 and the hosts that did not get the file are completed by the wave (wave.distribute) with the
 hosts that did as seeds. Remote work dies with its ssh: FORWARD watches its stdin (the head's
 pipe), RECV stops at end of input, at a failed heartbeat write, or after TIMEOUT seconds
-without data, and removes TMP. Ctrl-C kills every session's process group and re-raises.
+without data, and removes TMP. Their watchers kill the whole process group again and again
+until the script is gone: a single kill can miss a child forked just after it. Ctrl-C kills every session's process group and re-raises.
 """
 import os
 import queue
@@ -56,10 +57,14 @@ _SAFE_PATH = re.compile(r"/[A-Za-z0-9._+/-]*\Z")
 # RECV: $1 host, $2 dest, $3 tmp, $4 fifo ("" at a chain's end), $5 size, $6 digest,
 # $7 checksum tool, $8 stall seconds. sh (dash) runs it; no bashisms, no single quotes.
 RECV_SCRIPT = r"""
-host=$1 dest=$2 tmp=$3 fifo=$4 size=$5 sum=$6 tool=$7 stall=$8
+host=$1 dest=$2 tmp=$3 fifo=$4 size=$5 sum=$6 tool=$7 stall=$8 mon=
 say() { printf "HLTPIPE %s %s %s\n" "$1" "$host" "$2"; }
+reap() {
+  trap "" TERM; i=0
+  while [ "$i" -lt 20 ] && kill -0 "$1" 2>/dev/null; do kill -TERM 0; sleep 0.5; i=$((i + 1)); done
+}
 clean() { rm -f -- "$tmp" "$tmp.st"; if [ -n "$fifo" ]; then rm -f -- "$fifo"; fi; }
-fail() { say F "$1"; clean; exit 1; }
+fail() { say F "$1"; clean; if [ -n "$mon" ]; then kill "$mon" 2>/dev/null; fi; exit 1; }
 trap "clean; exit 1" HUP INT TERM PIPE
 [ -d "${dest%/*}/" ] || fail "no directory ${dest%/*}"
 : > "$tmp" || fail "cannot write $tmp"
@@ -71,12 +76,13 @@ fi
   trap "" PIPE
   last=-1 idle=0
   while sleep 1; do
-    n=$(stat -c %s -- "$tmp" 2>/dev/null) || exit 0
+    n=$(stat -c %s -- "$tmp" 2>/dev/null) || { reap $$; exit 0; }
     if [ "$n" = "$last" ]; then idle=$((idle + 1)); else idle=0; last=$n; fi
-    if ! say P "$n" 2>/dev/null; then kill -TERM 0; exit 0; fi
-    if [ "$idle" -ge "$stall" ]; then say F "no data for $stall s"; kill -TERM 0; exit 0; fi
+    if ! say P "$n" 2>/dev/null; then reap $$; exit 0; fi
+    if [ "$idle" -ge "$stall" ]; then say F "no data for $stall s"; reap $$; exit 0; fi
   done
 ) &
+mon=$!
 got=$( { tee -p -- "$tmp" $fifo; echo "$?" > "$tmp.st"; } | "$tool" )
 st=$(cat -- "$tmp.st" 2>/dev/null)
 n=$(stat -c %s -- "$tmp" 2>/dev/null)
@@ -84,10 +90,10 @@ n=$(stat -c %s -- "$tmp" 2>/dev/null)
 [ "$n" = "$size" ] || fail "got $n of $size bytes"
 [ "${got%% *}" = "$sum" ] || fail "checksum mismatch"
 rm -f -- "$tmp.st"
+trap "" HUP INT TERM  # verified: finish, whatever happens now
 chmod 644 -- "$tmp" && mv -f -- "$tmp" "$dest" || fail "cannot rename into $dest"
 if [ -n "$fifo" ]; then rm -f -- "$fifo"; fi
 say OK "$n"
-trap "" TERM
 kill -TERM 0
 exit 0
 """
@@ -96,9 +102,13 @@ exit 0
 FORWARD_SCRIPT = r"""
 host=$1 fifo=$2
 shift 2
+reap() {
+  trap "" TERM; i=0
+  while [ "$i" -lt 20 ] && kill -0 "$1" 2>/dev/null; do kill -TERM 0; sleep 0.5; i=$((i + 1)); done
+}
 trap "rm -f -- \"\$fifo\"; exit 1" HUP INT TERM
 exec 3<&0
-( trap "" PIPE; cat <&3; kill -TERM 0 ) >/dev/null 2>&1 &
+( trap "" PIPE; cat <&3; reap $$ ) >/dev/null 2>&1 &
 exec 3<&-
 [ -p "$fifo" ] || mkfifo -m 600 -- "$fifo" 2>/dev/null
 [ -p "$fifo" ] || { echo "cannot make $fifo" >&2; exit 1; }
@@ -133,11 +143,13 @@ def plan_chains(hosts, head_slots=1):
 
 
 def print_plan(chains, reporter, head_name):
-    """--dry-run: the chains, head first."""
+    """--dry-run: who sends to whom, chain by chain (the wave's plan lines)."""
     for number, chain in enumerate(chains, 1):
-        reporter.dry(f"chain {number}: {' --> '.join([head_name, *chain])}")
+        reporter.info(f"chain {number}:")
+        for upstream, host in zip([head_name, *chain], chain):
+            reporter.dry(f"{upstream} --> {host}")
     total = sum(len(chain) for chain in chains)
-    reporter.info(f"{total} host(s) in {len(chains)} chain(s), pipelined")
+    reporter.info(f"{total} host(s) in {len(chains)} pipelined chain(s)")
 
 
 def check_node_path(path, what):
@@ -440,7 +452,8 @@ def distribute(source, dest, hosts, ssh, reporter, *, head_slots=1, timeout=wave
     if progress_interval is None:  # in place on a TTY; whole lines now and then otherwise
         progress_interval = 1.0 if _is_tty(reporter.stream) and not reporter.line_output else 5.0
     started = time.monotonic()
-    reporter.info(f"pipelining {source} to {len(hosts)} host(s) in {len(chains)} chain(s)...")
+    reporter.info(f"transferring {source} to {len(hosts)} host(s)...")  # as the wave says it
+    reporter.info(f"pipelined: {len(chains)} chain(s) of {', '.join(str(len(c)) for c in chains)} host(s)")
     run = _Pipeline(cmds, chains, source, reporter, head_name, progress_interval)
     try:
         run.run()
