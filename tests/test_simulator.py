@@ -47,18 +47,24 @@ class Sim:
         self.state.mkdir()
         (self.state / "admin-password").write_text("s3cret-for-tests\n")
         os.chmod(self.state / "admin-password", 0o600)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(tmp_path / "simulator.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SIMDIR / "simulator.py"), "--state", str(self.state),
-             "--listen", "127.0.0.1", "--port", str(self.port), "--down-time", str(down_time),
-             "--hosts", ",".join(NODES)], stdout=self.log, stderr=subprocess.STDOUT)
         self.agents = {}
         self.tmp = tmp_path
-        if not wait_for(self._healthy, timeout=10):
-            self.close()
-            raise RuntimeError("simulator did not become healthy: "
+        self.log = open(tmp_path / "simulator.log", "w")
+        for _ in range(5):  # a free port can be taken by someone else before we bind it
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.proc = subprocess.Popen(
+                [sys.executable, str(SIMDIR / "simulator.py"), "--state", str(self.state),
+                 "--listen", "127.0.0.1", "--port", str(self.port), "--down-time", str(down_time),
+                 "--hosts", ",".join(NODES)], stdout=self.log, stderr=subprocess.STDOUT)
+            if wait_for(lambda: self._healthy() or self.proc.poll() is not None, timeout=20) \
+                    and self.proc.poll() is None:
+                break
+            self.proc.kill()
+            self.proc.wait()
+        else:
+            self.log.close()
+            raise RuntimeError("simulator did not start: "
                                + (tmp_path / "simulator.log").read_text()[-2000:])
         self.env = {"OS_AUTH_URL": f"{self.url}/identity/v3", "OS_USERNAME": "admin",
                     "OS_PASSWORD": "s3cret-for-tests", "OS_PROJECT_NAME": "admin",
@@ -67,7 +73,7 @@ class Sim:
 
     def _healthy(self):
         try:
-            return self.sim("GET", "/health")["status"] == "ok"
+            return self.sim("GET", "/health")["pid"] == self.proc.pid  # ours, not a neighbour's
         except OSError:
             return False
 
@@ -527,7 +533,7 @@ def test_listens_on_every_address_and_refuses_a_missing_password(tmp_path):
         def health(address):
             try:
                 with urllib.request.urlopen(f"http://{address}:{port}/sim/health", timeout=2) as r:
-                    return r.status == 200
+                    return json.load(r)["pid"] == proc.pid
             except OSError:
                 return False
         assert wait_for(lambda: health("127.0.0.1"), timeout=10), log.read_text()

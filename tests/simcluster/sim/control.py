@@ -1,7 +1,8 @@
 """/sim/*: the control API for tests, the cluster script and the compute agents (no token).
 
 Beyond the README's table:
-  GET  /sim/health                  200 {"status": "ok"} once listening
+  GET  /sim/health                  200 {"status": "ok", "pid": N} once listening (the pid tells
+                                    a starter that the answer comes from its own process)
   GET  /sim/hosts                   every hypervisor: up, enabled, virtual, VM and pending counts
   POST /sim/hosts                   also takes "inventory": {"VCPU": n, "MEMORY_MB": n, "DISK_GB": n}
                                     (totals replacing the default ones, for scale benchmarks)
@@ -13,6 +14,7 @@ Beyond the README's table:
 Request log entries also carry "duration" (seconds); reading or clearing the log is not logged.
 POST /sim/reset also removes the virtual hosts (each test adds its own); node-backed hosts stay.
 """
+import os
 import time
 
 from .base import Service
@@ -35,7 +37,7 @@ class Control(Service):
 
     def routes(self):
         r = self.router
-        r.add("GET", "/health", lambda req: Response(200, {"status": "ok"}))
+        r.add("GET", "/health", lambda req: Response(200, {"status": "ok", "pid": os.getpid()}))
         r.add("POST", "/reset", self.reset)
         r.add("GET", "/requests", self.requests)
         r.add("DELETE", "/requests", self.clear_requests)
