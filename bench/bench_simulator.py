@@ -82,10 +82,15 @@ def one_scale(hosts, vms):
         try:
             for _ in range(300):
                 try:
-                    control(url, "GET", "/sim/health")
-                    break
+                    if control(url, "GET", "/sim/health")["pid"] == proc.pid:
+                        break
                 except OSError:
-                    time.sleep(0.1)
+                    pass
+                if proc.poll() is not None:
+                    raise SystemExit(f"bench: simulator exited: {Path(state, 'simulator.log').read_text()}")
+                time.sleep(0.1)
+            else:
+                raise SystemExit("bench: simulator did not answer in 30 s")
             return run(url, state, password, hosts, vms)
         finally:
             proc.terminate()
