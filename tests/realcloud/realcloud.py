@@ -41,9 +41,9 @@ APPS = ["keystone", "nova", "placement", "glance", "network"]
 PORT_OFFSETS = {"keystone": 0, "nova": 1, "placement": 2, "glance": 3, "network": 4,
                 "postgres": 5, "rabbit": 6, "erldist": 7, "epmd": 8}
 REGION = "RegionOne"
-# Heartbeats every 2 s, a compute counts as down 8 s after its last one (defaults: 10/60).
+# Heartbeats every 2 s, a compute counts as down 10 s after its last one (defaults: 10/60).
 REPORT_INTERVAL = 2
-SERVICE_DOWN_TIME = 8
+SERVICE_DOWN_TIME = 10
 # A simulated worker node, as the simulator reports it: VCPU 8 (ratio 2.0), 16384 MB RAM
 # (512 reserved), 400 GB disk. The fake driver reports 1000 vCPU / 800000 MB / 600000 GB,
 # so the difference is reserved.

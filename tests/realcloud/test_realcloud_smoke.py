@@ -81,3 +81,22 @@ def test_realcloud_status_and_env(realcloud):
     assert env.returncode == 0
     assert "export OS_AUTH_URL=http://127.0.0.1:" in env.stdout
     assert realcloud.env["OS_PASSWORD"] not in env.stdout  # read from its mode 600 file
+
+
+def test_node_service_runs_a_real_compute_and_answers_like_service(rcloud):
+    """node-service on a node: status 0/3 as `service`, stop and start a real nova-compute
+    (Nova sees it go down and come back, same compute node), bad usage exit 2."""
+    host = rcloud.names[-1]
+    nova = rcloud.nova()
+    node_uuid = nova.hypervisors.search(host)[0].id
+    running = rcloud.node_service(host, "openstack-nova-compute", "status")
+    assert (running.returncode, running.stdout.strip()) == (0, "openstack-nova-compute is running")
+    assert rcloud.node_service(host, "openstack-nova-compute", "stop").returncode == 0
+    stopped = rcloud.node_service(host, "openstack-nova-compute", "status")
+    assert (stopped.returncode, stopped.stdout.strip()) == (3, "openstack-nova-compute is stopped")
+    rcloud.wait_computes([host], "down")
+    rcloud.start_computes([host])  # waits until Nova reports it up
+    assert [h.id for h in nova.hypervisors.search(host)] == [node_uuid]
+    bad = rcloud.ssh(host, [str(Path(__file__).resolve().parent / "node-service"),
+                            "--state", str(rcloud.rc.state), "libvirtd", "restart"])
+    assert bad.returncode == 2 and bad.stderr.startswith("usage: node-service")
