@@ -161,3 +161,40 @@ def test_vmstats_counts_and_capacity(cluster, nova):
     assert text.returncode == 0
     assert (f"Capacity in VMs of flavor {FLAVOR} on {cap['hypervisors']} enabled, up hypervisor(s): {cap['total']} total, "
             f"{cap['used']} used, {cap['free']} free") in lines(text)
+
+
+def test_failed_request_leaves_no_error_vm_and_a_fresh_count_fits(cluster, nova, monkeypatch, capsys):
+    """The cloud changes between the count and the boot (a host disabled meanwhile): Nova puts
+    the whole request in ERROR; runvms deletes those VMs and its fresh count boots.
+
+    Driven in-process to place the change exactly between the two steps of runvms; the cloud
+    is the real simulator."""
+    from hltcloud import manage_cli, runvms
+    from hltcloud.config import load
+    from hltcloud.manage_ctx import Context
+    start_compute(cluster, nova, [])  # no node host up: only the two virtual hosts below
+    hosts = ["va.virtual", "vb.virtual"]
+    cluster.sim("POST", "/sim/hosts", {"names": hosts, "virtual": True})
+    cluster.sim("POST", "/sim/quota", {"instances": 1000, "cores": 1000, "ram": 10 ** 7})
+    for key, value in cluster.env.items():
+        if key.startswith(("OS_", "HLTCLOUD_")):
+            monkeypatch.setenv(key, value)
+    ctx = Context(manage_cli.parse(["--for-real", "--vm-timeout", "30", "runvms"]),
+                  load(cluster.config_path))
+    values = runvms.params(ctx)
+    flavor = runvms.find_flavor(ctx.nova, values["flavor"])
+    image = runvms.find_image(ctx.cloud, values["image"])
+    count, _ = runvms.compute_count(ctx, flavor)
+    assert count == expected_fit(cluster, nova) > 0
+    nova.services.disable_log_reason([s for s in nova.services.list(binary="nova-compute")
+                                      if s.host == hosts[1]][0].id, "test: the cloud changed")
+    outcome = runvms._boot_and_wait(ctx, values, flavor, image, None, count)
+    assert not outcome.ok and outcome.retry and outcome.active == 0
+    assert f"{count} of {count} VM(s) in ERROR" in outcome.reason
+    assert statuses(nova) == []  # the ERROR VMs of the run are gone
+    out = capsys.readouterr().out
+    assert out.count("(ERROR) of this run") == count
+    fresh, _ = runvms.compute_count(ctx, flavor)
+    assert fresh == expected_fit(cluster, nova) < count
+    assert runvms._boot_and_wait(ctx, values, flavor, image, None, fresh).ok
+    assert statuses(nova) == ["ACTIVE"] * fresh

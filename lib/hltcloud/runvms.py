@@ -8,6 +8,7 @@ and the request is tried once more with a fresh count. No VM is left in ERROR.
 """
 import json
 import time
+from dataclasses import dataclass
 
 from . import computes, fit, hostlock
 from .cloud import describe_error
@@ -123,12 +124,16 @@ def run(ctx):
         except hostlock.Busy as err:
             rep.fail(f"runvms: {err}")
             return False
+    requested = active = attempts = 0
     for attempt in (1, 2):
         count, why = compute_count(ctx, flavor)
         rep.info(f"Booting {count} VM(s): {why}")
         if count == 0:
-            rep.ok("Nothing to boot: the cluster is full (or the quota is used up)")
-            return True
+            if attempt == 1:
+                rep.ok("Nothing to boot: the cluster is full (or the quota is used up)")
+            else:
+                rep.warn("Nothing fits any more: no second request")
+            break
         request = {"name": values["name"], "imageRef": image_id, "flavorRef": flavor.id,
                    "key_name": values.get("key_name") or None, "min_count": count,
                    "max_count": count, "networks": network(values)}
@@ -137,13 +142,20 @@ def run(ctx):
                     f"{json.dumps(request)}" + (" (with user data)" if user_data else ""))
             return True
         outcome = _boot_and_wait(ctx, values, flavor, image_id, user_data, count)
-        if outcome is True:
-            return True
+        requested, active, attempts = requested + count, active + outcome.active, attempt
+        if outcome.ok:
+            break
+        if not outcome.retry:
+            rep.fail(f"runvms: {outcome.reason}")
+            break
         if attempt == 1:
-            rep.warn(f"{outcome}: the cloud changed meanwhile; trying once more with a fresh count")
+            rep.warn(f"{outcome.reason}: the cloud changed meanwhile; "
+                     f"trying once more with a fresh count")
         else:
-            rep.fail(f"runvms: {outcome} (second attempt)")
-    return False
+            rep.fail(f"runvms: {outcome.reason} (second attempt)")
+    if attempts > 1:
+        rep.info(f"Requested {requested} VM(s) in all, {active} ACTIVE")
+    return not rep.failures
 
 
 def network(values):
@@ -156,8 +168,16 @@ def _our_servers(nova, prefix):
             if s.name.startswith(prefix)}
 
 
+@dataclass
+class Outcome:
+    ok: bool
+    active: int = 0
+    reason: str = ""
+    retry: bool = False  # a failed request (refused, or VMs in ERROR) is worth a second one
+
+
 def _boot_and_wait(ctx, values, flavor, image_id, user_data, count):
-    """True when COUNT VMs became ACTIVE; else a one-line reason (ERROR VMs already deleted)."""
+    """Boot COUNT VMs in one request and wait for them; ERROR VMs of the run are deleted."""
     rep, nova = ctx.rep, ctx.nova
     before = set(_our_servers(nova, values["name"]))
     nics = network(values)
@@ -166,19 +186,24 @@ def _boot_and_wait(ctx, values, flavor, image_id, user_data, count):
                             key_name=values.get("key_name") or None, min_count=count,
                             max_count=count, nics=nics if nics in ("auto", "none") else [{"net-id": nics}])
     except computes.API_ERRORS as err:
-        return f"boot request for {count} VM(s) refused: {describe_error(err)}"
+        return Outcome(False, 0, f"boot request for {count} VM(s) refused: {describe_error(err)}",
+                       retry=True)
     mine = _wait_settled(ctx, values["name"], before, count)
     active = [s for s in mine.values() if s.status == "ACTIVE"]
     errors = [s for s in mine.values() if s.status == "ERROR"]
     rep.info(f"Requested {count} VM(s), {len(active)} ACTIVE")
     if len(active) == count:
         rep.ok(f"Booted {count} VM(s) named {values['name']}")
-        return True
+        return Outcome(True, count)
     if errors:
         fault = (getattr(errors[0], "fault", None) or {}).get("message", "no fault message")
         _delete_errors(ctx, errors)
-        return f"{len(errors)} of {count} VM(s) in ERROR ({fault})"
-    return f"{count - len(active)} of {count} VM(s) not ACTIVE after {ctx.opts.vm_timeout} s"
+        return Outcome(False, len(active), f"{len(errors)} of {count} VM(s) in ERROR ({fault})",
+                       retry=True)
+    # Still building: they may yet become ACTIVE, so no second request on top of them.
+    slow = sorted(s.id for s in mine.values() if s.status != "ACTIVE")
+    return Outcome(False, len(active), f"{len(slow)} of {count} VM(s) not ACTIVE after "
+                                       f"{ctx.opts.vm_timeout} s: {' '.join(slow)}")
 
 
 def _wait_settled(ctx, prefix, before, count):
