@@ -548,3 +548,35 @@ def test_ctrl_c_stops_reports_and_leaves_no_process(cluster, nova, parallel):
     assert any(l.endswith(f"{b}: not started (interrupted)") for l in out), out
     assert service(nova, b).status == "enabled"  # nothing was started on the second host
     wait_for(lambda: _tool_processes(cluster) == [], timeout=15, what="no process left")
+
+
+def test_countdown_is_rewritten_in_place_on_a_terminal(cluster, nova):
+    import os
+    import pty
+    host = cluster.names[0]
+    start_compute(cluster, nova, [host])
+    stuck, = boot_on(cluster, nova, host, 1)
+    cluster.sim("POST", f"/sim/servers/{stuck}/stuck")  # a few seconds of countdown to see
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([str(REPO / "bin" / TOOL), "--no-colors", "--for-real", "--vm-timeout", "3",
+                             "disable", host], env=cluster.env, stdout=slave, stderr=slave,
+                            stdin=subprocess.DEVNULL)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(60) == 1
+    text = b"".join(chunks).decode().replace("\r\n", "\n")
+    prefix = f"Waiting max 3 s for VMs to be deleted on {host}..."
+    rewrites = [part for part in text.split("\r") if part.startswith(prefix)]
+    assert len(rewrites) >= 2, text  # the same line, rewritten as the seconds go down
+    assert re.match(re.escape(prefix) + r"1 running \(\d s left\)\x1b\[K", rewrites[0])
+    assert re.match(re.escape(prefix) + r"1 running \(\d s left\)\.\.\.1 running after 3 s: timeout!",
+                    rewrites[-1]), rewrites[-1]
