@@ -69,6 +69,9 @@ def _dispatch(ctx):
     except computes.API_ERRORS as err:
         print(f"{PROG}: {command}: cloud request failed: {describe_error(err)}", file=sys.stderr)
         return EXIT_CLOUD
+    except (OSError, ValueError, KeyError) as err:  # e.g. an answer without an expected field
+        print(f"{PROG}: {command}: {type(err).__name__}: {err}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -124,6 +127,8 @@ def _sequential(ctx, action, services, hosts):
             action(ctx, host, services[host])
         except computes.API_ERRORS as err:  # an unexpected API error: this host's failure
             rep.fail(f"{host}: {describe_error(err)}", host=host)
+        except Exception as err:  # noqa: BLE001 -- a bug must not stop the other hosts
+            rep.fail(f"{host}: unexpected error: {type(err).__name__}: {err}", host=host)
         except KeyboardInterrupt:
             rep.fail(f"{host}: interrupted (may be partly done)", host=host)
             for rest in hosts[index + 1:]:
