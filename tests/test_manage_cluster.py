@@ -580,3 +580,12 @@ def test_countdown_is_rewritten_in_place_on_a_terminal(cluster, nova):
     assert re.match(re.escape(prefix) + r"1 running \(\d s left\)\x1b\[K", rewrites[0])
     assert re.match(re.escape(prefix) + r"1 running \(\d s left\)\.\.\.1 running after 3 s: timeout!",
                     rewrites[-1]), rewrites[-1]
+
+
+def test_unreachable_cloud_exit_3_one_line(cluster):
+    env = dict(cluster.env, OS_AUTH_URL="http://127.0.0.1:1/identity/v3")  # nothing listens there
+    result = subprocess.run([str(REPO / "bin" / TOOL), "--nvms", "status"], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3
+    assert result.stderr.startswith("openstack-hlt-manage: cannot reach Keystone at http://127.0.0.1:1/")
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
