@@ -168,7 +168,8 @@ def test_middle_host_lost_mid_transfer_the_rest_still_get_it(cluster, payload):
     assert "completing" in out and "with the wave" in out
     assert f"1 of {len(cluster.names)} host(s) did not get the file: {victim}" in out
     survivors = [n for n in cluster.names if n != victim]
-    assert eventually(lambda: twins(cluster, dest, survivors), 10) == []
+    left = eventually(lambda: twins(cluster, dest, survivors), 10)
+    assert left == [], (left, our_processes(), out)
     # The cut-off host cleans up by itself too (its own stall watchdog), link or no link.
     assert eventually(lambda: twins(cluster, dest, [victim]), 20) == []
     assert eventually(our_processes, 20) == []

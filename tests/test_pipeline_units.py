@@ -281,3 +281,38 @@ def test_recv_stuck_on_a_dead_forwarder_ends_when_its_file_is_removed(tmp_path):
         threading.Event().wait(0.1)
     assert left == []
     assert not dest.exists()
+
+
+def test_cleanup_kills_the_recorded_groups_and_removes_the_files(tmp_path):
+    """What the head runs on every host after Ctrl-C: a receiver waiting for data and a
+    forwarder waiting on its fifo are both gone when it returns, with their files."""
+    data = os.urandom(1000)
+    dest = tmp_path / "img"
+    tmp = str(tmp_path / ".img.pipe-test")
+    fifo = tmp + ".fifo"
+    procs = [
+        subprocess.Popen(recv_argv(str(dest), data, fifo=fifo, stall=60), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True),
+        subprocess.Popen(["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", fifo,
+                          "sleep", "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, start_new_session=True)]
+    try:
+        for _ in range(50):
+            if len([n for n in os.listdir(tmp_path) if n.endswith("pgid")]) == 2:
+                break
+            threading.Event().wait(0.1)
+        res = subprocess.run(["sh", "-c", pipeline.CLEANUP_SCRIPT, "clean", tmp],
+                             capture_output=True, timeout=30, start_new_session=True)
+        assert res.returncode == 0, res.stderr
+        for proc in procs:
+            assert proc.wait(5) is not None
+        for proc in procs:
+            left = subprocess.run(["ps", "-o", "stat=", "-g", str(proc.pid)],
+                                  capture_output=True, text=True).stdout.split()
+            assert all(state.startswith("Z") for state in left), left  # only unreaped ones
+    finally:
+        for proc in procs:
+            proc.stdin.close()
+            if proc.poll() is None:
+                proc.kill()
+    assert os.listdir(tmp_path) == []

@@ -63,11 +63,13 @@ reap() {
   trap "" TERM; i=0
   while [ "$i" -lt 20 ] && kill -0 "$1" 2>/dev/null; do kill -TERM 0; sleep 0.5; i=$((i + 1)); done
 }
-clean() { rm -f -- "$tmp" "$tmp.st"; if [ -n "$fifo" ]; then rm -f -- "$fifo"; fi; }
+clean() { rm -f -- "$tmp" "$tmp.st" "$tmp.recv.pgid"; if [ -n "$fifo" ]; then rm -f -- "$fifo"; fi; }
 fail() { say F "$1"; clean; if [ -n "$mon" ]; then kill "$mon" 2>/dev/null; fi; exit 1; }
 trap "clean; exit 1" HUP INT TERM PIPE
 [ -d "${dest%/*}/" ] || fail "no directory ${dest%/*}"
 : > "$tmp" || fail "cannot write $tmp"
+# Our process group, for the head's cleanup after Ctrl-C (it kills by this record).
+read -r pst < /proc/$$/stat && set -- ${pst##*) } && echo "$3" > "$tmp.recv.pgid"
 if [ -n "$fifo" ]; then
   [ -p "$fifo" ] || mkfifo -m 600 -- "$fifo" 2>/dev/null
   [ -p "$fifo" ] || fail "cannot make $fifo"
@@ -92,6 +94,7 @@ n=$(stat -c %s -- "$tmp" 2>/dev/null)
 rm -f -- "$tmp.st"
 trap "" HUP INT TERM  # verified: finish, whatever happens now
 chmod 644 -- "$tmp" && mv -f -- "$tmp" "$dest" || fail "cannot rename into $dest"
+rm -f -- "$tmp.recv.pgid"
 if [ -n "$fifo" ]; then rm -f -- "$fifo"; fi
 say OK "$n"
 kill -TERM 0
@@ -106,7 +109,9 @@ reap() {
   trap "" TERM; i=0
   while [ "$i" -lt 20 ] && kill -0 "$1" 2>/dev/null; do kill -TERM 0; sleep 0.5; i=$((i + 1)); done
 }
-trap "rm -f -- \"\$fifo\"; exit 1" HUP INT TERM
+# PIPE too: with the session gone, even sh's own "Terminated" note on stderr is fatal.
+trap "rm -f -- \"\$fifo\" \"\$fifo.pgid\"; exit 1" HUP INT TERM PIPE
+read -r pst < /proc/$$/stat && (set -- ${pst##*) }; echo "$3" > "$fifo.pgid")
 exec 3<&0
 ( trap "" PIPE; cat <&3; reap $$ ) >/dev/null 2>&1 &
 exec 3<&-
@@ -114,10 +119,26 @@ exec 3<&-
 [ -p "$fifo" ] || { echo "cannot make $fifo" >&2; exit 1; }
 cat -- "$fifo" | "$@"
 st=$?
-rm -f -- "$fifo"
+rm -f -- "$fifo" "$fifo.pgid"
 trap "" TERM
 kill -TERM 0
 exit $st
+"""
+
+
+# CLEANUP (after Ctrl-C): $1 tmp. Kill the process groups our scripts recorded, wait until
+# they are gone, remove what they left. Nothing of the run survives the command.
+CLEANUP_SCRIPT = r"""
+for f in "$1".*pgid; do
+  [ -f "$f" ] || continue
+  g=$(cat -- "$f"); rm -f -- "$f"
+  case "$g" in ""|*[!0-9]*) continue;; esac
+  kill -TERM "-$g" 2>/dev/null
+  i=0
+  while [ "$i" -lt 20 ] && kill -0 "-$g" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+  kill -KILL "-$g" 2>/dev/null
+done
+rm -f -- "$1" "$1.st" "$1.fifo" "$1".*pgid
 """
 
 
@@ -211,7 +232,7 @@ class Commands:
     def cleanup(self, host):
         """Remove our temporary twins on HOST (after an interrupted run)."""
         return ["ssh", *self._options(self.ssh.config_file), host, "--",
-                shlex.join(["rm", "-f", "--", self.tmp, self.tmp + ".st", self.fifo])]
+                shlex.join(["sh", "-c", CLEANUP_SCRIPT, "hltpipe-clean", self.tmp])]
 
 
 # ---------------------------------------------------------------- engine
@@ -492,8 +513,8 @@ def distribute(source, dest, hosts, ssh, reporter, *, head_slots=1, timeout=wave
 
 
 def _remove_twins(cmds, hosts):
-    """After Ctrl-C: the remote sides clean up by themselves; this is the belt to their braces,
-    bounded in time."""
+    """After Ctrl-C: the remote sides end by themselves within a second or two; this ends them
+    now (by their recorded process groups) and removes their files, bounded in time."""
     procs = []
     for host in hosts:
         try:
@@ -502,7 +523,7 @@ def _remove_twins(cmds, hosts):
                                           start_new_session=True))
         except OSError:
             break
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 8
     for proc in procs:
         try:
             proc.wait(max(0.1, deadline - time.monotonic()))
