@@ -18,13 +18,13 @@ import socket
 import sys
 import threading
 
-from . import config, glance_image, hostlist, runner, wave
+from . import config, glance_image, hostlist, pipeline, runner, wave
 from .cloud import Cloud, CloudError
 from .report import Reporter
 from .validate import BadValue, check_name
 
 USAGE = ("openstack-prefill-cache [--ssh-config FILE] [--dry-run] [--no-colors] "
-         "[--line-output] [--tries N] [--timeout S] [--config FILE] IMAGE HOSTS...")
+         "[--line-output] [--tries N] [--timeout S] [--wave] [--config FILE] IMAGE HOSTS...")
 CACHE_PREFIX = "hlt-glance-cache-"
 FANOUT = 32  # conversions (and cache checks) running at once
 CONVERT_RATE = 10_000_000  # bytes/s of raw output assumed for the conversion deadline
@@ -173,6 +173,8 @@ def build_parser():
     parser.add_argument("--timeout", type=int, default=wave.DEFAULT_TIMEOUT, metavar="S",
                         help="seconds without progress before a transfer is abandoned "
                              "(default %(default)s)")
+    parser.add_argument("--wave", action="store_true",
+                        help="transfer in rsync waves instead of pipelined chains")
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="site configuration (default $HLTCLOUD_CONFIG or /etc/hltcloud.conf)")
     parser.add_argument("image", metavar="IMAGE")
@@ -181,8 +183,11 @@ def build_parser():
 
 
 def pick_distributor(args):
-    """The transfer engine: the wave (the pipelined broadcast of issue 7 plugs in here)."""
-    return wave.distribute
+    """The transfer engine: pipelined chains (faster: bench/bench_broadcast.py), the wave
+    completing what they miss; the wave alone with --wave."""
+    if args.wave:
+        return wave.distribute
+    return pipeline.distribute
 
 
 def main(argv=None):
@@ -257,7 +262,10 @@ def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source
     if args.dry_run:
         reporter.info(f"transferring {source.path} to {len(needed)} host(s) "
                       "(dry run: the plan, nothing is copied)")
-        wave.print_plan(wave.plan_rounds(needed), reporter, socket.gethostname())
+        if args.wave:
+            wave.print_plan(wave.plan_rounds(needed), reporter, socket.gethostname())
+        else:
+            pipeline.print_plan(pipeline.plan_chains(needed), reporter, socket.gethostname())
         reporter.info("Converting image in parallel on all hosts")
         for host in needed:
             reporter.dry(f"{host}: qemu-img convert -f {fmt} -O raw {plan.transfer} {plan.final}")
