@@ -199,3 +199,17 @@ def test_sigint_leaves_no_process_and_no_final_file(cluster, payload):
     assert left == [], "\n".join(map(str, left))
     assert not any(node_file(cluster, n, dest).exists() for n in cluster.names)
     assert eventually(lambda: twins(cluster, dest), 10) == []
+
+
+def test_prefill_pipelines_by_default_and_waves_on_request(cluster):
+    cluster.add_image("pipe-img", size_mb=2)
+    hosts = ",".join(cluster.names[:3])
+    res = cluster.run_tool("openstack-prefill-cache", "pipe-img", hosts)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "pipelined: 1 chain(s) of 3 host(s)" in res.stdout.splitlines()
+    assert res.stdout.count("Image conversion done") == 3
+    cluster.reset()
+    cluster.add_image("wave-img", size_mb=2)
+    res = cluster.run_tool("openstack-prefill-cache", "--wave", "wave-img", hosts)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "pipelined:" not in res.stdout and res.stdout.count("Image conversion done") == 3
