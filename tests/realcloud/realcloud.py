@@ -184,6 +184,7 @@ class RealCloud:
         self.slot = slot
         self.head = head  # the bridge address nodes reach the head at (None: loopback only)
         self.ports = ports(slot)
+        self.also_record = []  # other pid files that must know our pids (the slot's)
 
     @classmethod
     def load(cls, state):
@@ -245,8 +246,9 @@ class RealCloud:
         with open(logdir / f"{name}.log", "ab") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                     env=env, start_new_session=True, cwd=self.state)
-        with open(self.state / "pids", "a") as handle:
-            handle.write(f"{proc.pid} {name}\n")
+        for pids_file in (self.state / "pids", *self.also_record):
+            with open(pids_file, "a") as handle:
+                handle.write(f"{proc.pid} {name}\n")
         return proc
 
     def recorded(self):
@@ -570,7 +572,9 @@ def http_ready(url):
         return False
 
 
-def up(state=None, slot=0, head=None):
+def up(state=None, slot=0, head=None, also_record=()):
+    """Bring the control plane up. ALSO_RECORD: pid files to append our pids to as well
+    (the simulated cluster's $STATE/pids, so that its teardown stops us after a crash)."""
     t0 = time.monotonic()
     if not installed():
         raise RealCloudError("not installed: run `realcloud install` first")
@@ -581,6 +585,7 @@ def up(state=None, slot=0, head=None):
     state.mkdir(parents=True)
     os.chmod(state, 0o755)  # postgres (its own user) reaches its data dir through it
     rc = RealCloud(state, slot, head)
+    rc.also_record = [Path(p) for p in also_record]
     rc.save()
     try:
         for name in ("admin", "db", "rabbit"):

@@ -77,13 +77,19 @@ class RealCluster:
                 if fd is None:
                     continue
                 try:
+                    # A killed earlier session may have left its cloud running in this slot:
+                    # netnodes' teardown knows nothing of it, so stop it first (by its pids).
+                    for old in {netnodes.recorded_state(slot), netnodes.default_state(slot)}:
+                        if (Path(old) / "realcloud" / "pids").exists():
+                            realcloud.down(Path(old) / "realcloud", quiet=True)
                     layout = netnodes.up(slot, names, lock_fd=fd, with_simulator=False,
                                          log=lambda line: None)
                 except BaseException:
                     os.close(fd)
                     raise
                 try:
-                    rc = realcloud.up(layout.state / "realcloud", slot, layout.head_addr)
+                    rc = realcloud.up(layout.state / "realcloud", slot, layout.head_addr,
+                                      also_record=[layout.state / "pids"])
                     realcloud.write_site_config(rc, str(layout.ssh_config))
                     cluster = cls(layout, rc, fd)
                     cluster.timings["control plane"] = time.monotonic() - t0
