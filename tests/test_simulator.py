@@ -201,11 +201,13 @@ def test_microversion_is_negotiated_and_echoed(sim, nova):
     old = compute.get("/os-services", headers={"X-OpenStack-Nova-API-Version": "2.1"})
     assert old.headers["X-OpenStack-Nova-API-Version"] == "2.1"
     assert all(isinstance(s["id"], int) for s in old.json()["services"])
-    too_new = compute.get("/os-services", headers={"OpenStack-API-Version": "compute 2.97"},
+    too_new = compute.get("/os-services", headers={"OpenStack-API-Version": "compute 2.105"},
                           raise_exc=False)
     assert too_new.status_code == 406
+    assert too_new.json()["notAcceptable"]["message"] == (
+        "Version 2.105 is not supported by the API. Minimum is 2.1 and maximum is 2.104.")
     versions = compute.get(f"{sim.url}/compute/", authenticated=False).json()["versions"]
-    assert (versions[0]["min_version"], versions[0]["version"]) == ("2.1", "2.96")
+    assert (versions[0]["min_version"], versions[0]["version"]) == ("2.1", "2.104")  # Nova 34
 
 
 # ----- services and hypervisors
@@ -605,3 +607,107 @@ def test_boot_on_a_chosen_host(sim, nova):
     assert late.servers.get(refused.id).status == "ERROR"  # a requested host still goes through filters
     forced = nova.servers.create("forced", image_id, flavor, nics="auto", availability_zone="nova:v3")
     assert nova.servers.get(forced.id).status == "ACTIVE"  # a forced host bypasses them, as in Nova
+
+
+# ----- answers pinned to the real Nova 34 / Placement (tests/realcloud/test_realcloud_parity.py)
+
+
+def test_boot_with_a_missing_image_is_refused_in_novas_words(sim, nova):
+    compute = Cloud(sim.env).adapter("compute", "2.60")
+    flavor = nova.flavors.find(name="m1.tiny")
+    answer = compute.post("/servers", raise_exc=False, json={"server": {
+        "name": "x", "imageRef": "11111111-1111-1111-1111-111111111111",
+        "flavorRef": flavor.id, "networks": "none"}})
+    assert answer.status_code == 400
+    assert answer.json()["badRequest"]["message"] == "Can not find requested image"
+    assert all_servers(nova) == []
+
+
+def test_quota_defaults_and_revert_to_them(sim, nova):
+    compute = Cloud(sim.env).adapter("compute", "2.60")
+    project = Cloud(sim.env).project_id
+    nova.quotas.update(project, instances=100, cores=300)
+    assert nova.quotas.get(project).instances == 100
+    defaults = compute.get(f"/os-quota-sets/{project}/defaults").json()["quota_set"]
+    assert {k: defaults[k] for k in ("id", "instances", "cores", "ram")} == {
+        "id": project, "instances": 10, "cores": 20, "ram": 51200}
+    assert "injected_files" not in defaults  # filtered from 2.57 on, as the other views
+    reverted = compute.delete(f"/os-quota-sets/{project}")
+    assert (reverted.status_code, reverted.content) == (202, b"")
+    current = compute.get(f"/os-quota-sets/{project}").json()["quota_set"]
+    assert (current["instances"], current["cores"], current["ram"]) == (10, 20, 51200)
+    assert sim.sim("GET", "/quota") == {"instances": 10, "cores": 20, "ram": 51200}
+    updated = compute.put(f"/os-quota-sets/{project}", json={"quota_set": {"instances": 7}})
+    assert "id" not in updated.json()["quota_set"]  # Nova's update answer has no id
+
+
+def test_service_update_refusals_in_novas_words(sim, nova):
+    compute = Cloud(sim.env).adapter("compute", "2.60")
+    service = services_by_host(nova)["cn01.internal"]
+
+    def put(body, sid=service.id):
+        answer = compute.put(f"/os-services/{sid}", json=body, raise_exc=False)
+        fault = next(iter(answer.json().values()))
+        return answer.status_code, fault.get("message") if answer.status_code >= 400 else fault
+
+    assert put({"status": "enabled", "disabled_reason": "x"}) == (
+        400, "Specifying 'disabled_reason' with status 'enabled' is invalid.")
+    no_update = (400, "No updates were requested. Fields 'status' or 'forced_down' should be "
+                      "specified.")
+    assert put({}) == no_update
+    assert put({"disabled_reason": "x"}) == no_update  # a reason alone changes nothing
+    assert put({}, "0b0b0b0b-0000-4000-8000-000000000000") == (
+        404, "Service 0b0b0b0b-0000-4000-8000-000000000000 not found.")  # lookup comes first
+    assert put({}, "nosuch") == (400, "Invalid uuid nosuch")
+    assert services_by_host(nova)["cn01.internal"].status == "enabled"  # nothing changed
+    status, view = put({"status": "disabled", "disabled_reason": "lent"})
+    assert (status, view["status"], view["disabled_reason"]) == (200, "disabled", "lent")
+    status, view = put({"status": "enabled"})
+    assert (status, view["status"], view["disabled_reason"]) == (200, "enabled", None)
+
+
+def test_placement_not_found_details_as_placement_words_them(sim):
+    placement = Cloud(sim.env).placement()
+    missing = "11111111-1111-1111-1111-111111111111"
+    gone = f"No resource provider with uuid {missing} found"
+
+    def detail(path):
+        answer = placement.get(path, raise_exc=False)
+        errors = answer.json()["errors"]
+        assert (answer.status_code, errors[0]["title"]) == (404, "Not Found")
+        return errors[0]["detail"]
+
+    head = "The resource could not be found.\n\n "
+    assert detail(f"/resource_providers/{missing}") == f"{head}{gone}  "
+    assert detail(f"/resource_providers/{missing}/inventories") == f"{head}{gone} : {gone}  "
+    assert detail(f"/resource_providers/{missing}/inventories/VCPU") == f"{head}{gone} : {gone}  "
+    assert detail(f"/resource_providers/{missing}/usages") == f"{head}{gone}: {gone}  "
+    assert detail(f"/resource_providers/{missing}/allocations") == (
+        f"{head}Resource provider '{missing}' not found: {gone}  ")
+    assert detail("/nosuch") == head + "  "
+
+
+def test_views_of_microversions_after_2_96(sim, nova):
+    """2.98 adds the image's properties, 2.100 the scheduler hints, 2.102 drops two flavor
+    fields; what the tools ask for (2.60) stays as it was."""
+    sim.sim("POST", "/hosts", {"names": ["v1"], "virtual": True})
+    boot(nova, sim, 1, flavor_name="m1.tiny")
+    compute = Cloud(sim.env).adapter("compute")
+    server_id = all_servers(nova)[0].id
+
+    def server(version):
+        return compute.get(f"/servers/{server_id}", headers={
+            "OpenStack-API-Version": f"compute {version}"}).json()["server"]
+
+    def flavor(version):
+        return compute.get("/flavors/detail", headers={
+            "OpenStack-API-Version": f"compute {version}"}).json()["flavors"][0]
+
+    latest = server("2.104")
+    assert (latest["image"]["properties"], latest["scheduler_hints"]) == ({}, {})
+    assert latest["pinned_availability_zone"] is None
+    assert "properties" not in server("2.97")["image"] and "scheduler_hints" not in server("2.99")
+    assert "properties" not in server("2.60")["image"]
+    assert {"rxtx_factor", "OS-FLV-DISABLED:disabled"} <= set(flavor("2.101"))
+    assert not {"rxtx_factor", "OS-FLV-DISABLED:disabled"} & set(flavor("2.102"))
+    assert {"rxtx_factor", "OS-FLV-DISABLED:disabled"} <= set(flavor("2.60"))

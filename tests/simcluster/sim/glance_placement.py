@@ -3,13 +3,32 @@ usages, allocations), backed by the same cloud model."""
 import os
 from urllib.parse import urlencode
 
-from .base import Service, int_arg, parse_microversion, vtext
+from .base import TITLES, Service, int_arg, parse_microversion, vtext
 from .http import Response
 from .model import ADMIN_PROJECT_ID, ADMIN_USER_ID, ApiError
 
 GLANCE_PAGE = 25  # Glance's limit_param_default
 GLANCE_MAX = 1000  # api_limit_max
 PLACEMENT_MIN, PLACEMENT_MAX = (1, 0), (1, 39)
+# Placement's handlers word a missing provider each in their own way (placement/handlers/*.py)
+NOT_FOUND_INVENTORY = "No resource provider with uuid %(uuid)s found : %(error)s"
+NOT_FOUND_USAGES = "No resource provider with uuid %(uuid)s found: %(error)s"
+NOT_FOUND_ALLOCATIONS = "Resource provider '%(uuid)s' not found: %(error)s"
+WEBOB_EXPLANATIONS = {
+    400: "The server could not comply with the request since it is either malformed or "
+         "otherwise incorrect.",
+    404: "The resource could not be found."}
+
+
+def webob_detail(status, message):
+    """An error's detail as Placement sends it: webob's body template
+    '${explanation}<br /><br />\n${detail}\n${html_comment}' with newlines made spaces and
+    <br /> made newlines (webob.exc.strip_tags)."""
+    explanation = WEBOB_EXPLANATIONS.get(status)
+    if explanation is None:
+        return message
+    detail = "" if message == explanation else message  # a route that does not exist
+    return f"{explanation}\n\n {detail}  "
 
 
 class Glance(Service):
@@ -108,8 +127,9 @@ class Placement(Service):
     def error(self, err):
         if err.status == 401:
             return super().error(err)
-        return Response(err.status, {"errors": [{"status": err.status, "title": "Error",
-                                                 "detail": err.message, "request_id": None}]})
+        return Response(err.status, {"errors": [{
+            "status": err.status, "title": TITLES.get(err.status, "Error"),
+            "detail": webob_detail(err.status, err.message), "request_id": None}]})
 
     def root(self, req):
         return Response(200, {"versions": [{
@@ -134,6 +154,13 @@ class Placement(Service):
             raise ApiError(404, f"No resource provider with uuid {rp_uuid} found")
         return host
 
+    def _host_or(self, rp_uuid, message):
+        """The provider, or a 404 as the handler words it around the object's NotFound."""
+        try:
+            return self._host(rp_uuid)
+        except ApiError as err:
+            raise ApiError(404, message % {"uuid": rp_uuid, "error": err.message}) from None
+
     def providers(self, req):
         name, rp_uuid = req.arg("name"), req.arg("uuid")
         with self.cloud.lock:
@@ -153,14 +180,14 @@ class Placement(Service):
 
     def inventories(self, req, rp_uuid):
         with self.cloud.lock:
-            host = self._host(rp_uuid)
+            host = self._host_or(rp_uuid, NOT_FOUND_INVENTORY)
             return Response(200, {"resource_provider_generation": host.generation,
                                   "inventories": {rc: self._inventory_view(inv)
                                                   for rc, inv in host.inventory.items()}})
 
     def inventory(self, req, rp_uuid, rc):
         with self.cloud.lock:
-            host = self._host(rp_uuid)
+            host = self._host_or(rp_uuid, NOT_FOUND_INVENTORY)
             if rc not in host.inventory:
                 raise ApiError(404, f"No inventory of class {rc} for {rp_uuid}")
             return Response(200, dict(self._inventory_view(host.inventory[rc]),
@@ -168,7 +195,7 @@ class Placement(Service):
 
     def usages(self, req, rp_uuid):
         with self.cloud.lock:
-            host = self._host(rp_uuid)
+            host = self._host_or(rp_uuid, NOT_FOUND_USAGES)
             return Response(200, {"resource_provider_generation": host.generation,
                                   "usages": dict(host.used)})
 
@@ -179,7 +206,7 @@ class Placement(Service):
 
     def provider_allocations(self, req, rp_uuid):
         with self.cloud.lock:
-            host = self._host(rp_uuid)
+            host = self._host_or(rp_uuid, NOT_FOUND_ALLOCATIONS)
             return Response(200, {"resource_provider_generation": host.generation,
                                   "allocations": {vm_id: {"resources": self._resources(vm)}
                                                   for vm_id, vm in host.vms.items()}})

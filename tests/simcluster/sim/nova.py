@@ -1,4 +1,4 @@
-"""Nova v2.1 (microversions 2.1..2.96): services, hypervisors, servers, flavors, keypairs,
+"""Nova v2.1 (microversions 2.1..2.104, as Nova 34): services, hypervisors, servers, flavors, keypairs,
 limits, quota sets (servers: nova_servers.py). Views follow the Nova API reference per
 microversion."""
 import base64
@@ -9,11 +9,11 @@ from urllib.parse import urlencode
 
 from .base import Service, int_arg, parse_microversion, vtext
 from .http import Response
-from .model import ADMIN_USER_ID, HEAD_HOST, KEYPAIRS, ApiError, now_iso
+from .model import ADMIN_USER_ID, DEFAULT_QUOTA, HEAD_HOST, KEYPAIRS, ApiError, now_iso
 from .nova_servers import MAX_LIMIT, ServersMixin, iso_micro
 
 MIN_VERSION = (2, 1)
-MAX_VERSION = (2, 96)
+MAX_VERSION = (2, 104)
 FAULT_NAMES = {400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound",
                405: "badMethod", 406: "notAcceptable", 409: "conflictingRequest"}
 HEAD_BINARIES = ("nova-conductor", "nova-scheduler")
@@ -70,8 +70,9 @@ class Nova(ServersMixin, Service):
         r.add("GET", v + "/limits", self.limits)
         r.add("GET", v + "/os-quota-sets/([^/]+)", lambda req, pid: self.quota_show(req, pid, False))
         r.add("GET", v + "/os-quota-sets/([^/]+)/detail", lambda req, pid: self.quota_show(req, pid, True))
-        r.add("GET", v + "/os-quota-sets/([^/]+)/defaults", lambda req, pid: self.quota_show(req, pid, False))
+        r.add("GET", v + "/os-quota-sets/([^/]+)/defaults", self.quota_defaults)
         r.add("PUT", v + "/os-quota-sets/([^/]+)", self.quota_update)
+        r.add("DELETE", v + "/os-quota-sets/([^/]+)", self.quota_delete)
         r.add("GET", v + "/os-availability-zone", self.zones)
         r.add("GET", v + "/os-availability-zone/detail", self.zones)
 
@@ -186,26 +187,29 @@ class Nova(ServersMixin, Service):
         return Response(200, {"service": view})
 
     def _service_update_by_id(self, req, sid, body):
+        """Nova's _update_v253, in its order: body schema, uuid, lookup, then the body's
+        meaning (a reason only goes with 'disabled'; something must change)."""
         status, reason = body.get("status"), body.get("disabled_reason")
-        if status is None and "forced_down" not in body:
-            raise ApiError(400, "At least one of 'status' or 'forced_down' must be specified "
-                                "in the request body.")
-        if status not in (None, "enabled", "disabled"):
+        if status is not None and status not in ("enabled", "disabled"):
             raise ApiError(400, "Invalid input for field/attribute status. Value: %s. %r is "
                                 "not one of ['enabled', 'disabled']" % (status, status))
-        if reason is not None and status != "disabled":
-            raise ApiError(400, "Specifying 'disabled_reason' with status other than "
-                                "'disabled' is invalid.")
         if reason is not None and (not isinstance(reason, str) or not 1 <= len(reason) <= 255):
             raise ApiError(400, "Invalid input for field/attribute disabled_reason.")
+        if not UUID.fullmatch(sid):
+            raise ApiError(400, f"Invalid uuid {sid}")
         with self.cloud.lock:
             host = self.cloud.hosts_by_service.get(sid)
             if host is None:
-                if not UUID.fullmatch(sid):
-                    raise ApiError(400, f"Invalid uuid {sid}")
                 raise ApiError(404, f"Service {sid} not found.")
+            if status == "enabled" and reason:
+                raise ApiError(400, "Specifying 'disabled_reason' with status 'enabled' is "
+                                    "invalid.")
+            if status is None and "forced_down" not in body:  # a reason alone changes nothing
+                raise ApiError(400, "No updates were requested. Fields 'status' or "
+                                    "'forced_down' should be specified.")
             if status is not None:
-                self.cloud.set_service(host, status == "enabled", reason)
+                self.cloud.set_service(host, status == "enabled",
+                                       reason if status == "disabled" else None)
             view = self._compute_view(req, host)
         return Response(200, {"service": view})
 
@@ -342,9 +346,10 @@ class Nova(ServersMixin, Service):
             view["description"] = None
         if detail:
             view.update({"ram": flavor["ram"], "vcpus": flavor["vcpus"], "disk": flavor["disk"],
-                         "OS-FLV-EXT-DATA:ephemeral": 0, "OS-FLV-DISABLED:disabled": False,
-                         "os-flavor-access:is_public": True, "rxtx_factor": 1.0,
+                         "OS-FLV-EXT-DATA:ephemeral": 0, "os-flavor-access:is_public": True,
                          "swap": 0 if req.mv >= (2, 75) else ""})
+            if req.mv < (2, 102):  # 2.102 removed both
+                view.update({"OS-FLV-DISABLED:disabled": False, "rxtx_factor": 1.0})
             if req.mv >= (2, 61):
                 view["extra_specs"] = {}
         return view
@@ -401,9 +406,8 @@ class Nova(ServersMixin, Service):
             absolute.update({"maxPersonality": 5, "maxPersonalitySize": 10240})
         return Response(200, {"limits": {"rate": [], "absolute": absolute}})
 
-    def quota_show(self, req, project_id, detail):
-        with self.cloud.lock:
-            quota, used = dict(self.cloud.quota), self.cloud.usage()
+    def _quota_values(self, req, quota):
+        """A quota set as Nova formats it for the microversion (filtered keys gone)."""
         values = dict(quota, key_pairs=100, metadata_items=128, server_groups=10,
                       server_group_members=10)
         if req.mv < (2, 57):
@@ -412,10 +416,21 @@ class Nova(ServersMixin, Service):
         if req.mv < (2, 36):
             values.update(fixed_ips=-1, floating_ips=10, security_group_rules=20,
                           security_groups=10)
+        return values
+
+    def quota_show(self, req, project_id, detail):
+        with self.cloud.lock:
+            quota, used = dict(self.cloud.quota), self.cloud.usage()
+        values = self._quota_values(req, quota)
         if detail:
             values = {k: {"limit": v, "in_use": used.get(k, 0), "reserved": 0}
                       for k, v in values.items()}
         return Response(200, {"quota_set": dict(values, id=project_id)})
+
+    def quota_defaults(self, req, project_id):
+        """The configured defaults, whatever the project's own quota is now."""
+        return Response(200, {"quota_set": dict(self._quota_values(req, DEFAULT_QUOTA),
+                                                id=project_id)})
 
     def quota_update(self, req, project_id):
         body = req.json().get("quota_set") or {}
@@ -426,7 +441,14 @@ class Nova(ServersMixin, Service):
                         self.cloud.quota[key] = int(body[key])
                     except (TypeError, ValueError):
                         raise ApiError(400, f"Invalid input for field/attribute {key}.") from None
-        return self.quota_show(req, project_id, False)
+            quota = dict(self.cloud.quota)
+        return Response(200, {"quota_set": self._quota_values(req, quota)})  # no id, as Nova
+
+    def quota_delete(self, req, project_id):
+        """Nova drops the project's own limits: it is back on the defaults (202, no body)."""
+        with self.cloud.lock:
+            self.cloud.quota = dict(DEFAULT_QUOTA)
+        return Response(202)
 
     def zones(self, req):
         return Response(200, {"availabilityZoneInfo": [

@@ -46,8 +46,7 @@ class ServersMixin:
             "status": status, "tenant_id": ADMIN_PROJECT_ID, "user_id": ADMIN_USER_ID,
             "metadata": {}, "hostId": hashlib.sha224((ADMIN_PROJECT_ID + (vm["host"] or "")
                                                       ).encode()).hexdigest() if vm["host"] else "",
-            "image": ({"id": vm["image"], "links": [{"rel": "bookmark", "href":
-                       f"{self.url()}/images/{vm['image']}"}]} if vm["image"] else ""),
+            "image": self._image_view(req, vm),
             "flavor": flavor_view, "created": now_iso(vm["created"]),
             "updated": now_iso(vm["updated"]), "addresses": addresses,
             "accessIPv4": "", "accessIPv6": "", "OS-DCF:diskConfig": "MANUAL",
@@ -95,6 +94,17 @@ class ServersMixin:
             view["locked_reason"] = None
         if mv >= (2, 96):
             view["pinned_availability_zone"] = None
+        if mv >= (2, 100):
+            view["scheduler_hints"] = {}  # no boot here passes hints
+        return view
+
+    def _image_view(self, req, vm):
+        if not vm["image"]:
+            return ""
+        view = {"id": vm["image"], "links": [{"rel": "bookmark", "href":
+                                               f"{self.url()}/images/{vm['image']}"}]}
+        if req.mv >= (2, 98):  # Nova shows the image's standard properties (hw_*, os_*...):
+            view["properties"] = {}  # the simulated images have none
         return view
 
     def _filtered_servers(self, req):
@@ -224,7 +234,7 @@ class ServersMixin:
             image_ref = str(body.get("imageRef") or "").rstrip("/").split("/")[-1]
             image = self.cloud.images.get(image_ref)
             if image is None:
-                raise ApiError(400, f"Image {image_ref} could not be found.")
+                raise ApiError(400, "Can not find requested image")  # Nova's own words
             if image["status"] != "active":
                 raise ApiError(400, f"Image {image_ref} is not active.")
             created, reservation = self.cloud.boot(
