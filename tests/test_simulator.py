@@ -711,3 +711,9 @@ def test_views_of_microversions_after_2_96(sim, nova):
     assert {"rxtx_factor", "OS-FLV-DISABLED:disabled"} <= set(flavor("2.101"))
     assert not {"rxtx_factor", "OS-FLV-DISABLED:disabled"} & set(flavor("2.102"))
     assert {"rxtx_factor", "OS-FLV-DISABLED:disabled"} <= set(flavor("2.60"))
+    by_name = compute.get("/flavors", params={"name": "^m1\\.(tiny|small)$"},
+                          headers={"OpenStack-API-Version": "compute 2.102"}).json()["flavors"]
+    assert sorted(f["name"] for f in by_name) == ["m1.small", "m1.tiny"]  # a filter from 2.102
+    unfiltered = compute.get("/flavors", params={"name": "^m1\\.tiny$"},
+                             headers={"OpenStack-API-Version": "compute 2.60"}).json()["flavors"]
+    assert len(unfiltered) == len(nova.flavors.list())  # earlier, Nova strips the parameter

@@ -266,6 +266,15 @@ def case_views_after_2_96(side, cloud):
             sorted(new_keys & (set(server) | set(flavor))))
 
 
+def case_flavors_by_name(side, cloud):
+    """2.102 filters flavors by name (a regular expression); 2.60 ignores the parameter."""
+    def names(version, pattern):
+        flavors = cloud.adapter("compute", version).get(
+            "/flavors", params={"name": pattern}).json()["flavors"]
+        return sorted(f["name"] for f in flavors)
+    return names("2.104", "^ali1\\."), names("2.104", "nosuch"), FLAVOR in names("2.60", "nosuch")
+
+
 def case_placement_provider_not_found(side, cloud):
     response = cloud.placement().get(f"/resource_providers/{MISSING}/inventories",
                                      raise_exc=False)

@@ -357,6 +357,13 @@ class Nova(ServersMixin, Service):
     def flavors_list(self, req, detail):
         with self.cloud.lock:
             flavors = sorted(self.cloud.flavors.values(), key=lambda f: f["id"])
+        name = req.arg("name") if req.mv >= (2, 102) else None  # stripped before 2.102
+        if name is not None:  # Nova matches the name as a regular expression (SQL ~)
+            try:
+                regex = re.compile(name)
+            except re.error:
+                raise ApiError(400, f"Invalid regular expression for name: {name}") from None
+            flavors = [f for f in flavors if regex.search(f["name"])]
         page, links = self._page(req, "flavors" + ("/detail" if detail else ""), flavors,
                                  lambda f: f["id"], int_arg(req, "limit", None, 0), req.arg("marker"))
         body = {"flavors": [self._flavor_view(req, f, detail) for f in page]}
