@@ -12,7 +12,13 @@ each as a ratio to T1, with the CPU seconds it cost: all of it (head tools and e
 sshd, ssh, tee, checksum: a cpuacct cgroup holding this script and the cluster's sshds) and
 the head tools alone (children's rusage). Needs root. Cleans up what it made.
 
-usage: bench_broadcast.py [--rate 200mbit] [--size-mb 64] [--nodes 8,16,32]
+usage: bench_broadcast.py [--rate 200mbit] [--size-mb 64] [--nodes 8,16,32] [--skip-head-only]
+
+Every node of the simulated cluster shares this machine's CPUs, and a pipeline runs all N
+hops at once (~1-1.6 CPU s per node for 64 MiB: sshd decrypt, tee, sha1sum, cat, ssh
+encrypt, the kernel's veth/bridge/tbf path, two ssh handshakes). On 2 cores it is CPU-bound
+at 200mbit (N=32: 7.9 x T1 with 1.4 cores busy, 2026-11-25); at 20mbit the links are the
+limit and it lands at 1.09 / 1.16 / 1.34 x T1 for N = 8 / 16 / 32 (the wave 4.2 / 5.2 / 6.3).
 """
 import argparse
 import hashlib

@@ -506,7 +506,8 @@ def distribute(source, dest, hosts, ssh, reporter, *, head_slots=1, timeout=wave
                 again.reason = again.reason or results[host].reason
             results[host] = again
         transfers += rest.transfers
-    elif not missing or not fallback:
+        reporter.info(f"total elapsed time: {time.monotonic() - started:.2f}s")
+    else:
         reporter.info(f"file size: {wave.format_size(size)}")
         reporter.info(f"elapsed time: {time.monotonic() - started:.2f}s")
     return wave.WaveResult(results, size, time.monotonic() - started, transfers, [])
