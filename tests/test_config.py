@@ -15,7 +15,8 @@ def test_defaults_when_no_file(monkeypatch, tmp_path):
     assert cfg.base_dir == "/var/lib/nova/instances/_base"
     assert cfg.runvms == {"flavor": "ali1.xlarge", "image": "CentOS6-build13",
                           "key_name": "WorkerNodesSsh",
-                          "user_data": "/var/lib/elastiq/wn-user-data.txt", "name": "wn-grid"}
+                          "user_data": "/var/lib/elastiq/wn-user-data.txt", "name": "wn-grid",
+                          "network": "auto"}
     assert (cfg.ssh_user, cfg.image_owner) == ("root", "nova:nova")
 
 

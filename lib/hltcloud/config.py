@@ -39,6 +39,7 @@ DEFAULTS = {
         "key_name": "WorkerNodesSsh",
         "user_data": "/var/lib/elastiq/wn-user-data.txt",
         "name": "wn-grid",
+        "network": "auto",  # nics of the boot: "auto", "none" or a network id
     },
 }
 

@@ -159,7 +159,7 @@ def run(ctx):
 
 
 def network(values):
-    """`nics` of the boot request: the runvms.network key (a network id), default "auto"."""
+    """`nics` of the boot request: the runvms.network key ("auto", "none" or a network id)."""
     return values.get("network") or "auto"
 
 
