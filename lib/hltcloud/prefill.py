@@ -14,11 +14,10 @@ import json
 import os
 import re
 import shlex
-import socket
 import sys
 import threading
 
-from . import config, glance_image, hostlist, pipeline, runner, wave
+from . import config, glance_image, hostlist, runner, wave
 from .cloud import Cloud, CloudError
 from .report import Reporter
 from .validate import BadValue, check_name
@@ -185,9 +184,7 @@ def build_parser():
 def pick_distributor(args):
     """The transfer engine: pipelined chains (faster: bench/bench_broadcast.py), the wave
     completing what they miss; the wave alone with --wave."""
-    if args.wave:
-        return wave.distribute
-    return pipeline.distribute
+    return wave.engine(pipelined=not args.wave)[2]
 
 
 def main(argv=None):
@@ -249,7 +246,6 @@ def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source
     plan = Plan(cfg, image["id"], fmt, virtual_size(source.path, fmt), owner)
     cmds = wave.Commands(ssh, source.path, plan.transfer, os.path.getsize(source.path),
                          ("sha1", source.sha1), args.timeout)
-    failures = []  # (host, message) for the summary
     state = check_caches(hosts, plan, cmds.ssh_options(), children, args.timeout)
     cached = [h for h in hosts if state[h] == "cached"]
     needed = [h for h in hosts if state[h] == "missing"]
@@ -260,12 +256,7 @@ def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source
             reporter.fail(f"{host}: cannot check its cache: {state[host]}", host)
     reporter.info("Chain transferring on every node")
     if args.dry_run:
-        reporter.info(f"transferring {source.path} to {len(needed)} host(s) "
-                      "(dry run: the plan, nothing is copied)")
-        if args.wave:
-            wave.print_plan(wave.plan_rounds(needed), reporter, socket.gethostname())
-        else:
-            pipeline.print_plan(pipeline.plan_chains(needed), reporter, socket.gethostname())
+        wave.print_dry_run(source.path, needed, reporter, pipelined=not args.wave)
         reporter.info("Converting image in parallel on all hosts")
         for host in needed:
             reporter.dry(f"{host}: qemu-img convert -f {fmt} -O raw {plan.transfer} {plan.final}")

@@ -30,7 +30,6 @@ The command line (main) is only parsing and printing around distribute().
 """
 import argparse
 import hashlib
-import math
 import os
 import queue
 import re
@@ -60,7 +59,8 @@ CHECKSUM_TOOLS = {"sha1": "sha1sum", "md5": "md5sum", "sha256": "sha256sum", "sh
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._+/-]*\Z")
 
 USAGE = ("rsync-wave.py [--ssh-config FILE] [--tries N] [--head-slots K] [--timeout S] "
-         "[--pipeline] [--dry-run] [--no-colors] [--line-output] SOURCE DEST HOSTS...")
+         "[--pipeline] [--dry-run] [--no-colors] [--line-output] [--config FILE]\n"
+         "                    SOURCE DEST HOSTS...")
 
 
 class WaveError(ValueError):
@@ -592,9 +592,20 @@ def build_parser():
     return parser
 
 
-def pick_engine(args):
-    """The transfer engine for the parsed ARGS: the wave (a --pipeline switch plugs in here)."""
-    return distribute
+def engine(pipelined):
+    """(plan, print_plan, distribute) of a transfer mode: pipelined chains or the wave."""
+    if pipelined:
+        from . import pipeline  # it imports this module
+        return pipeline.plan_chains, pipeline.print_plan, pipeline.distribute
+    return plan_rounds, print_plan, distribute
+
+
+def print_dry_run(source, hosts, reporter, pipelined, head_slots=1):
+    """The plan of a transfer of SOURCE to HOSTS, nothing copied."""
+    plan, show_plan, _ = engine(pipelined)
+    reporter.info(f"transferring {source} to {len(hosts)} host(s) "
+                  "(dry run: the plan, nothing is copied)")
+    show_plan(plan(hosts, head_slots), reporter, socket.gethostname())
 
 
 def expand_hosts(words):
@@ -622,25 +633,11 @@ def main(argv=None):
             raise WaveError("--tries, --head-slots and --timeout must be at least 1")
         if not os.path.isfile(args.source):
             raise WaveError(f"SOURCE is not a readable file: {args.source}")
-        if args.pipeline:
-            from . import pipeline  # it imports this module
-            if args.dry_run:
-                reporter.info(f"transferring {args.source} to {len(hosts)} host(s) "
-                              "(dry run: the plan, nothing is copied)")
-                pipeline.print_plan(pipeline.plan_chains(hosts, args.head_slots), reporter,
-                                    socket.gethostname())
-                return 0
-            result = pipeline.distribute(args.source, args.dest, hosts, ssh, reporter,
-                                         tries=args.tries, head_slots=args.head_slots,
-                                         timeout=args.timeout)
-            return 0 if print_summary(result, reporter) else 1
         if args.dry_run:
-            reporter.info(f"transferring {args.source} to {len(hosts)} host(s) "
-                          "(dry run: the plan, nothing is copied)")
-            print_plan(plan_rounds(hosts, args.head_slots), reporter, socket.gethostname())
+            print_dry_run(args.source, hosts, reporter, args.pipeline, args.head_slots)
             return 0
-        engine = pick_engine(args)
-        result = engine(args.source, args.dest, hosts, ssh, reporter, tries=args.tries,
+        _, _, transfer = engine(args.pipeline)
+        result = transfer(args.source, args.dest, hosts, ssh, reporter, tries=args.tries,
                         head_slots=args.head_slots, timeout=args.timeout)
     except KeyboardInterrupt:
         print("rsync-wave.py: interrupted", file=sys.stderr)
