@@ -53,26 +53,33 @@ def _parser():
     p = _Parser(prog="openstack-hlt-manage", usage=USAGE[len("usage: "):], add_help=True,
                 description="Add hypervisors to the HLT cloud and take them back.")
     p.add_argument("--for-real", action="store_true", help="act (default: dry run)")
-    p.add_argument("--no-colors", action="store_true")
+    p.add_argument("--no-colors", action="store_true", help="no colors (also: NO_COLOR set)")
     p.add_argument("--line-output", action="store_true", help="one whole line a message")
     p.add_argument("--parallel", action="store_true", help="per-host work through pdsh -R exec")
-    p.add_argument("--fanout", type=_positive_int, default=DEFAULT_FANOUT)
-    p.add_argument("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT)
-    p.add_argument("--force-shutoff", action="store_true")
-    p.add_argument("--ssh-config", default=None)
-    p.add_argument("--nvms", action="store_true")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--config", default=None)
-    p.add_argument("--flavor")
-    p.add_argument("--image")
-    p.add_argument("--key-name")
-    p.add_argument("--user-data")
-    p.add_argument("--name")
-    p.add_argument("--count", type=_positive_int)
+    p.add_argument("--fanout", type=_positive_int, default=DEFAULT_FANOUT, metavar="N",
+                   help="hosts at once with --parallel (default %(default)s)")
+    p.add_argument("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
+                   help="disable: how long to wait for the VMs to go (default %(default)s)")
+    p.add_argument("--force-shutoff", action="store_true",
+                   help="disable: stop the daemons even if VMs remain at the timeout")
+    p.add_argument("--ssh-config", default=None, metavar="FILE",
+                   help="ssh -F FILE (absolute path)")
+    p.add_argument("--nvms", action="store_true", help="status: VM counts and addresses")
+    p.add_argument("--json", action="store_true", help="status/listwns/vmstats as JSON")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="site configuration (default $HLTCLOUD_CONFIG, /etc/hltcloud.conf)")
+    p.add_argument("--flavor", metavar="F", help="runvms: flavor (site default)")
+    p.add_argument("--image", metavar="I", help="runvms: image name or id (site default)")
+    p.add_argument("--key-name", metavar="K", help="runvms: key pair (site default)")
+    p.add_argument("--user-data", metavar="FILE", help="runvms: user data file (site default)")
+    p.add_argument("--name", metavar="PREFIX", help="runvms: VM name prefix (site default)")
+    p.add_argument("--count", type=_positive_int, metavar="N",
+                   help="runvms: boot at most N VMs")
     # A --parallel parent starts us with this: no summary, the parent prints the only one.
     p.add_argument("--subworker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("command", choices=COMMANDS, metavar="COMMAND")
-    p.add_argument("hosts", nargs=argparse.REMAINDER, metavar="HOSTS")
+    p.add_argument("command", choices=COMMANDS, metavar="COMMAND", help=", ".join(COMMANDS))
+    p.add_argument("hosts", nargs=argparse.REMAINDER, metavar="HOSTS",
+                   help="host names, pdsh-style ranges (cn[43-45].internal), @list files")
     return p
 
 
