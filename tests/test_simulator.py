@@ -717,3 +717,25 @@ def test_views_of_microversions_after_2_96(sim, nova):
     unfiltered = compute.get("/flavors", params={"name": "^m1\\.tiny$"},
                              headers={"OpenStack-API-Version": "compute 2.60"}).json()["flavors"]
     assert len(unfiltered) == len(nova.flavors.list())  # earlier, Nova strips the parameter
+
+
+def test_fail_next_boots_puts_whole_requests_in_error_then_fits_again(sim, nova):
+    sim.sim("POST", "/hosts", {"names": ["v1"], "virtual": True})
+    sim.sim("POST", "/fail-next-boots", {"count": 2})
+    for _ in range(2):  # 1 VM would fit: failed as if the capacity had been taken meanwhile
+        boot(nova, sim, 1)
+    servers = all_servers(nova)
+    assert [s.status for s in servers] == ["ERROR", "ERROR"]
+    assert {s.fault["message"] for s in servers} == {NO_VALID_HOST}
+    for server in servers:
+        nova.servers.delete(server.id)
+    boot(nova, sim, 1)  # the third request is scheduled as usual
+    assert [s.status for s in all_servers(nova)] == ["ACTIVE"]
+    sim.sim("POST", "/fail-next-boots", {"count": 1})
+    sim.sim("POST", "/reset")  # clears it
+    sim.sim("POST", "/hosts", {"names": ["v1"], "virtual": True})
+    boot(nova, sim, 1)
+    assert [s.status for s in all_servers(nova)] == ["ACTIVE"]
+    with pytest.raises(urllib.error.HTTPError) as err:
+        sim.sim("POST", "/fail-next-boots", {"count": -1})
+    assert err.value.code == 400

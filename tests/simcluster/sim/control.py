@@ -46,6 +46,7 @@ class Control(Service):
         r.add("POST", "/images", self.add_image)
         r.add("GET", "/servers", self.servers)
         r.add("POST", "/servers/([^/]+)/stuck", self.stuck)
+        r.add("POST", "/fail-next-boots", self.fail_next_boots)
         r.add("GET", "/quota", self.get_quota)
         r.add("POST", "/quota", self.set_quota)
         r.add("POST", "/agent/([^/]+)/heartbeat", self.heartbeat)
@@ -113,6 +114,14 @@ class Control(Service):
         with self.cloud.lock:
             self.cloud.set_stuck(vm_id)
         return Response(200, {"id": vm_id, "stuck": True})
+
+    def fail_next_boots(self, req):
+        count = req.json().get("count")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ApiError(400, "count must be an integer >= 0")
+        with self.cloud.lock:
+            self.cloud.fail_next_boots = count
+        return Response(200, {"fail_next_boots": count})
 
     def get_quota(self, req):
         with self.cloud.lock:

@@ -130,6 +130,7 @@ class Cloud:
         self.next_ip = 2
         self.deleted_seq = {}  # id -> creation number of deleted VMs: still valid paging markers
         self.requests = []
+        self.fail_next_boots = 0  # /sim/fail-next-boots: requests to fail as if capacity was taken
         for host in self.hosts.values():
             host.reset()
             host.generation += 1
@@ -254,6 +255,9 @@ class Cloud:
              only_host=None, forced=False):
         count = self.allowed_count(flavor, min_count, max_count)
         placement = self.schedule(flavor, count, only_host, forced)
+        if self.fail_next_boots > 0:  # the capacity was taken meanwhile: all of it in ERROR
+            self.fail_next_boots -= 1
+            placement = None
         reservation = "r-" + secrets.token_hex(4)
         zone = "nova" if placement is not None else None
         created = []
