@@ -182,7 +182,7 @@ def test_unreachable_at_start_is_reported_without_transfer(cluster):
     res = cluster.run_tool(TOOL, "img-down", ",".join(cluster.names[:3]), timeout=90)
     assert res.returncode == 1, res.stdout + res.stderr
     assert f"[FAIL] {down}: cannot check its cache: " in res.stdout
-    assert f"to 2 host(s)..." in res.stdout
+    assert "to 2 host(s)..." in res.stdout
     assert f"Failed on 1 host(s): {down}" in res.stdout
 
 

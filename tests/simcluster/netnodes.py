@@ -478,7 +478,7 @@ def write_env(layout):
 
 
 def make_network(layout):
-    slot, br = layout.slot, layout.bridge
+    br = layout.bridge
     root = [f"link add {br} type bridge", f"addr add {layout.head_addr}/26 dev {br}",
             f"link set {br} up"]
     for name in layout.names:
