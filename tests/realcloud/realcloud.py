@@ -27,7 +27,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -35,7 +34,9 @@ REPO = HERE.parent.parent
 VENV = Path(os.environ.get("HLTREAL_VENV", "/opt/hltcloud-realcloud/venv"))
 VPY = VENV / "bin" / "python"
 DEB_PKGS = ["postgresql", "rabbitmq-server"]
-PIP_PKGS = ["nova", "keystone", "openstack-placement", "glance", "psycopg2-binary"]
+# The versions the real-cloud suite was proven with (tests/realcloud/README.md).
+PIP_PKGS = ["nova==34.0.0", "keystone==30.0.0", "openstack-placement==16.0.0", "glance==33.0.0",
+            "psycopg2-binary==2.9.13"]
 DATABASES = ["keystone", "nova_api", "nova", "nova_cell0", "placement", "glance"]
 APPS = ["keystone", "nova", "placement", "glance", "network"]
 PORT_OFFSETS = {"keystone": 0, "nova": 1, "placement": 2, "glance": 3, "network": 4,
