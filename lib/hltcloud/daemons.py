@@ -21,11 +21,11 @@ def run(ctx, host, action):
     """Start or stop the daemons on HOST; True when done (or shown, in dry-run)."""
     what = {"start": "Starting", "stop": "Shutting down"}[action]
     message = f"{what} OpenStack daemons on {host}"
-    argv = ctx.ssh.argv(host, remote_argv(ctx.config, action))
+    remote = remote_argv(ctx.config, action)
     if ctx.dry:
-        ctx.rep.dry(f"{message}: {quoted(argv)}")
+        ctx.rep.dry(f"{message}: {quoted(ctx.ssh.argv(host, remote))}")
         return True
-    result = ctx.ssh.run(host, remote_argv(ctx.config, action), timeout=DAEMON_TIMEOUT)
+    result = ctx.ssh.run(host, remote, timeout=DAEMON_TIMEOUT)
     if result.ok:
         ctx.rep.ok(message)
         return True

@@ -135,8 +135,8 @@ def _wait_gone(ctx, host, timeout):
 def _wait_compute_up(ctx, host, timeout):
     """After starting the daemons of a host whose compute was down: wait until Nova sees it up."""
     def look():
-        found = [s for s in ctx.nova.services.list(host=host, binary=computes.BINARY)]
-        if found and found[0].state == "up":
+        service = computes.services_by_host(ctx.nova, host).get(host)
+        if service and service.state == "up":
             return True, "up in {elapsed}!"
         return False, "down"
 

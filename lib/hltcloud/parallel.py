@@ -50,7 +50,7 @@ def label_map(hosts):
 
 
 def run(ctx, command, hosts):
-    """Run COMMAND on HOSTS through pdsh; failures land in ctx.rep.failures. True if all ok."""
+    """Run COMMAND on HOSTS through pdsh; failures are recorded in ctx.rep. True if all ok."""
     rep = ctx.rep
     argv = pdsh_exec_argv(hosts, [*worker_command(), "--line-output", "--subworker",
                                   *forwarded_switches(ctx.opts), command, "%h"], ctx.opts.fanout)
@@ -62,7 +62,7 @@ def run(ctx, command, hosts):
                                 start_new_session=True)  # Ctrl-C reaches only us; we stop pdsh
     except OSError as err:
         for host in hosts:
-            rep.failures.append((host, f"{host}: cannot run pdsh: {err.strerror}"))
+            rep.record_failure(f"{host}: cannot run pdsh: {err.strerror}", host)
         rep.fail(f"--parallel needs pdsh: {err.strerror}")
         return False
 
@@ -78,8 +78,7 @@ def run(ctx, command, hosts):
             started.add(host)
             if text.startswith("[FAIL] "):
                 failed.add(host)
-                with rep._lock:
-                    rep.failures.append((host, text[len("[FAIL] "):]))
+                rep.record_failure(text[len("[FAIL] "):], host)
             elif text.startswith(DONE_MARK):
                 done.add(host)
 
@@ -105,7 +104,7 @@ def run(ctx, command, hosts):
             if host in done or host in failed:
                 continue
             what = "interrupted (may be partly done)" if host in started else "not started (interrupted)"
-            rep.failures.append((host, f"{host}: {what}"))
+            rep.record_failure(f"{host}: {what}", host)
         raise
     for thread in readers:
         thread.join()
@@ -114,7 +113,7 @@ def run(ctx, command, hosts):
             continue
         code = exit_codes.get(host)
         reason = f"subworker exited with code {code}" if code else "subworker ended without a result"
-        rep.failures.append((host, f"{host}: {reason}"))
+        rep.record_failure(f"{host}: {reason}", host)
     return all(host in done for host in hosts)
 
 

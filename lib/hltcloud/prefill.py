@@ -269,8 +269,7 @@ def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source
                             timeout=args.timeout, checksum=("sha1", source.sha1))
         delivered = result.delivered()
         for host in result.failed():
-            reporter.failures.append((host, f"{host}: transfer failed: "
-                                            f"{result.hosts[host].reason}"))
+            reporter.record_failure(f"{host}: transfer failed: {result.hosts[host].reason}", host)
     reporter.info("Converting image in parallel on all hosts")
     token = os.urandom(4).hex()
 

@@ -68,6 +68,10 @@ class Reporter:
     def fail(self, message, host=""):
         """Print a failure and keep it for the summary; HOST names the host it belongs to."""
         self._tagged("fail", message)
+        self.record_failure(message, host)
+
+    def record_failure(self, message, host=""):
+        """Keep a failure for the summary without printing it (already shown, e.g. by a subworker)."""
         with self._lock:
             self.failures.append((host, message))
 
