@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fixture import processes_mentioning
 
 TOOL = "openstack-prefill-cache"
 
@@ -261,17 +262,3 @@ def test_sigint_stops_everything_and_leaves_no_final_file(cluster):
     for node in cluster.names:
         assert not base_file(cluster, node, image_id).exists()
         assert instances_leftovers(cluster, node) == []
-
-
-def processes_mentioning(text):
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append((entry.name, cmdline))
-    return found

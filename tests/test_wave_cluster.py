@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fixture import processes_mentioning
 
 from hltcloud import report, runner, wave
 
@@ -170,17 +171,3 @@ def test_sigint_kills_everything_and_leaves_no_final_file(cluster, tmp_path):
 
 def wave_tool():
     return Path(__file__).resolve().parents[1] / "bin" / "rsync-wave.py"
-
-
-def processes_mentioning(text):
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append((entry.name, cmdline))
-    return found

@@ -7,7 +7,6 @@ without the simulator); the cloud is tests/realcloud/realcloud.py; each node's c
 openstack-nova-compute is a real nova-compute (tests/realcloud/node-service).
 """
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ REPO = HERE.parent.parent
 sys.path[:0] = [str(HERE), str(REPO / "tests" / "simcluster"), str(REPO / "lib")]
 import netnodes  # noqa: E402
 import realcloud  # noqa: E402
+from fixture import NodesCluster, empty_nova, write_image_file  # noqa: E402
 
 COMPUTE = "openstack-nova-compute"
 NODE_SERVICE = HERE / "node-service"
@@ -48,7 +48,9 @@ def ensure_installed():
         realcloud.install()
 
 
-class RealCluster:
+class RealCluster(NodesCluster):
+    TOOL_TIMEOUT = 300  # a real Nova is slower
+
     def __init__(self, layout, rc, lock_fd):
         self.layout = layout
         self.rc = rc
@@ -139,7 +141,7 @@ class RealCluster:
             for pid_file in (self.rc.node_dir(name)).glob("*.pid"):
                 if pid_file.stem != COMPUTE:
                     self.node_service(name, pid_file.stem, "stop")
-            _empty_nova(self.node_dir(name))
+            empty_nova(self.node_dir(name))
 
     def delete_all_servers(self, nova=None, timeout=90):
         nova = nova or self.nova()
@@ -155,16 +157,6 @@ class RealCluster:
             time.sleep(0.5)
 
     # ------------------------------------------------------------ nodes
-
-    def node_dir(self, name):
-        self.layout.index(name)
-        return self.layout.nova_dir(name)
-
-    def ssh(self, name, argv, timeout=15):
-        remote = argv if isinstance(argv, str) else shlex.join(argv)
-        return subprocess.run(["ssh", "-F", self.ssh_config, name, "--", remote],
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
 
     def node_service(self, name, service, action):
         return self.ssh(name, [str(NODE_SERVICE), "--state", str(self.rc.state), service, action],
@@ -213,16 +205,8 @@ class RealCluster:
     def add_image(self, name, size_mb=8, fmt="qcow2", image_id=None):
         """A real image file (SIZE_MB of random data, in FMT) uploaded through Glance."""
         work = self.rc.state / f"upload-{uuid.uuid4()}"
-        raw = work.with_suffix(".raw")
-        with open(raw, "wb") as handle:
-            for _ in range(size_mb):
-                handle.write(os.urandom(1 << 20))
+        write_image_file(work, size_mb, fmt)
         try:
-            if fmt == "raw":
-                raw.rename(work)
-            else:
-                subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, str(raw),
-                                str(work)], check=True, capture_output=True)
             glance = self.cloud().glance()
             body = {"name": name, "disk_format": fmt, "container_format": "bare",
                     "visibility": "public"}
@@ -234,36 +218,9 @@ class RealCluster:
                            headers={"Content-Type": "application/octet-stream"})
             return image["id"]
         finally:
-            raw.unlink(missing_ok=True)
             work.unlink(missing_ok=True)
 
     def access_log(self, app="nova"):
         """Lines "<time> <METHOD> <path> <status>" of every request the app answered."""
         path = self.rc.state / "log" / f"{app}-access.log"
         return path.read_text().splitlines() if path.exists() else []
-
-    def run_tool(self, tool, *args, timeout=300, stdin=None):
-        return subprocess.run([str(REPO / "bin" / tool), *args], env=self.env,
-                              capture_output=True, text=True, timeout=timeout, input=stdin,
-                              stdin=None if stdin is not None else subprocess.DEVNULL)
-
-
-def _empty_nova(nova):
-    """Leave only the skeleton instances/ and instances/_base/, both empty."""
-    nova.mkdir(parents=True, exist_ok=True)
-    for entry in nova.iterdir():
-        if entry.name != "instances":
-            _remove(entry)
-    (nova / "instances" / "_base").mkdir(parents=True, exist_ok=True)
-    for entry in (nova / "instances").iterdir():
-        if entry.name != "_base":
-            _remove(entry)
-    for entry in (nova / "instances" / "_base").iterdir():
-        _remove(entry)
-
-
-def _remove(path):
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import netnodes
 from netnodes import ClusterError
@@ -41,7 +42,29 @@ def unavailable():
     return None
 
 
-class SimCluster:
+class NodesCluster:
+    """What the simulated and the real cloud's test objects share: the namespaced nodes."""
+    TOOL_TIMEOUT = 120  # seconds for one run_tool
+
+    def node_dir(self, name):
+        self.layout.index(name)  # unknown names fail loudly
+        return self.layout.nova_dir(name)
+
+    def ssh(self, name, argv, timeout=15):
+        """Run ARGV (list; each word stays one word) on node NAME through the ssh config."""
+        remote = argv if isinstance(argv, str) else shlex.join(argv)
+        return subprocess.run(["ssh", "-F", self.ssh_config, name, "--", remote],
+                              capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+
+    def run_tool(self, tool, *args, timeout=None, stdin=None):
+        return subprocess.run([str(REPO / "bin" / tool), *args], env=self.env,
+                              capture_output=True, text=True,
+                              timeout=timeout or self.TOOL_TIMEOUT, input=stdin,
+                              stdin=None if stdin is not None else subprocess.DEVNULL)
+
+
+class SimCluster(NodesCluster):
     def __init__(self, layout, lock_fd=None):
         self.layout = layout
         self._lock_fd = lock_fd
@@ -100,7 +123,7 @@ class SimCluster:
         netnodes.heal_all(self.layout)
         self.stop_node_daemons()
         for name in self.names:
-            _empty_nova(self.node_dir(name))
+            empty_nova(self.node_dir(name))
         if self.has_simulator:
             self.sim("POST", "/sim/reset")
 
@@ -111,17 +134,6 @@ class SimCluster:
             pidfile.unlink(missing_ok=True)
 
     # ------------------------------------------------------------ nodes
-
-    def node_dir(self, name):
-        self.layout.index(name)  # unknown names fail loudly
-        return self.layout.nova_dir(name)
-
-    def ssh(self, name, argv, timeout=15):
-        """Run ARGV (list; each word stays one word) on node NAME through the ssh config."""
-        remote = argv if isinstance(argv, str) else shlex.join(argv)
-        return subprocess.run(["ssh", "-F", self.ssh_config, name, "--", remote],
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
 
     def service_running(self, name, service):
         pid = netnodes.read_pid(self.layout.run_dir(name) / f"{service}.pid")
@@ -150,29 +162,44 @@ class SimCluster:
         """A real image file (SIZE_MB of random data, in FMT) registered in Glance."""
         image_id = image_id or str(uuid.uuid4())
         store = self.state / "glance" / "images"
-        raw = store / f".{image_id}.raw"
-        with open(raw, "wb") as handle:  # random data: the file really is SIZE_MB to copy
-            for _ in range(size_mb):
-                handle.write(os.urandom(1 << 20))
-        try:
-            if fmt == "raw":
-                raw.rename(store / image_id)
-            else:
-                subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, str(raw),
-                                str(store / image_id)], check=True, capture_output=True)
-        finally:
-            raw.unlink(missing_ok=True)
+        write_image_file(store / image_id, size_mb, fmt)
         answer = self.sim("POST", "/sim/images", {"name": name, "id": image_id,
                                                   "file": image_id, "disk_format": fmt})
         return (answer or {}).get("id", image_id)
 
-    def run_tool(self, tool, *args, timeout=120, stdin=None):
-        return subprocess.run([str(REPO / "bin" / tool), *args], env=self.env,
-                              capture_output=True, text=True, timeout=timeout, input=stdin,
-                              stdin=None if stdin is not None else subprocess.DEVNULL)
+def write_image_file(path, size_mb, fmt):
+    """A real image file at PATH: SIZE_MB of random data (it really is that much to copy), in FMT."""
+    raw = path.with_name(f".{path.name}.raw")
+    with open(raw, "wb") as handle:
+        for _ in range(size_mb):
+            handle.write(os.urandom(1 << 20))
+    try:
+        if fmt == "raw":
+            raw.rename(path)
+        else:
+            subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, str(raw), str(path)],
+                           check=True, capture_output=True)
+    finally:
+        raw.unlink(missing_ok=True)
 
 
-def _empty_nova(nova):
+def processes_mentioning(text):
+    """(pid, command line) of every process (head and nodes share one pid namespace) whose
+    command line holds TEXT, this test process aside."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append((entry.name, cmdline))
+    return found
+
+
+def empty_nova(nova):
     """Leave only the skeleton instances/ and instances/_base/, both empty."""
     nova.mkdir(parents=True, exist_ok=True)
     for entry in nova.iterdir():
