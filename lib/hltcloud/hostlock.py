@@ -1,62 +1,142 @@
-"""One run at a time on a host: an flock a (cloud, host), held until the process ends.
+"""One run at a time on a host (or an image): an flock a (cloud, name), held until release.
 
 Two operators (or two cron jobs) disabling and enabling the same host at once would
 interleave start/stop/delete actions; the second run is refused with a clear message.
-The lock files live in $HLTCLOUD_LOCK_DIR (default /run/lock/hltcloud); the name includes
-a digest of the compute endpoint, so two clouds with the same host names don't collide.
+
+The lock files live in $HLTCLOUD_LOCK_DIR (default /run/lock/hltcloud, or a private
+directory in the temporary directory where /run/lock cannot be used). /run/lock and /tmp are
+writable by every user, so the directory is trusted only when it is a real directory owned by
+us and writable by nobody else: anything else is refused (LockDirError), never "fixed".
+Lock files are opened relative to the directory's descriptor, without following links and
+without truncating, and removed again on release, so none pile up. The name includes a
+digest of the cloud's endpoint, so two clouds with the same host names don't collide.
 """
 import errno
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 
 LOCK_DIR_VAR = "HLTCLOUD_LOCK_DIR"
+DEFAULT_DIR = "/run/lock/hltcloud"
+_MAX_PID_TEXT = 32  # a lock file holds a pid; never read more than this
 
 
 class Busy(Exception):
     """Another run holds the lock."""
 
 
-def _lock_dir():
-    wanted = os.environ.get(LOCK_DIR_VAR) or "/run/lock/hltcloud"
-    for path in (wanted, os.path.join(tempfile.gettempdir(), "hltcloud-locks")):
-        try:
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            if os.access(path, os.W_OK):
-                return path
-        except OSError:
-            continue
-    raise OSError(f"no writable lock directory ({wanted})")
+class LockDirError(OSError):
+    """The lock directory cannot be trusted or made: one line, nothing done."""
 
 
-_held = {}  # name -> open file; the lock lasts as long as the file stays open
+def _fallback_dir():
+    return os.path.join(tempfile.gettempdir(), f"hltcloud-locks-{os.geteuid()}")
 
 
-def acquire(scope, name):
-    """Lock NAME (a host, or "runvms") within SCOPE (the cloud's compute endpoint)."""
-    digest = hashlib.sha1(scope.encode()).hexdigest()[:12]
-    path = os.path.join(_lock_dir(), f"{name}.{digest}.lock")
-    if path in _held:
-        return
-    handle = open(path, "a+", encoding="utf-8")
+def _open_private_dir(path):
+    """A descriptor of PATH, made 0700 if missing; refused unless it is a real directory of
+    ours that no one else can write."""
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as err:
-        if err.errno not in (errno.EAGAIN, errno.EACCES):
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    info = os.fstat(fd)
+    problem = ""
+    if info.st_uid != os.geteuid():
+        problem = f"is owned by uid {info.st_uid}, not by us (uid {os.geteuid()})"
+    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = f"is writable by others (mode {stat.S_IMODE(info.st_mode):04o})"
+    if problem:
+        os.close(fd)
+        raise LockDirError(f"lock directory {path} {problem}: refusing it "
+                           f"(remove it, or set {LOCK_DIR_VAR} to a private directory)")
+    return fd
+
+
+def lock_dir_fd():
+    """The lock directory, checked (see the module docstring); raises LockDirError."""
+    wanted = os.environ.get(LOCK_DIR_VAR) or DEFAULT_DIR
+    candidates = [wanted] if os.environ.get(LOCK_DIR_VAR) else [wanted, _fallback_dir()]
+    last = None
+    for path in candidates:
+        try:
+            return _open_private_dir(path)
+        except LockDirError:
+            raise  # a hostile directory is never silently replaced by another one
+        except OSError as err:
+            if err.errno == errno.ELOOP or err.errno == errno.ENOTDIR:
+                raise LockDirError(f"lock directory {path} is not a directory (a link?): "
+                                   f"refusing it") from None
+            last = f"{path}: {err.strerror}"
+    raise LockDirError(f"no usable lock directory ({last})")
+
+
+_held = {}  # file name -> open file descriptor; the lock lasts as long as it stays open
+_dir_fd = None
+
+
+def prepare():
+    """Open and check the lock directory now (before anything is done); LockDirError."""
+    global _dir_fd
+    if _dir_fd is None:
+        _dir_fd = lock_dir_fd()
+
+
+def acquire(scope, name, tool="openstack-hlt-manage", what=None):
+    """Lock NAME (a host, "runvms", an image) within SCOPE (the cloud's endpoint).
+    Raises Busy naming the holder's pid and WHAT (default NAME), LockDirError for an
+    untrusted directory."""
+    digest = hashlib.sha1(scope.encode()).hexdigest()[:12]
+    filename = f"{name}.{digest}.lock"
+    if filename in _held:
+        return
+    prepare()
+    while True:
+        fd = os.open(filename, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=_dir_fd)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise LockDirError(f"lock file {filename} is not a regular file")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, _MAX_PID_TEXT, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise Busy(f"another {tool} run (pid {holder}) is working on {what or name}") from None
+        except BaseException:
+            os.close(fd)
             raise
-        handle.seek(0)
-        holder = handle.read().strip() or "?"
-        handle.close()
-        raise Busy(f"another openstack-hlt-manage run (pid {holder}) is working on {name}") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    _held[path] = handle
+        if _same_file(fd, filename):
+            break
+        os.close(fd)  # its holder removed it while we opened it: take the new one
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _held[filename] = fd
+
+
+def _same_file(fd, filename):
+    """Is FD still the file under FILENAME (not one a releasing run has just removed)?"""
+    try:
+        named = os.stat(filename, dir_fd=_dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def release_all():
-    for handle in _held.values():
-        handle.close()
+    """Remove our lock files (while still holding them, so no one takes a removed file's
+    lock for good: see _same_file), then let go."""
+    global _dir_fd
+    for filename, fd in _held.items():
+        try:
+            os.unlink(filename, dir_fd=_dir_fd)
+        except OSError:
+            pass
+        os.close(fd)
     _held.clear()
+    if _dir_fd is not None:
+        os.close(_dir_fd)
+        _dir_fd = None

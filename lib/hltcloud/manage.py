@@ -16,6 +16,7 @@ from .validate import BadValue
 USAGE = manage_cli.USAGE
 PROG = "openstack-hlt-manage"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CLOUD, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+LOCKING_COMMANDS = ("enable", "disable", "runvms")  # take locks when run --for-real
 
 
 def _sigterm(_signum, _frame):
@@ -30,7 +31,9 @@ def main(argv=None):
         opts = manage_cli.parse(argv)
         config = load(opts.config)
         ctx = Context(opts, config, stream=sys.stderr if opts.json else sys.stdout)
-    except (UsageError, ConfigError, BadValue) as err:
+        if opts.for_real and opts.command in LOCKING_COMMANDS:
+            hostlock.prepare()  # an untrusted lock directory stops us before any action
+    except (UsageError, ConfigError, BadValue, hostlock.LockDirError) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return EXIT_USAGE
     signal.signal(signal.SIGTERM, _sigterm)

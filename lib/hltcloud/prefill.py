@@ -17,7 +17,7 @@ import shlex
 import sys
 import threading
 
-from . import config, glance_image, hostlist, runner, wave
+from . import config, glance_image, hostlist, hostlock, runner, wave
 from .cloud import Cloud, CloudError
 from .report import Reporter
 from .validate import BadValue, check_name
@@ -224,7 +224,12 @@ def run(args, reporter, children):
     if args.tries < 1 or args.timeout < 1:
         raise PrefillError("--tries and --timeout must be at least 1")
     owner = check_owner(cfg.image_owner)
-    glance = Cloud().glance()
+    if not args.dry_run:
+        try:
+            hostlock.prepare()  # an untrusted lock directory stops us before any request
+        except hostlock.LockDirError as err:
+            raise PrefillError(str(err)) from None
+    glance = Cloud(read_timeout=cfg.read_timeout).glance()
     image = glance_image.find_image(glance, args.image)
     try:
         check_name(image["id"], "image id")
@@ -234,12 +239,30 @@ def run(args, reporter, children):
     if fmt is None:
         raise PrefillError(f"Image {image['name']} has disk format {image.get('disk_format')!r}; "
                            f"supported: {', '.join(sorted(QEMU_FORMATS))}")
-    reporter.info(f"Getting image {image['name']} (id={image['id']})")
-    source = get_source(glance, image, cfg, reporter)
+    if not args.dry_run:
+        lock_image(glance, image)
     try:
-        return prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source)
+        reporter.info(f"Getting image {image['name']} (id={image['id']})")
+        source = get_source(glance, image, cfg, reporter)
+        try:
+            return prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source)
+        finally:
+            source.cleanup()
     finally:
-        source.cleanup()
+        hostlock.release_all()
+
+
+def lock_image(glance, image):
+    """One prefill of an image at a time: two would share the hosts' transfer file
+    (<instances_dir>/hlt-glance-cache-<id>) and each one's cleanup would remove it under the
+    other. Held until the run ends."""
+    try:
+        hostlock.acquire(glance.get_endpoint() or "", f"prefill-{image['id']}",
+                         tool="openstack-prefill-cache", what=f"image {image['id']}")
+    except hostlock.Busy as err:
+        raise PrefillError(f"{err}: try again when it has finished", exit_code=1) from None
+    except OSError as err:
+        raise PrefillError(f"cannot take the image lock: {err}") from None
 
 
 def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source):
