@@ -5,8 +5,10 @@ same session. A parent process that fans out to subworkers authenticates once an
 them the token and endpoints through the environment (HLTCLOUD_AUTH), never on a command
 line; subworkers then use the token as is and never authenticate again.
 """
+import datetime
 import json
 import os
+import urllib.parse
 
 from keystoneauth1 import adapter, exceptions as ks_exc, session as ks_session
 from keystoneauth1.identity import v3
@@ -16,11 +18,21 @@ NOVA_MICROVERSION = "2.60"  # >= 2.53 (service ids, hypervisors with servers), >
 PLACEMENT_MICROVERSION = "1.10"
 HANDOFF_VAR = "HLTCLOUD_AUTH"
 SERVICES = ("compute", "placement", "image")
-TIMEOUT = 60  # seconds for one API request
+CONNECT_TIMEOUT = 5  # seconds to open a connection to an API
+READ_TIMEOUT = 30  # seconds an API may take to answer (site configuration: cloud.read_timeout)
+MAX_HANDOFF = 64 * 1024  # bytes: a token and a few endpoints
+TOKEN_MARGIN = datetime.timedelta(seconds=30)  # a token this close to its end counts as expired
 
 
 class CloudError(Exception):
     """The cloud cannot be used at all: unreachable, bad credentials, missing settings (exit 3)."""
+
+
+def _http_url(value, name):
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CloudError(f"{name} is not an http(s) URL: {value!r}")
+    return value
 
 
 def _password_auth(env):
@@ -28,7 +40,7 @@ def _password_auth(env):
     if missing:
         raise CloudError(f"missing OpenStack credentials in the environment: {', '.join(missing)}")
     return v3.Password(
-        auth_url=env["OS_AUTH_URL"],
+        auth_url=_http_url(env["OS_AUTH_URL"], "OS_AUTH_URL"),
         username=env["OS_USERNAME"],
         password=env["OS_PASSWORD"],
         project_name=env.get("OS_PROJECT_NAME") or env.get("OS_TENANT_NAME"),
@@ -38,27 +50,66 @@ def _password_auth(env):
     )
 
 
-class Cloud:
-    """An authenticated session and the endpoints of the services the tools use."""
+def tls_verify(env):
+    """requests' `verify`: the CA bundle of OS_CACERT, False with OS_INSECURE, else True.
+    The same in every process: a --parallel subworker talks to the same endpoints."""
+    if env.get("OS_INSECURE", "").lower() in ("1", "true", "yes"):
+        return False
+    cacert = env.get("OS_CACERT")
+    if cacert and not os.path.isfile(cacert):
+        raise CloudError(f"OS_CACERT is not a file: {cacert}")
+    return cacert or True
 
-    def __init__(self, env=None):
+
+def _read_handoff(text):
+    """The token, endpoints and project a --parallel parent handed over, checked."""
+    if len(text) > MAX_HANDOFF:
+        raise CloudError(f"{HANDOFF_VAR} is too large ({len(text)} bytes)")
+    try:
+        data = json.loads(text)
+        token, endpoints, project = data["token"], data["endpoints"], data["project_id"]
+        expires = datetime.datetime.fromisoformat(data["expires_at"])
+        valid = (isinstance(token, str) and token and isinstance(project, str)
+                 and isinstance(endpoints, dict) and expires.tzinfo is not None
+                 and all(isinstance(k, str) and (v is None or isinstance(v, str))
+                         for k, v in endpoints.items()))
+    except (ValueError, TypeError, KeyError):
+        valid = False
+    if not valid:
+        raise CloudError(f"{HANDOFF_VAR} is malformed: it is set only by a --parallel parent "
+                         "for its subworkers")
+    for name, url in endpoints.items():
+        if url:
+            _http_url(url, f"the {name} endpoint in {HANDOFF_VAR}")
+    if expires - TOKEN_MARGIN < datetime.datetime.now(datetime.timezone.utc):
+        raise CloudError(f"the token handed over in {HANDOFF_VAR} expired at "
+                         f"{expires.isoformat()}")
+    return token, endpoints, project, expires
+
+
+class Cloud:
+    """An authenticated session and the endpoints of the services the tools use.
+
+    HANDOFF: take the token from HLTCLOUD_AUTH (only a --parallel subworker does; anywhere
+    else a leftover variable must not win over the operator's own credentials)."""
+
+    def __init__(self, env=None, handoff=False, read_timeout=READ_TIMEOUT):
         env = os.environ if env is None else env
         self.interface = env.get("OS_INTERFACE", "public")
         self.region = env.get("OS_REGION_NAME") or None
-        handoff = env.get(HANDOFF_VAR)
-        if handoff:
-            data = json.loads(handoff)
-            self.endpoints = data["endpoints"]
-            self.project_id = data["project_id"]
-            self.token = data["token"]
-            self.session = ks_session.Session(
-                auth=token_endpoint.Token(None, self.token), timeout=TIMEOUT)
+        self.read_timeout = read_timeout
+        verify = tls_verify(env)
+        if handoff and env.get(HANDOFF_VAR):
+            self.token, self.endpoints, self.project_id, self.expires_at = \
+                _read_handoff(env[HANDOFF_VAR])
+            self.session = self._session(token_endpoint.Token(None, self.token), verify)
             return
-        self.session = ks_session.Session(auth=_password_auth(env), timeout=TIMEOUT,
-                                          verify=env.get("OS_CACERT") or True)
+        self.session = self._session(_password_auth(env), verify)
+        url = env["OS_AUTH_URL"]
         try:
             self.token = self.session.get_token()
             self.project_id = self.session.get_project_id()
+            self.expires_at = self.session.auth.get_auth_ref(self.session).expires
             self.endpoints = {
                 name: self.session.get_endpoint(service_type=name, interface=self.interface,
                                                 region_name=self.region)
@@ -66,17 +117,30 @@ class Cloud:
             }
         except ks_exc.Unauthorized:
             raise CloudError("authentication failed: check OS_USERNAME/OS_PASSWORD/OS_PROJECT_NAME") from None
+        except ks_exc.ConnectTimeout:
+            raise CloudError(f"the cloud did not answer within {read_timeout} s "
+                             f"(Keystone at {url})") from None
+        except ks_exc.SSLError as err:
+            raise CloudError(f"TLS error talking to Keystone at {url}: {_short(err)}") from None
         except ks_exc.ConnectFailure as err:
-            raise CloudError(f"cannot reach Keystone at {env['OS_AUTH_URL']}: {_short(err)}") from None
+            raise CloudError(f"cannot reach Keystone at {url}: {_short(err)}") from None
         except ks_exc.ClientException as err:
             raise CloudError(f"authentication failed: {_short(err)}") from None
         if not self.endpoints.get("compute"):
             raise CloudError("no compute endpoint in the service catalog")
 
+    def _session(self, auth, verify):
+        session = ks_session.Session(auth=auth, verify=verify)
+        # requests takes (connect, read): a cloud that accepts connections but never answers
+        # is noticed after READ_TIMEOUT, an address where nothing listens after a few seconds.
+        session.timeout = (CONNECT_TIMEOUT, self.read_timeout)
+        return session
+
     def handoff_env(self):
         """Environment entries that let a subworker use this session without authenticating."""
         return {HANDOFF_VAR: json.dumps({"token": self.token, "endpoints": self.endpoints,
-                                         "project_id": self.project_id})}
+                                         "project_id": self.project_id,
+                                         "expires_at": self.expires_at.isoformat()})}
 
     def adapter(self, service, microversion=None):
         endpoint = self.endpoints.get(service)

@@ -12,8 +12,13 @@ from .validate import BadValue, check_name
 
 DEFAULT_PATH = "/etc/hltcloud.conf"
 ENV_VAR = "HLTCLOUD_CONFIG"
+MAX_READ_TIMEOUT = 600
 
 DEFAULTS = {
+    "cloud": {
+        # Seconds an API may take to answer a request (connecting has a few seconds of its own).
+        "read_timeout": "30",
+    },
     "ssh": {
         # Empty: ssh uses the operator's own configuration (~/.ssh/config, /etc/ssh/ssh_config).
         "config": "",
@@ -54,6 +59,7 @@ class Config:
     ssh_config: str
     ssh_user: str
     connect_timeout: int
+    read_timeout: int
     services: tuple
     start_template: tuple
     stop_template: tuple
@@ -105,6 +111,13 @@ def load(path=None):
         timeout = parser.getint("ssh", "connect_timeout")
     except ValueError:
         raise ConfigError("ssh.connect_timeout must be a whole number of seconds") from None
+    try:
+        read_timeout = parser.getint("cloud", "read_timeout")
+    except ValueError:
+        read_timeout = 0
+    if not 1 <= read_timeout <= MAX_READ_TIMEOUT:
+        raise ConfigError(f"cloud.read_timeout must be a whole number of seconds from 1 to "
+                          f"{MAX_READ_TIMEOUT}: {parser.get('cloud', 'read_timeout')!r}")
     instances = parser.get("paths", "instances_dir").rstrip("/") or "/"
     base = parser.get("paths", "base_dir").strip() or os.path.join(instances, "_base")
     services = tuple(parser.get("services", "names").split())
@@ -118,6 +131,7 @@ def load(path=None):
         ssh_config=ssh_config,
         ssh_user=parser.get("ssh", "user").strip(),
         connect_timeout=timeout,
+        read_timeout=read_timeout,
         services=services,
         start_template=_template(parser, "start"),
         stop_template=_template(parser, "stop"),

@@ -35,7 +35,9 @@ class Context:
     @property
     def cloud(self):
         if self._cloud is None:
-            self._cloud = Cloud()  # CloudError: exit 3, nothing done
+            # Only a --parallel subworker takes the token its parent handed over.
+            self._cloud = Cloud(handoff=self.opts.subworker,  # CloudError: exit 3
+                                read_timeout=self.config.read_timeout)
         return self._cloud
 
     @property
