@@ -1,5 +1,8 @@
 """The subprocess wrappers: argument lists, quoting, timeouts, ssh options."""
+import os
+import stat
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -42,11 +45,16 @@ def test_ssh_refuses_bad_host_and_relative_config(tmp_path):
         runner.Ssh(str(tmp_path / "missing"))
 
 
-def test_pdsh_argv():
-    argv = runner.pdsh_exec_argv(["cn1", "cn2"], ["tool", "%h"], fanout=8)
-    assert argv == ["pdsh", "-R", "exec", "-f", "8", "-w", "cn1,cn2", "tool", "%h"]
+def test_pdsh_argv_reads_hosts_from_a_private_file():
+    with runner.host_file(["cn1", "cn2"]) as path:
+        argv = runner.pdsh_exec_argv(path, ["tool", "%h"], fanout=8)
+        assert argv == ["pdsh", "-R", "exec", "-f", "8", "-w", f"^{path}", "tool", "%h"]
+        assert Path(path).read_text() == "cn1\ncn2\n"
+        assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    assert not os.path.exists(os.path.dirname(path))
     with pytest.raises(BadValue):
-        runner.pdsh_exec_argv(["cn1,cn9"], ["x"])
+        with runner.host_file(["cn1,cn9"]):
+            pass
 
 
 def test_quoted_is_shell_safe():

@@ -15,7 +15,7 @@ import threading
 import time
 
 from .manage_cli import forwarded_switches
-from .runner import pdsh_exec_argv
+from .runner import host_file, pdsh_exec_argv
 
 DONE_MARK = "[ OK ] Done on "  # a subworker's last line when its host succeeded
 _EXIT = re.compile(r"^pdsh@[^:]*: ([^:]+): .*exited with exit code (\d+)")
@@ -51,9 +51,15 @@ def label_map(hosts):
 
 def run(ctx, command, hosts):
     """Run COMMAND on HOSTS through pdsh; failures are recorded in ctx.rep. True if all ok."""
+    with host_file(hosts) as path:
+        argv = pdsh_exec_argv(path, [*worker_command(), "--line-output", "--subworker",
+                                     *forwarded_switches(ctx.opts), command, "%h"],
+                              ctx.opts.fanout)
+        return _run_pdsh(ctx, argv, hosts)
+
+
+def _run_pdsh(ctx, argv, hosts):
     rep = ctx.rep
-    argv = pdsh_exec_argv(hosts, [*worker_command(), "--line-output", "--subworker",
-                                  *forwarded_switches(ctx.opts), command, "%h"], ctx.opts.fanout)
     labels = label_map(hosts)
     failed, done, started, exit_codes = set(), set(), set(), {}
     try:

@@ -5,9 +5,11 @@ Remote commands (ssh sends one string to the remote shell) are joined with shlex
 every word arrives as one word. In dry-run mode a mutating command is printed, quoted as a
 shell would need it, instead of being run.
 """
+import contextlib
 import os
 import shlex
 import subprocess
+import tempfile
 from dataclasses import dataclass
 
 from .validate import check_name
@@ -105,13 +107,26 @@ class Ssh:
         return run(self.argv(host, remote_argv), timeout=timeout, input_text=input_text)
 
 
-def pdsh_exec_argv(hosts, command_argv, fanout=32):
-    """pdsh -R exec over HOSTS; %h in COMMAND_ARGV is replaced by pdsh with each host."""
-    for host in hosts:
-        check_name(host, "host name")
+def pdsh_exec_argv(host_file, command_argv, fanout=32):
+    """pdsh -R exec over the hosts of HOST_FILE (see host_file()); %h in COMMAND_ARGV is
+    replaced by pdsh with each host. A file, not `-w a,b,...`: one argument of the kernel
+    holds at most 128 KiB, about 7,000 host names."""
     if fanout < 1:
         raise UsageError(f"--fanout must be at least 1: {fanout}")
-    return ["pdsh", "-R", "exec", "-f", str(fanout), "-w", ",".join(hosts), *command_argv]
+    return ["pdsh", "-R", "exec", "-f", str(fanout), "-w", f"^{host_file}", *command_argv]
+
+
+@contextlib.contextmanager
+def host_file(hosts):
+    """HOSTS (validated names) one a line in a new file of a private (0700) directory; both
+    are gone when the block ends."""
+    for host in hosts:
+        check_name(host, "host name")
+    with tempfile.TemporaryDirectory(prefix="hltcloud-") as private:
+        path = os.path.join(private, "hosts")
+        with open(path, "x", encoding="ascii") as handle:
+            handle.write("".join(f"{host}\n" for host in hosts))
+        yield path
 
 
 def rsync_argv(source, dest, rsh=None, extra=()):
