@@ -109,7 +109,7 @@ class Cloud:
         try:
             self.token = self.session.get_token()
             self.project_id = self.session.get_project_id()
-            self.expires_at = self.session.auth.get_auth_ref(self.session).expires
+            self.expires_at = self.session.auth.get_access(self.session).expires
             self.endpoints = {
                 name: self.session.get_endpoint(service_type=name, interface=self.interface,
                                                 region_name=self.region)
