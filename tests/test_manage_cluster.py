@@ -269,7 +269,10 @@ def test_dry_run_disable_shows_everything_and_changes_nothing(cluster, nova):
     assert NODE_SERVICE in out[1] and "start" in out[1]
     for vm in ids:
         assert f"[DRY ] Deleting VM {vm} on hypervisor {host}: DELETE /servers/{vm}" in out
-    assert any(l.startswith(f"[DRY ] Shutting down OpenStack daemons on {host}: ssh ") for l in out)
+    down = out.index(next(l for l in out if l.startswith(f"[DRY ] Shutting down OpenStack "
+                                                         f"daemons on {host}: ssh ")))
+    assert out[down + 1] == (f"[DRY ] Forcing hypervisor {host} down in Nova: "
+                             f'PUT /os-services/{svc.id} {{"forced_down": true}}')
     assert mutations(requests(cluster)) == []
     assert svc.status == "enabled" and len(servers_on(nova, host)) == 2
     assert cluster.service_running(host, COMPUTE)
@@ -319,14 +322,46 @@ def test_disable_for_real_deletes_vms_then_stops_daemons(cluster, nova):
     assert out[1] == f"[ OK ] Starting OpenStack daemons on {host}"
     assert sorted(out[2:4]) == sorted(f"[ OK ] Deleting VM {i} on hypervisor {host}" for i in ids)
     assert re.fullmatch(rf"Waiting max 60 s for VMs to be deleted on {re.escape(host)}\.\.\."
-                        r"2 running \(\d+ s left\)\.\.\.all gone in \d+s!", out[-4]), out
-    assert out[-3] == f"[ OK ] Shutting down OpenStack daemons on {host}"
-    assert out[-1] == "All commands executed successfully."
+                        r"2 running \(\d+ s left\)\.\.\.all gone in \d+s!", out[-5]), out
+    assert out[-4:] == [f"[ OK ] Shutting down OpenStack daemons on {host}",
+                        f"[ OK ] Forcing hypervisor {host} down in Nova",
+                        "", "All commands executed successfully."]
     svc = service(nova, host)
     assert svc.status == "disabled" and "openstack-hlt-manage" in svc.disabled_reason
+    assert (svc.state, svc.forced_down) == ("down", True)  # at once, not after service_down_time
     assert servers_on(nova, host) == [] and vm_dirs(cluster, host) == []
     assert not any(cluster.service_running(host, s) for s in SERVICES)
     assert [s.id for s in servers_on(nova, other)] == kept
+
+
+def test_status_is_true_right_after_disable_and_enable(cluster, nova):
+    host = cluster.names[0]
+    start_compute(cluster, nova, [host])
+    result = tool(cluster, "--for-real", "disable", host)
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = tool(cluster, "status", host)  # at once: no waiting for service_down_time
+    assert table_rows(status.stdout)[0][:3] == [host, "no", "dead"], status.stdout
+    result = tool(cluster, "--for-real", "enable", host)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lines(result)[-3] == f"[ OK ] Clearing the forced down state of hypervisor {host}"
+    svc = service(nova, host)
+    assert (svc.status, svc.forced_down) == ("enabled", False)
+    wait_for(lambda: service(nova, host).state == "up", what=f"{host} up by its heartbeats")
+    assert table_rows(tool(cluster, "status", host).stdout)[0][:3] == [host, "yes", "alive"]
+
+
+def test_disable_of_a_forced_down_host_with_vms_deletes_them_through_its_compute(cluster, nova):
+    host = cluster.names[0]
+    start_compute(cluster, nova, [host])
+    boot_on(cluster, nova, host, 1)
+    nova.services.force_down(service(nova, host).id, True)  # left so by an earlier run
+    result = tool(cluster, "--for-real", "--vm-timeout", "60", "disable", host)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = lines(result)
+    assert out.index(f"[ OK ] Clearing the forced down state of hypervisor {host}") < \
+        out.index(next(l for l in out if l.startswith("[ OK ] Deleting VM")))
+    assert servers_on(nova, host) == [] and vm_dirs(cluster, host) == []  # no local delete
+    assert service(nova, host).forced_down is True
 
 
 def test_disable_host_whose_compute_is_down_leaves_no_orphans(cluster, nova):
@@ -358,10 +393,13 @@ def test_vm_that_never_goes_fails_the_host(cluster, nova, force):
     assert out[-3:-1] == ["", f"Failed on 1 host(s): {host}"]
     assert [s.id for s in servers_on(nova, host)] == [stuck]
     assert cluster.service_running(host, COMPUTE) is (not force)
+    # Daemons left running are alive: only stopped ones are forced down.
+    assert service(nova, host).forced_down is force
     if force:
         assert f"[ OK ] Shutting down OpenStack daemons on {host}" in out
+        assert f"[ OK ] Forcing hypervisor {host} down in Nova" in out
     else:
-        assert not any("Shutting down" in l for l in out)
+        assert not any("Shutting down" in l or "Forcing" in l for l in out)
 
 
 # ------------------------------------------------------------------ failures of one host

@@ -231,6 +231,29 @@ def test_service_state_follows_the_agent(sim, nova):
     assert time.monotonic() - started >= DOWN_TIME - 1.5  # not at once: after the down time
 
 
+def test_forced_down_wins_over_heartbeats_until_unset(sim, nova):
+    """Nova's semantics: a forced-down service is down whatever its heartbeats say, for
+    services, hypervisors and scheduling; only an explicit unset clears it."""
+    host = "cn02.internal"
+    sim.start_agent(host)
+    assert wait_state(nova, host, "up")
+    service = services_by_host(nova)[host]
+    assert service.forced_down is False
+    nova.services.force_down(service.id, True)
+    service = services_by_host(nova)[host]
+    assert (service.state, service.forced_down) == ("down", True)  # at once, agent beating
+    time.sleep(2.5)  # two more heartbeats change nothing
+    assert services_by_host(nova)[host].state == "down"
+    assert {h.hypervisor_hostname: h.state for h in nova.hypervisors.list()}[host] == "down"
+    sim.kill_agent(host)
+    sim.start_agent(host)  # a restarted compute does not clear it either
+    time.sleep(2.5)
+    assert services_by_host(nova)[host].state == "down"
+    nova.services.force_down(service.id, False)
+    service = services_by_host(nova)[host]
+    assert (service.state, service.forced_down) == ("up", False)
+
+
 def test_agent_exits_cleanly_on_sigterm(sim):
     sim.start_agent("cn01.internal")
     assert wait_for(lambda: [h for h in sim.sim("GET", "/hosts")["hosts"]

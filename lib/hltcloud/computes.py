@@ -56,6 +56,27 @@ def set_status(ctx, host, service, enable, reason=""):
     return True
 
 
+def set_forced_down(ctx, host, service, down):
+    """Mark HOST's nova-compute forced down (its daemons are stopped: Nova sees it dead at
+    once, without waiting for service_down_time) or clear the mark (they run again)."""
+    message = (f"Forcing hypervisor {host} down in Nova" if down else
+               f"Clearing the forced down state of hypervisor {host}")
+    if ctx.dry:
+        ctx.rep.dry(f"{message}: PUT /os-services/{service.id} {json.dumps({'forced_down': down})}")
+        return True
+    try:
+        ctx.nova.services.force_down(service.id, down)
+    except API_ERRORS as err:
+        ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
+        return False
+    ctx.rep.ok(message)
+    return True
+
+
+def forced_down(service):
+    return bool(getattr(service, "forced_down", False))
+
+
 def _api_errors():
     from keystoneauth1 import exceptions as ks_exc
     from novaclient import exceptions as nova_exc

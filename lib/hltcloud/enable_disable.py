@@ -20,7 +20,11 @@ def enable(ctx, host, service):
         return False
     if not computes.set_status(ctx, host, service, enable=True):
         return False
-    return daemons.run(ctx, host, "start")
+    if not daemons.run(ctx, host, "start"):
+        return False
+    if computes.forced_down(service):  # only now that its daemons run is it really up
+        return computes.set_forced_down(ctx, host, service, down=False)
+    return True
 
 
 def disable(ctx, host, service):
@@ -36,13 +40,17 @@ def disable(ctx, host, service):
         ctx.rep.fail(f"Listing VMs on {host}: {describe_error(err)}", host=host)
         return False
     timeout = ctx.opts.vm_timeout
+    if vms and computes.forced_down(service):
+        # A delete reaches the node only through a compute Nova sees up.
+        if not computes.set_forced_down(ctx, host, service, down=False):
+            return False
     if vms and not ctx.dry and service.state != "up":
         if not _wait_compute_up(ctx, host, timeout):
             return False
     all_sent = _delete(ctx, host, vms)
     if ctx.dry:
         ctx.rep.dry(f"Waiting max {timeout} s for VMs to be deleted on {host}")
-        return daemons.run(ctx, host, "stop")
+        return _shut_down(ctx, host, service)
     left = _wait_gone(ctx, host, timeout) if vms else []
     if left is None:
         return False  # the API failed while waiting; already reported
@@ -51,12 +59,19 @@ def disable(ctx, host, service):
         ctx.rep.fail(f"{host}: {len(left)} VM(s) still there after {timeout} s: {ids}", host=host)
         if ctx.opts.force_shutoff:
             ctx.rep.warn(f"--force-shutoff: shutting down the daemons on {host} all the same")
-            daemons.run(ctx, host, "stop")
+            _shut_down(ctx, host, service)
         else:
+            # Running daemons are alive: no forced down, the deletes can still finish.
             ctx.rep.warn(f"Daemons left running on {host} so that the deletes can finish "
                          f"(--force-shutoff stops them anyway)")
         return False
-    return daemons.run(ctx, host, "stop") and all_sent
+    return _shut_down(ctx, host, service) and all_sent
+
+
+def _shut_down(ctx, host, service):
+    """Stop the daemons, then tell Nova the host is down (only once they are stopped)."""
+    return (daemons.run(ctx, host, "stop")
+            and computes.set_forced_down(ctx, host, service, down=True))
 
 
 def _lock(ctx, host):

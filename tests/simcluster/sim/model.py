@@ -84,6 +84,7 @@ class Host:
     def reset(self):
         self.enabled = True
         self.disabled_reason = None
+        self.forced_down = False  # set and cleared only through the API, as in Nova
         self.vms = {}  # id -> VM placed here (allocations held)
         self.used = {"VCPU": 0, "MEMORY_MB": 0, "DISK_GB": 0}
         self.want_create = {}  # id -> VM the agent has to create
@@ -161,6 +162,8 @@ class Cloud:
 
     # ----- services
     def is_up(self, host, now=None):
+        if host.forced_down:  # Nova: down whatever the heartbeats say
+            return False
         if host.virtual:
             return True
         if host.last_beat is None:

@@ -124,21 +124,23 @@ class Nova(ServersMixin, Service):
         return Response(200, {"version": self._version_doc()})
 
     # ----- services
-    def _service_view(self, req, binary, host_name, sid, index, enabled, reason, up, updated):
+    def _service_view(self, req, binary, host_name, sid, index, enabled, reason, up, updated,
+                      forced_down=False):
         view = {"id": sid if req.mv >= (2, 53) else index, "binary": binary, "host": host_name,
                 "zone": "nova" if binary == "nova-compute" else "internal",
                 "status": "enabled" if enabled else "disabled",
                 "state": "up" if up else "down", "updated_at": iso_micro(updated),
                 "disabled_reason": reason}
         if req.mv >= (2, 11):
-            view["forced_down"] = False
+            view["forced_down"] = forced_down
         return view
 
     def _compute_view(self, req, host, mono=None):
         updated = time.time() if host.virtual else host.beat_wall
         return self._service_view(req, "nova-compute", host.name, host.service_id,
                                   host.index + len(HEAD_BINARIES), host.enabled,
-                                  host.disabled_reason, self.cloud.is_up(host, mono), updated)
+                                  host.disabled_reason, self.cloud.is_up(host, mono), updated,
+                                  host.forced_down)
 
     def services_list(self, req):
         want_host, want_binary = req.arg("host"), req.arg("binary")
@@ -171,8 +173,9 @@ class Nova(ServersMixin, Service):
             if host is None or binary != "nova-compute":
                 raise ApiError(404, f"Service {binary} on host {host_name} could not be found.")
             if target == "force-down":
+                host.forced_down = _boolean(body.get("forced_down"), "forced_down")
                 return Response(200, {"service": {"host": host_name, "binary": binary,
-                                                  "forced_down": bool(body.get("forced_down"))}})
+                                                  "forced_down": host.forced_down}})
             reason = None
             if target == "disable-log-reason":
                 reason = body.get("disabled_reason")
@@ -195,6 +198,7 @@ class Nova(ServersMixin, Service):
                                 "not one of ['enabled', 'disabled']" % (status, status))
         if reason is not None and (not isinstance(reason, str) or not 1 <= len(reason) <= 255):
             raise ApiError(400, "Invalid input for field/attribute disabled_reason.")
+        forced = _boolean(body["forced_down"], "forced_down") if "forced_down" in body else None
         if not UUID.fullmatch(sid):
             raise ApiError(400, f"Invalid uuid {sid}")
         with self.cloud.lock:
@@ -210,6 +214,8 @@ class Nova(ServersMixin, Service):
             if status is not None:
                 self.cloud.set_service(host, status == "enabled",
                                        reason if status == "disabled" else None)
+            if forced is not None:
+                host.forced_down = forced
             view = self._compute_view(req, host)
         return Response(200, {"service": view})
 
@@ -460,3 +466,14 @@ class Nova(ServersMixin, Service):
     def zones(self, req):
         return Response(200, {"availabilityZoneInfo": [
             {"zoneName": "nova", "zoneState": {"available": True}, "hosts": None}]})
+
+
+def _boolean(value, field):
+    """Nova's parameter_types.boolean: true/false and their usual spellings."""
+    spellings = {True: True, False: False, "true": True, "false": False, "1": True, "0": False,
+                 "yes": True, "no": False, "on": True, "off": False}
+    key = value.lower() if isinstance(value, str) else value
+    if isinstance(key, (bool, str)) and key in spellings:
+        return spellings[key]
+    raise ApiError(400, f"Invalid input for field/attribute {field}. Value: {value}. "
+                        f"{value!r} is not one of the allowed boolean values")
