@@ -15,11 +15,13 @@ _MAX_DIGITS = 18  # anything longer is above every bound (and int() of 5,000 dig
 
 
 class InputError(ValueError):
-    """A number or file the operator named is unusable; ERRNO is set for failed opens."""
+    """A number or file the operator named is unusable. REASON is the message without the
+    file's name; ERRNO is set when the file could not be opened or read."""
 
-    def __init__(self, message, errno=None):
+    def __init__(self, message, errno=None, reason=""):
         super().__init__(message)
         self.errno = errno
+        self.reason = reason or message
 
 
 def parse_whole(text, minimum, maximum, unit=""):
@@ -62,7 +64,7 @@ def _open_regular(path, what):
     except (OSError, ValueError) as err:  # ValueError: an embedded NUL
         strerror = getattr(err, "strerror", None) or str(err)
         raise InputError(f"cannot read {what} {path!r}: {strerror}",
-                         getattr(err, "errno", None)) from None
+                         getattr(err, "errno", None), strerror) from None
     try:
         mode = os.fstat(fd).st_mode  # of what was opened, not of what the name points to now
     except OSError:
@@ -70,7 +72,7 @@ def _open_regular(path, what):
         raise
     if not stat.S_ISREG(mode):
         os.close(fd)
-        raise InputError(f"{what} {path!r} is not a regular file")
+        raise InputError(f"{what} {path!r} is not a regular file", reason="not a regular file")
     return fd
 
 
@@ -86,7 +88,8 @@ def read_small_file(path, limit, what):
         try:
             data = handle.read(limit + 1)
         except OSError as err:
-            raise InputError(f"cannot read {what} {path!r}: {err.strerror}", err.errno) from None
+            raise InputError(f"cannot read {what} {path!r}: {err.strerror}", err.errno,
+                             err.strerror) from None
     if len(data) > limit:
         raise InputError(f"{what} {path!r} is larger than {limit} bytes")
     return data
