@@ -3,6 +3,7 @@
 Every key has a documented default (see man pages, "CONFIGURATION"), so a head node
 without a configuration file works as the original tools did.
 """
+import ast
 import configparser
 import errno
 import os
@@ -120,9 +121,15 @@ def _read(chosen, explicit, parser):
         raise ConfigError(str(err)) from None
     try:
         parser.read_string(text, source=chosen)
+    except configparser.MissingSectionHeaderError as err:
+        raise ConfigError(f"cannot read configuration {chosen}: no [section] before "
+                          f"line {err.lineno}: {err.line.strip()!r}") from None
+    except configparser.ParsingError as err:  # its message spans lines: the first bad line
+        lineno, line = err.errors[0]  # line is kept as its repr()
+        raise ConfigError(f"cannot read configuration {chosen}: line {lineno}: "
+                          f"{ast.literal_eval(line).strip()!r}") from None
     except configparser.Error as err:
-        first = str(err).splitlines()[0]  # e.g. MissingSectionHeaderError spans lines
-        raise ConfigError(f"cannot read configuration {chosen}: {first}") from None
+        raise ConfigError(f"cannot read configuration {chosen}: {err}") from None
     return True
 
 

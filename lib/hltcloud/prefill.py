@@ -219,6 +219,8 @@ def run(args, reporter, children):
     hosts = [check_name(host, "host name") for host in hostlist.expand(*args.hosts)]
     if not hosts:
         raise PrefillError("no hosts given")
+    if not args.image.strip():
+        raise PrefillError("IMAGE must be a name or an id, not empty")
     if ssh.config_file and not args.wave:  # the chains refuse it too, but after the download
         pipeline.check_node_path(ssh.config_file, "the nodes' ssh config")
     owner = cfg.image_owner
