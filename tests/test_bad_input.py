@@ -8,7 +8,9 @@ naming the problem in at most two lines of stderr and no traceback, no new file 
 test's directory (home, TMPDIR, lock directory and working directory all live there), no
 process left behind, and a time bound.
 """
+import argparse
 import os
+import re
 import resource
 import signal
 import socket
@@ -408,3 +410,75 @@ def test_bad_input(place, tool, args, code, says, env_extra):
     assert listing(tmp) == before
     assert left == []
     assert elapsed < TIME_BOUND, f"took {elapsed:.1f} s"
+
+
+# ---------------------------------------------------------------- units and properties
+
+def test_wave_source_with_a_colon_is_passed_as_a_local_path(tmp_path, monkeypatch):
+    """rsync reads 'img:v2' as HOST:PATH; we hand it './img:v2' (the file exists here)."""
+    from hltcloud import wave
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "img:v2").write_bytes(b"x")
+    assert wave.local_source("img:v2") == "./img:v2"
+    assert wave.local_source(str(tmp_path / "img:v2")) == str(tmp_path / "img:v2")
+    (tmp_path / "dir:x").mkdir()
+    (tmp_path / "dir:x" / "a").write_bytes(b"x")
+    assert wave.local_source("dir:x/a") == "./dir:x/a"
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from hltcloud import hostlist, inputs  # noqa: E402
+
+_PROPERTY = settings(max_examples=300, deadline=None,
+                     suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Text that exercises the parser: its syntax, digits of other scripts, control characters.
+_SPEC_CHARS = st.sampled_from(list("cn0123456789[]-,.@# _\t\n;$٣３é") + ["\x00", "\x1b"])
+
+
+@_PROPERTY
+@given(st.one_of(st.text(_SPEC_CHARS, max_size=40), st.text(max_size=40)))
+def test_any_text_expands_or_raises_host_list_error(text):
+    try:
+        hosts = hostlist.expand(text)
+    except hostlist.HostListError as err:
+        assert "\n" not in str(err)
+        return
+    for host in hosts:  # what expands is a name ssh and pdsh take as a host, never an option
+        assert host[0] not in "-." and len(host) <= hostlist.MAX_NAME
+        assert all(c.isascii() and (c.isalnum() or c in "._-") for c in host)
+
+
+_NAME = st.from_regex(r"[a-z][a-z0-9_]{0,5}([.-][a-z0-9_]{1,4}){0,2}[0-9]{0,4}", fullmatch=True)
+
+
+@_PROPERTY
+@given(st.lists(_NAME, min_size=1, max_size=30, unique=True))
+def test_fold_then_expand_gives_the_same_hosts(names):
+    folded = hostlist.fold(names)
+    again = hostlist.expand(folded)
+    assert sorted(again) == sorted(names) and len(again) == len(names)
+    assert hostlist.fold(again) == folded
+
+
+@_PROPERTY
+@given(st.text(max_size=30), st.integers(-5, 5), st.integers(5, 10 ** 6))
+def test_whole_number_is_in_bounds_or_refused_in_one_line(text, low, high):
+    parse = inputs.whole_number(low, high)
+    try:
+        value = parse(text)
+    except argparse.ArgumentTypeError as err:  # the property: no other exception, one line
+        assert "\n" not in str(err)
+        return
+    assert re.fullmatch(r"-?[0-9]+", text) and value == int(text) and low <= value <= high
+
+
+@_PROPERTY
+@given(st.integers(-10 ** 30, 10 ** 30), st.integers(0, 3), st.integers(3, 10 ** 9))
+def test_whole_number_takes_exactly_the_numbers_in_range(number, low, high):
+    parse = inputs.whole_number(low, high)
+    if low <= number <= high:
+        assert parse(str(number)) == number
+    else:
+        with pytest.raises(argparse.ArgumentTypeError, match="must be at (least|most)"):
+            parse(str(number))
