@@ -428,7 +428,7 @@ def test_wave_source_with_a_colon_is_passed_as_a_local_path(tmp_path, monkeypatc
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
-from hltcloud import hostlist, inputs  # noqa: E402
+from hltcloud import hostlist  # noqa: E402
 
 _PROPERTY = settings(max_examples=300, deadline=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -464,6 +464,7 @@ def test_fold_then_expand_gives_the_same_hosts(names):
 @_PROPERTY
 @given(st.text(max_size=30), st.integers(-5, 5), st.integers(5, 10 ** 6))
 def test_whole_number_is_in_bounds_or_refused_in_one_line(text, low, high):
+    from hltcloud import inputs
     parse = inputs.whole_number(low, high)
     try:
         value = parse(text)
@@ -476,6 +477,7 @@ def test_whole_number_is_in_bounds_or_refused_in_one_line(text, low, high):
 @_PROPERTY
 @given(st.integers(-10 ** 30, 10 ** 30), st.integers(0, 3), st.integers(3, 10 ** 9))
 def test_whole_number_takes_exactly_the_numbers_in_range(number, low, high):
+    from hltcloud import inputs
     parse = inputs.whole_number(low, high)
     if low <= number <= high:
         assert parse(str(number)) == number
