@@ -28,7 +28,6 @@ Reusable engine (the pipelined broadcast of issue 7 falls back to it):
 
 The command line (main) is only parsing and printing around distribute().
 """
-import argparse
 import hashlib
 import os
 import queue
@@ -52,7 +51,8 @@ HEAD = "@head"  # the head as a source (never a valid host name)
 DEFAULT_TRIES = 3
 DEFAULT_TIMEOUT = 60
 # Command line bounds (also openstack-prefill-cache's): far above any real use, low enough
-# that no value exhausts memory (--head-slots builds lists that long) or reaches rsync absurd.
+# that no value exhausts memory (--head-slots builds lists that long) or hands rsync an
+# absurd --timeout.
 TRIES = inputs.whole_number(1, 100)
 SECONDS = inputs.whole_number(1, 86_400, " of seconds")
 HEAD_SLOTS = inputs.whole_number(1, 1024)
