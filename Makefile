@@ -8,7 +8,7 @@ MANDIR   = $(DESTDIR)$(PREFIX)/share/man/man1
 
 TOOLS    = openstack-hlt-manage openstack-prefill-cache rsync-wave.py
 DEB_PKGS = openssh-client openssh-server pdsh rsync qemu-utils iproute2 procps psmisc man-db groff-base
-PY_MODS  = keystoneauth1,novaclient,pytest
+PY_MODS  = keystoneauth1,novaclient,pytest,hypothesis
 
 .PHONY: all deps test test-realcloud demo install uninstall bench clean
 

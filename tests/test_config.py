@@ -39,6 +39,21 @@ def test_file_from_env_and_switch(monkeypatch, tmp_path):
     ("[services]\nnames = good bad;name\n", "invalid service name"),
     ("[ssh]\nconnect_timeout = soon\n", "whole number"),
     ("not an ini file", "cannot read"),
+    # image_owner reaches chown on every node (it was checked by prefill, after the download)
+    ("[paths]\nimage_owner = nova nova\n", "USER:GROUP: 'nova nova'"),
+    ("[paths]\nimage_owner = nova;reboot\n", "image_owner"),
+    ("[paths]\nimage_owner = :nova\n", "image_owner"),
+    ("[paths]\nimage_owner = $(id)\n", "image_owner"),
+    ("[services]\nstart = service '{service} start\n", "services.start: no closing quotation"),
+    ("[ssh]\nconnect_timeout = -5\n", "ssh.connect_timeout: must be at least 1: -5"),
+    ("[ssh]\nconnect_timeout = 100000\n", "ssh.connect_timeout: must be at most 300"),
+    ("[ssh]\nconnect_timeout = 1e3\n", "whole number"),
+    ("[ssh]\nuser = -oProxyCommand=x\n", "ssh.user"),
+    ("[paths]\ninstances_dir = var/lib/nova\n", "paths.instances_dir must be an absolute path"),
+    ("[paths]\nbase_dir = /var/lib/my base\n", "paths.base_dir must be an absolute path"),
+    ("[paths]\nbase_dir = /var/../etc\n", "paths.base_dir"),
+    ("[paths]\nglance_images_dir = images\n", "paths.glance_images_dir"),
+    ("[runvms]\nuser_data = user-data.txt\n", "runvms.user_data"),
 ])
 def test_bad_values(tmp_path, text, message):
     path = tmp_path / "bad.conf"
@@ -50,3 +65,17 @@ def test_bad_values(tmp_path, text, message):
 def test_named_file_must_exist(tmp_path):
     with pytest.raises(config.ConfigError, match="not found"):
         config.load(str(tmp_path / "nope.conf"))
+
+
+def test_not_utf8_and_not_regular_files_are_one_line_errors(tmp_path):
+    latin1 = tmp_path / "latin1.conf"
+    latin1.write_bytes(b"[runvms]\nname = w\xe9\n")
+    for path, message in ((latin1, "not UTF-8"), ("/dev/zero", "not a regular file"),
+                          (tmp_path, "not a regular file")):
+        with pytest.raises(config.ConfigError, match=message) as err:
+            config.load(str(path))
+        assert "\n" not in str(err.value)
+    big = tmp_path / "big.conf"
+    big.write_text("#" * (config.MAX_BYTES + 1))
+    with pytest.raises(config.ConfigError, match="larger than"):
+        config.load(str(big))

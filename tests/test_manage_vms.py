@@ -115,12 +115,17 @@ def test_runvms_count_is_an_upper_bound(cluster, nova):
     assert statuses(nova) == ["ACTIVE", "ACTIVE"]
 
 
-def test_runvms_unknown_image_fails_without_booting(cluster, nova):
+@pytest.mark.parametrize("switch, value, message", [
+    ("--image", "no-such-image", "image not found: no-such-image"),
+    ("--flavor", "no-such-flavor", "flavor not found: no-such-flavor"),
+])
+def test_runvms_unknown_image_or_flavor_is_bad_input(cluster, nova, switch, value, message):
+    """Bad input (issue 10): exit 2, one line, nothing requested that changes the cloud."""
     start_compute(cluster, nova, cluster.names[:1])
     clear_log(cluster)
-    result = tool(cluster, "--for-real", "--image", "no-such-image", "runvms")
-    assert result.returncode == 1
-    assert "[FAIL] runvms: image not found: no-such-image" in lines(result)
+    result = tool(cluster, "--for-real", switch, value, "runvms")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"openstack-hlt-manage: runvms: {message}"]
     assert mutations(requests(cluster)) == []
 
 

@@ -3,16 +3,26 @@
 Every key has a documented default (see man pages, "CONFIGURATION"), so a head node
 without a configuration file works as the original tools did.
 """
+import ast
 import configparser
+import errno
 import os
+import re
 import shlex
 from dataclasses import dataclass
 
+from .inputs import InputError, parse_whole, read_small_text
 from .validate import BadValue, check_name
+
+MAX_BYTES = 1 << 20  # a site configuration is a few hundred bytes
+CONNECT_TIMEOUT = (1, 300)  # seconds: ssh -o ConnectTimeout
+READ_TIMEOUT = (1, 600)  # seconds an API may take to answer one request
+# Paths that end up in commands run on the nodes: absolute and plain (as wave.check_dest).
+_NODE_PATH = re.compile(r"/[A-Za-z0-9._+/-]*\Z")
+_OWNER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?\Z")
 
 DEFAULT_PATH = "/etc/hltcloud.conf"
 ENV_VAR = "HLTCLOUD_CONFIG"
-MAX_READ_TIMEOUT = 600
 
 DEFAULTS = {
     "cloud": {
@@ -78,49 +88,99 @@ class Config:
 
 
 def _template(parser, key):
-    words = shlex.split(parser.get("services", key))
+    text = parser.get("services", key)
+    try:
+        words = shlex.split(text)
+    except ValueError as err:  # unbalanced quotes
+        raise ConfigError(f"services.{key}: {str(err).lower()}: {text!r}") from None
     if not words or not any("{service}" in w for w in words):
-        raise ConfigError(f"services.{key} must be a command containing {{service}}: "
-                          f"{parser.get('services', key)!r}")
+        raise ConfigError(f"services.{key} must be a command containing {{service}}: {text!r}")
     return tuple(words)
+
+
+def _absolute(parser, section, key):
+    """The path under SECTION.KEY, or "" when empty; refused unless absolute."""
+    value = parser.get(section, key).strip()
+    if value and not os.path.isabs(value):
+        raise ConfigError(f"{section}.{key} must be an absolute path: {value!r}")
+    return value
+
+
+def _node_path(section, key, value):
+    """VALUE (from SECTION.KEY) goes into remote commands: absolute, plain characters."""
+    parts = value.split("/")[1:]
+    if not _NODE_PATH.match(value) or any(p in (".", "..") for p in parts):
+        raise ConfigError(f"{section}.{key} must be an absolute path of letters, digits "
+                          f"and . _ + - /: {value!r}")
+    return value
+
+
+def _read(chosen, explicit, parser):
+    """Parse CHOSEN into PARSER; False when it is the default path and absent."""
+    try:
+        text = read_small_text(chosen, MAX_BYTES, "configuration")
+    except InputError as err:
+        if err.errno == errno.ENOENT:
+            if explicit:
+                raise ConfigError(f"configuration file not found: {chosen}") from None
+            return False
+        raise ConfigError(str(err)) from None
+    try:
+        parser.read_string(text, source=chosen)
+    except configparser.MissingSectionHeaderError as err:
+        raise ConfigError(f"cannot read configuration {chosen}: no [section] before "
+                          f"line {err.lineno}: {err.line.strip()!r}") from None
+    except configparser.ParsingError as err:  # its message spans lines: the first bad line
+        lineno, line = err.errors[0]  # line is kept as its repr()
+        raise ConfigError(f"cannot read configuration {chosen}: line {lineno}: "
+                          f"{ast.literal_eval(line).strip()!r}") from None
+    except configparser.Error as err:
+        raise ConfigError(f"cannot read configuration {chosen}: {err}") from None
+    return True
 
 
 def load(path=None):
     """Read the site configuration. PATH (from --config) wins over $HLTCLOUD_CONFIG.
 
     An explicitly named file must exist; the default /etc/hltcloud.conf may be absent.
+    Every value is checked here, so that a bad one is found before the first request.
     """
     explicit = path or os.environ.get(ENV_VAR) or ""
     parser = configparser.ConfigParser(interpolation=None)
     parser.read_dict(DEFAULTS)
     chosen = explicit or DEFAULT_PATH
-    try:
-        with open(chosen, encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except FileNotFoundError:
-        if explicit:
-            raise ConfigError(f"configuration file not found: {chosen}") from None
+    if not _read(chosen, explicit, parser):
         chosen = ""
-    except (OSError, configparser.Error) as err:
-        raise ConfigError(f"cannot read configuration {chosen}: {err}") from None
 
-    ssh_config = parser.get("ssh", "config").strip()
-    if ssh_config and not os.path.isabs(ssh_config):
-        raise ConfigError(f"ssh.config must be an absolute path: {ssh_config}")
+    ssh_config = _absolute(parser, "ssh", "config")
     try:
-        timeout = parser.getint("ssh", "connect_timeout")
-    except ValueError:
-        raise ConfigError("ssh.connect_timeout must be a whole number of seconds") from None
+        timeout = parse_whole(parser.get("ssh", "connect_timeout").strip(), *CONNECT_TIMEOUT,
+                              unit=" of seconds")
+    except InputError as err:
+        raise ConfigError(f"ssh.connect_timeout: {err}") from None
     try:
-        read_timeout = parser.getint("cloud", "read_timeout")
-    except ValueError:
-        read_timeout = 0
-    if not 1 <= read_timeout <= MAX_READ_TIMEOUT:
-        raise ConfigError(f"cloud.read_timeout must be a whole number of seconds from 1 to "
-                          f"{MAX_READ_TIMEOUT}: {parser.get('cloud', 'read_timeout')!r}")
-    instances = parser.get("paths", "instances_dir").rstrip("/") or "/"
-    base = parser.get("paths", "base_dir").strip() or os.path.join(instances, "_base")
+        read_timeout = parse_whole(parser.get("cloud", "read_timeout").strip(), *READ_TIMEOUT,
+                                   unit=" of seconds")
+    except InputError as err:
+        raise ConfigError(f"cloud.read_timeout: {err}") from None
+    user = parser.get("ssh", "user").strip()
+    instances = _absolute(parser, "paths", "instances_dir").rstrip("/") or "/"
+    _node_path("paths", "instances_dir", instances)
+    base = _absolute(parser, "paths", "base_dir") or os.path.join(instances, "_base")
+    _node_path("paths", "base_dir", base)
+    glance_images_dir = _absolute(parser, "paths", "glance_images_dir").rstrip("/")
+    if not glance_images_dir:
+        raise ConfigError("paths.glance_images_dir must be an absolute path: ''")
+    owner = parser.get("paths", "image_owner").strip()
+    if not _OWNER.match(owner):
+        raise ConfigError(f"paths.image_owner must be USER or USER:GROUP: {owner!r}")
+    _absolute(parser, "runvms", "user_data")
     services = tuple(parser.get("services", "names").split())
+    try:
+        if user:
+            check_name(user, "user name")  # ssh -l USER
+    except BadValue as err:
+        raise ConfigError(f"ssh.user: {err}") from None
     for service in services:
         try:
             check_name(service, "service name")
@@ -129,7 +189,7 @@ def load(path=None):
     return Config(
         path=chosen,
         ssh_config=ssh_config,
-        ssh_user=parser.get("ssh", "user").strip(),
+        ssh_user=user,
         connect_timeout=timeout,
         read_timeout=read_timeout,
         services=services,
@@ -138,7 +198,7 @@ def load(path=None):
         status_template=_template(parser, "status"),
         instances_dir=instances,
         base_dir=base,
-        glance_images_dir=parser.get("paths", "glance_images_dir").rstrip("/"),
-        image_owner=parser.get("paths", "image_owner").strip(),
+        glance_images_dir=glance_images_dir,
+        image_owner=owner,
         runvms=dict(parser.items("runvms")),
     )

@@ -4,20 +4,28 @@ Syntax (as pdsh -w, the subset operators use):
 - items separated by commas (commas inside brackets belong to the range);
 - `[a-b,c]` numeric ranges; zero padding follows the low end (`[001-003]`);
   several bracket groups in one name multiply (`cn[01-02]-ib[0-1]`);
-- `@file`: one item a line, `#` comments and blank lines skipped, spaces trimmed;
+- `@file`: one item a line, `#` comments and blank lines skipped, spaces trimmed; a regular
+  file of at most MAX_FILE_BYTES, which may not name another file;
 - duplicates are dropped, the first occurrence wins.
+
+Refused: range bounds of more than MAX_DIGITS digits or with non-ASCII digits, names longer
+than MAX_NAME (DNS) and names starting with '-' or '.' (an ssh or pdsh option, not a host).
 """
 
-import argparse
 import itertools
 import math
 import re
 import sys
 
+from .inputs import InputError, OneLineParser, UsageError, read_small_text
+
 MAX_HOSTS = 100_000
+MAX_DIGITS = 9  # per range bound: a billion hosts is already far beyond MAX_HOSTS
+MAX_NAME = 253  # a DNS name
+MAX_FILE_BYTES = 1 << 20  # an @file: 100,000 names of 10 characters
 _NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+")
-_RANGE = re.compile(r"(\d+)(?:-(\d+))?")
-_DIGIT_RUNS = re.compile(r"(\d+)")
+_RANGE = re.compile(r"([0-9]+)(?:-([0-9]+))?")  # not \d: it matches any Unicode digit
+_DIGIT_RUNS = re.compile(r"([0-9]+)")
 
 
 class HostListError(ValueError):
@@ -62,6 +70,8 @@ def _parse_ranges(body, item):
             what = "empty range" if not part else f"non-numeric range {part!r}"
             raise HostListError(f"{what} in {item!r}")
         low_text, high_text = match.group(1), match.group(2) or match.group(1)
+        if max(len(low_text), len(high_text)) > MAX_DIGITS:
+            raise HostListError(f"range bound longer than {MAX_DIGITS} digits in {_short(item)}")
         low, high = int(low_text), int(high_text)
         if low > high:
             raise HostListError(f"reversed range {part!r} in {item!r}")
@@ -85,16 +95,30 @@ def _segments(item):
     return segments
 
 
+def _short(text, keep=60):
+    """TEXT quoted for a message, cut so that a huge item stays one readable line."""
+    return repr(text) if len(text) <= keep else repr(text[:keep]) + f"... ({len(text)} characters)"
+
+
 def _check_literals(segments, item):
+    if item[0] in "-.":
+        raise HostListError(f"host name may not start with {item[0]!r}: {_short(item)}")
     for kind, value in segments:
         if kind == "text" and not _NAME_CHARS.fullmatch(value):
             bad = sorted(set(re.sub(r"[A-Za-z0-9._-]", "", value)))
-            raise HostListError(f"invalid character(s) {''.join(bad)!r} in host name {item!r}")
+            raise HostListError(f"invalid character(s) {''.join(bad)!r} in host name {_short(item)}")
 
 
 def _count(segments):
     return math.prod(sum(high - low + 1 for low, high, _ in value)
                      for kind, value in segments if kind == "ranges")
+
+
+def _longest(segments):
+    """Length of the longest name the segments expand to."""
+    return sum(len(value) if kind == "text" else
+               max(max(width, len(str(high))) for _, high, width in value)
+               for kind, value in segments)
 
 
 def _alternatives(kind, value):
@@ -107,20 +131,19 @@ def _alternatives(kind, value):
 def _expand_item(item, budget):
     segments = _segments(item)
     _check_literals(segments, item)
+    if _longest(segments) > MAX_NAME:
+        raise HostListError(f"host name longer than {MAX_NAME} characters: {_short(item)}")
     if _count(segments) > budget:
-        raise HostListError(f"host list expands to more than {MAX_HOSTS} hosts (at {item!r})")
+        raise HostListError(f"host list expands to more than {MAX_HOSTS} hosts (at {_short(item)})")
     choices = [_alternatives(kind, value) for kind, value in segments]
     return ["".join(parts) for parts in itertools.product(*choices)]
 
 
 def _read_list_file(path):
     try:
-        with open(path, encoding="utf-8") as handle:
-            lines = handle.read().splitlines()
-    except OSError as err:
-        raise HostListError(f"cannot read host list file {path!r}: {err.strerror}") from None
-    except UnicodeDecodeError:
-        raise HostListError(f"host list file {path!r} is not text") from None
+        lines = read_small_text(path, MAX_FILE_BYTES, "host list file").splitlines()
+    except InputError as err:
+        raise HostListError(str(err)) from None
     entries = []
     for line in lines:
         entry = line.strip()
@@ -195,17 +218,17 @@ def fold(hosts):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python3 -m hltcloud.hostlist",
-                                     description="Expand, fold or count pdsh-style host lists.")
+    parser = OneLineParser(prog="python3 -m hltcloud.hostlist",
+                           description="Expand, fold or count pdsh-style host lists.")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("-e", "--expand", action="store_true", help="one host a line")
     mode.add_argument("-f", "--fold", action="store_true", help="the shortest list")
     mode.add_argument("-c", "--count", action="store_true", help="number of hosts")
     parser.add_argument("lists", nargs="+", metavar="LIST", help="hosts, ranges, @files")
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         hosts = expand(*args.lists)
-    except HostListError as err:
+    except (HostListError, UsageError) as err:
         print(f"hostlist: {err}", file=sys.stderr)
         return 2
     if args.expand:

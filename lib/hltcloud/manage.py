@@ -69,6 +69,9 @@ def _dispatch(ctx):
         else:
             runvms.run(ctx)
             return EXIT_OK if rep.summary() else EXIT_FAILED
+    except runvms.RunvmsError as err:  # a missing flavor, image or user data file
+        print(f"{PROG}: {command}: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except computes.API_ERRORS as err:
         print(f"{PROG}: {command}: cloud request failed: {describe_error(err)}", file=sys.stderr)
         return EXIT_CLOUD

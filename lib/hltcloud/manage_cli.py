@@ -5,7 +5,9 @@ Bad input raises UsageError (one line, exit 2) before anything touches the cloud
 import argparse
 
 from .hostlist import HostListError, expand
+from .inputs import OneLineParser, whole_number
 from .runner import UsageError, check_ssh_config
+from .validate import BadValue, check_name
 
 COMMANDS = ("enable", "disable", "status", "runvms", "listwns", "vmstats")
 HOST_COMMANDS = ("enable", "disable")  # need HOSTS
@@ -24,37 +26,24 @@ FORWARDED = (("for_real", "--for-real", False), ("no_colors", "--no-colors", Fal
              ("ssh_config", "--ssh-config", True), ("config", "--config", True))
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse would print the whole usage and exit by itself
-        raise UsageError(message)
+# Upper bounds: far above any real use, low enough that no value exhausts memory or time.
+MAX_FANOUT = 1024
+MAX_VM_TIMEOUT = 86_400  # a day
+MAX_COUNT = 100_000
 
-
-def _whole_number(minimum, unit=""):
-    """An argparse type: a whole number of UNIT, at least MINIMUM."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number{unit}: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least 1: {text}" if minimum else
-                                             f"must not be negative: {text}")
-        return value
-    return parse
-
-
-_positive_int = _whole_number(1)
-_seconds = _whole_number(0, " of seconds")
+_fanout = whole_number(1, MAX_FANOUT)
+_seconds = whole_number(0, MAX_VM_TIMEOUT, " of seconds")
+_count = whole_number(1, MAX_COUNT)
 
 
 def _parser():
-    p = _Parser(prog="openstack-hlt-manage", usage=USAGE[len("usage: "):], add_help=True,
-                description="Add hypervisors to the HLT cloud and take them back.")
+    p = OneLineParser(prog="openstack-hlt-manage", usage=USAGE[len("usage: "):], add_help=True,
+                      description="Add hypervisors to the HLT cloud and take them back.")
     p.add_argument("--for-real", action="store_true", help="act (default: dry run)")
     p.add_argument("--no-colors", action="store_true", help="no colors (also: NO_COLOR set)")
     p.add_argument("--line-output", action="store_true", help="one whole line a message")
     p.add_argument("--parallel", action="store_true", help="per-host work through pdsh -R exec")
-    p.add_argument("--fanout", type=_positive_int, default=DEFAULT_FANOUT, metavar="N",
+    p.add_argument("--fanout", type=_fanout, default=DEFAULT_FANOUT, metavar="N",
                    help="hosts at once with --parallel (default %(default)s)")
     p.add_argument("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
                    help="disable: how long to wait for the VMs to go (default %(default)s)")
@@ -71,7 +60,7 @@ def _parser():
     p.add_argument("--key-name", metavar="K", help="runvms: key pair (site default)")
     p.add_argument("--user-data", metavar="FILE", help="runvms: user data file (site default)")
     p.add_argument("--name", metavar="PREFIX", help="runvms: VM name prefix (site default)")
-    p.add_argument("--count", type=_positive_int, metavar="N",
+    p.add_argument("--count", type=_count, metavar="N",
                    help="runvms: boot at most N VMs")
     # A --parallel parent starts us with this: no summary, the parent prints the only one.
     p.add_argument("--subworker", action="store_true", help=argparse.SUPPRESS)
@@ -93,10 +82,14 @@ def parse(argv):
         raise UsageError("runvms takes no HOSTS: it fills every enabled, up hypervisor")
     if opts.ssh_config:
         check_ssh_config(opts.ssh_config)
-    try:
-        opts.hosts = expand(*opts.hosts) if opts.hosts else []
-    except HostListError as err:
-        raise UsageError(str(err)) from None
+    words, opts.hosts = opts.hosts, []
+    if words:
+        try:
+            opts.hosts = [check_name(host, "host name") for host in expand(*words)]
+        except (HostListError, BadValue) as err:
+            raise UsageError(str(err)) from None
+        if not opts.hosts:  # e.g. an empty @file: "nothing to do" would look like success
+            raise UsageError(f"no hosts in {' '.join(map(repr, words))}")
     return opts
 
 

@@ -8,16 +8,15 @@
 3. Each host converts it in parallel with `qemu-img convert -O raw` into a temporary name in
    <base_dir>, sets the owner, renames it into place and removes the transferred copy.
 """
-import argparse
 import hashlib
 import json
 import os
-import re
 import shlex
 import sys
 import threading
 
-from . import config, glance_image, hostlist, hostlock, runner, wave
+from . import config, glance_image, hostlist, hostlock, pipeline, runner, wave
+from .inputs import OneLineParser
 from .cloud import Cloud, CloudError
 from .report import Reporter
 from .validate import BadValue, check_name
@@ -31,7 +30,6 @@ CONVERT_RATE = 10_000_000  # bytes/s of raw output assumed for the conversion de
 # image can be fooled by its content).
 QEMU_FORMATS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc",
                 "vhdx": "vhdx"}
-_OWNER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?\Z")
 
 
 class PrefillError(Exception):
@@ -158,7 +156,7 @@ def check_caches(hosts, plan, cmds_ssh, children, timeout):
 # ---------------------------------------------------------------- command line
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="openstack-prefill-cache", usage=USAGE,
         description="Put a Glance image into Nova's raw image cache on every host.")
     parser.add_argument("--ssh-config", metavar="FILE", default=None,
@@ -167,9 +165,9 @@ def build_parser():
                         help="look up and check, print the plan, change nothing")
     parser.add_argument("--no-colors", action="store_true")
     parser.add_argument("--line-output", action="store_true")
-    parser.add_argument("--tries", type=int, default=wave.DEFAULT_TRIES, metavar="N",
+    parser.add_argument("--tries", type=wave.TRIES, default=wave.DEFAULT_TRIES, metavar="N",
                         help="transfers tried per host (default %(default)s)")
-    parser.add_argument("--timeout", type=int, default=wave.DEFAULT_TIMEOUT, metavar="S",
+    parser.add_argument("--timeout", type=wave.SECONDS, default=wave.DEFAULT_TIMEOUT, metavar="S",
                         help="seconds without progress before a transfer is abandoned "
                              "(default %(default)s)")
     parser.add_argument("--wave", action="store_true",
@@ -188,7 +186,11 @@ def pick_distributor(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except runner.UsageError as err:
+        print(f"openstack-prefill-cache: {err}", file=sys.stderr)
+        return 2
     reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
     children = wave.Children()
     try:
@@ -208,22 +210,20 @@ def main(argv=None):
         return 2
 
 
-def check_owner(owner):
-    if not _OWNER.match(owner):
-        raise PrefillError(f"paths.image_owner must be USER or USER:GROUP: {owner!r}")
-    return owner
-
-
 def run(args, reporter, children):
+    # Every check of the input comes before the first request (the configuration checks
+    # its paths and image_owner when loaded): bad input costs no download.
     cfg = config.load(args.config)
     ssh = runner.Ssh(args.ssh_config if args.ssh_config is not None else cfg.ssh_config,
                      cfg.ssh_user, cfg.connect_timeout)
-    hosts = hostlist.expand(*args.hosts)
+    hosts = [check_name(host, "host name") for host in hostlist.expand(*args.hosts)]
     if not hosts:
         raise PrefillError("no hosts given")
-    if args.tries < 1 or args.timeout < 1:
-        raise PrefillError("--tries and --timeout must be at least 1")
-    owner = check_owner(cfg.image_owner)
+    if not args.image.strip():
+        raise PrefillError("IMAGE must be a name or an id, not empty")
+    if ssh.config_file and not args.wave:  # the chains refuse it too, but after the download
+        pipeline.check_node_path(ssh.config_file, "the nodes' ssh config")
+    owner = cfg.image_owner
     if not args.dry_run:
         try:
             hostlock.prepare()  # an untrusted lock directory stops us before any request

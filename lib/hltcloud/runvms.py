@@ -12,13 +12,17 @@ from dataclasses import dataclass
 
 from . import computes, fit, hostlock
 from .cloud import describe_error
+from .inputs import InputError, read_small_text
 
 POLL = 1.0
 PARAMS = ("flavor", "image", "key_name", "user_data", "name")
+# Nova takes at most 65535 bytes of base64-encoded user data: 3 bytes become 4.
+USER_DATA_MAX = 65535 // 4 * 3
 
 
 class RunvmsError(Exception):
-    """Something runvms needs is missing (flavor, image, user data): nothing booted."""
+    """Something runvms needs is missing or unusable (flavor, image, user data): bad input,
+    exit 2, found before anything is requested that changes the cloud."""
 
 
 def params(ctx):
@@ -54,10 +58,9 @@ def read_user_data(path):
     if not path:
         return None
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except OSError as err:
-        raise RunvmsError(f"cannot read the user data file {path}: {err.strerror}") from None
+        return read_small_text(path, USER_DATA_MAX, "the user data file")
+    except InputError as err:
+        raise RunvmsError(str(err)) from None
 
 
 def placement_fits(cloud, hosts, needs):
@@ -109,15 +112,12 @@ def compute_count(ctx, flavor):
 
 
 def run(ctx):
+    """Boot what fits; RunvmsError (bad input) before any request that changes the cloud."""
     rep = ctx.rep
     values = params(ctx)
-    try:
-        flavor = find_flavor(ctx.nova, values["flavor"])
-        image_id = find_image(ctx.cloud, values["image"])
-        user_data = read_user_data(values.get("user_data", ""))
-    except RunvmsError as err:
-        rep.fail(f"runvms: {err}")
-        return False
+    user_data = read_user_data(values.get("user_data", ""))  # local: before any request
+    flavor = find_flavor(ctx.nova, values["flavor"])
+    image_id = find_image(ctx.cloud, values["image"])
     if not ctx.dry:
         try:
             hostlock.acquire(ctx.cloud.endpoints["compute"], "runvms")

@@ -28,7 +28,6 @@ Reusable engine (the pipelined broadcast of issue 7 falls back to it):
 
 The command line (main) is only parsing and printing around distribute().
 """
-import argparse
 import hashlib
 import os
 import queue
@@ -44,13 +43,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from . import config, hostlist, runner
+from . import config, hostlist, inputs, runner
 from .report import Reporter
 from .validate import BadValue, check_name
 
 HEAD = "@head"  # the head as a source (never a valid host name)
 DEFAULT_TRIES = 3
 DEFAULT_TIMEOUT = 60
+# Command line bounds (also openstack-prefill-cache's): far above any real use, low enough
+# that no value exhausts memory (--head-slots builds lists that long) or hands rsync an
+# absurd --timeout.
+TRIES = inputs.whole_number(1, 100)
+SECONDS = inputs.whole_number(1, 86_400, " of seconds")
+HEAD_SLOTS = inputs.whole_number(1, 1024)
 MIN_RATE = 1_000_000  # bytes/s: below this a transfer counts as stalled (process deadline)
 HASH_RATE = 50_000_000  # bytes/s assumed for checksumming on a node (verify deadline)
 CHECKSUM_TOOLS = {"sha1": "sha1sum", "md5": "md5sum", "sha256": "sha256sum", "sha512": "sha512sum"}
@@ -567,16 +572,16 @@ def print_summary(result, reporter):
 # ---------------------------------------------------------------- command line
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = inputs.OneLineParser(
         prog="rsync-wave.py", usage=USAGE,
         description="Copy SOURCE to DEST on every host; every host that has it becomes a source.")
     parser.add_argument("--ssh-config", metavar="FILE", default=None,
                         help="ssh configuration (absolute path), also used by the nodes")
-    parser.add_argument("--tries", type=int, default=DEFAULT_TRIES, metavar="N",
+    parser.add_argument("--tries", type=TRIES, default=DEFAULT_TRIES, metavar="N",
                         help="transfers tried per host (default %(default)s)")
-    parser.add_argument("--head-slots", type=int, default=1, metavar="K",
+    parser.add_argument("--head-slots", type=HEAD_SLOTS, default=1, metavar="K",
                         help="transfers the head runs at once (default 1)")
-    parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT, metavar="S",
+    parser.add_argument("--timeout", type=SECONDS, default=DEFAULT_TIMEOUT, metavar="S",
                         help="seconds without progress before a transfer is abandoned "
                              "(default %(default)s)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, copy nothing")
@@ -622,23 +627,40 @@ def make_ssh(args):
                       cfg.ssh_user, cfg.connect_timeout)
 
 
+def local_source(path):
+    """SOURCE checked and spelled for rsync: a regular file we can open; a relative name with
+    a colon before any '/' would be taken by rsync as HOST:PATH, so it gets a './'."""
+    try:
+        inputs.check_regular_file(path, "SOURCE")
+    except inputs.InputError as err:
+        raise WaveError(f"SOURCE is not a readable file: {path!r} ({err.reason})") from None
+    if ":" in path.split("/", 1)[0]:
+        return "./" + path
+    return path
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except runner.UsageError as err:
+        print(f"rsync-wave.py: {err}", file=sys.stderr)
+        return 2
     reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
     try:
-        hosts = expand_hosts(args.hosts)
+        # The dry run checks exactly what the real run does, before printing anything.
+        hosts = [check_name(host, "host name") for host in expand_hosts(args.hosts)]
         ssh = make_ssh(args)
         check_dest(args.dest)
-        if args.tries < 1 or args.head_slots < 1 or args.timeout < 1:
-            raise WaveError("--tries, --head-slots and --timeout must be at least 1")
-        if not os.path.isfile(args.source):
-            raise WaveError(f"SOURCE is not a readable file: {args.source}")
+        if args.pipeline and ssh.config_file:
+            from . import pipeline  # it imports this module
+            pipeline.check_node_path(ssh.config_file, "the nodes' ssh config")
+        source = local_source(args.source)
         if args.dry_run:
-            print_dry_run(args.source, hosts, reporter, args.pipeline, args.head_slots)
+            print_dry_run(source, hosts, reporter, args.pipeline, args.head_slots)
             return 0
         _, _, transfer = engine(args.pipeline)
-        result = transfer(args.source, args.dest, hosts, ssh, reporter, tries=args.tries,
-                        head_slots=args.head_slots, timeout=args.timeout)
+        result = transfer(source, args.dest, hosts, ssh, reporter, tries=args.tries,
+                          head_slots=args.head_slots, timeout=args.timeout)
     except KeyboardInterrupt:
         print("rsync-wave.py: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,103 @@
+"""Operator input shared by the three tools: whole numbers and small files they name.
+
+Bad input is a ValueError with one line naming the value: every tool reports it and exits 2
+before anything is requested from the cloud or run on a node.
+"""
+import argparse
+import os
+import re
+import stat
+
+from .runner import UsageError
+
+_WHOLE = re.compile(r"-?[0-9]+\Z")  # ASCII digits only: int() would take '٣', '1_000', ' 5'
+_MAX_DIGITS = 18  # anything longer is above every bound (and int() of 5,000 digits raises)
+
+
+class InputError(ValueError):
+    """A number or file the operator named is unusable. REASON is the message without the
+    file's name; ERRNO is set when the file could not be opened or read."""
+
+    def __init__(self, message, errno=None, reason=""):
+        super().__init__(message)
+        self.errno = errno
+        self.reason = reason or message
+
+
+def parse_whole(text, minimum, maximum, unit=""):
+    """TEXT as an int in [MINIMUM, MAXIMUM], else InputError naming TEXT (the caller names
+    the switch or key)."""
+    text = str(text)
+    if not _WHOLE.match(text):
+        raise InputError(f"not a whole number{unit}: {text!r}")
+    if len(text.lstrip("-")) > _MAX_DIGITS:
+        raise InputError(f"must be at most {maximum}: {text[:_MAX_DIGITS]}...")
+    value = int(text)
+    if value < minimum:
+        raise InputError(f"must be at least {minimum}: {text}")
+    if value > maximum:
+        raise InputError(f"must be at most {maximum}: {text}")
+    return value
+
+
+def whole_number(minimum, maximum, unit=""):
+    """An argparse type: a whole number (of UNIT) from MINIMUM to MAXIMUM."""
+    def parse(text):
+        try:
+            return parse_whole(text, minimum, maximum, unit)
+        except InputError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    return parse
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse without the usage dump: a bad switch is one UsageError line (exit 2)."""
+
+    def error(self, message):  # argparse would print the whole usage and exit by itself
+        raise UsageError(message)
+
+
+def _open_regular(path, what):
+    """A read-only fd of PATH, a regular file; never blocks (fifo) nor grabs a terminal."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (OSError, ValueError) as err:  # ValueError: an embedded NUL
+        strerror = getattr(err, "strerror", None) or str(err)
+        raise InputError(f"cannot read {what} {path!r}: {strerror}",
+                         getattr(err, "errno", None), strerror) from None
+    try:
+        mode = os.fstat(fd).st_mode  # of what was opened, not of what the name points to now
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise InputError(f"{what} {path!r} is not a regular file", reason="not a regular file")
+    return fd
+
+
+def check_regular_file(path, what):
+    """Refuse PATH unless it is a regular file we can open for reading."""
+    os.close(_open_regular(path, what))
+    return path
+
+
+def read_small_file(path, limit, what):
+    """The bytes of PATH, a regular file of at most LIMIT bytes (read at most LIMIT+1)."""
+    with os.fdopen(_open_regular(path, what), "rb") as handle:
+        try:
+            data = handle.read(limit + 1)
+        except OSError as err:
+            raise InputError(f"cannot read {what} {path!r}: {err.strerror}", err.errno,
+                             err.strerror) from None
+    if len(data) > limit:
+        raise InputError(f"{what} {path!r} is larger than {limit} bytes")
+    return data
+
+
+def read_small_text(path, limit, what):
+    """As read_small_file, decoded as UTF-8 (else InputError)."""
+    try:
+        return read_small_file(path, limit, what).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} {path!r} is not UTF-8 text") from None
