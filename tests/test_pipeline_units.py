@@ -62,12 +62,12 @@ def commands(timeout=30, node_cfg="/etc/hlt/ssh config"):
 def test_forward_command_parses_back_into_the_same_words():
     cmds = commands()
     argv = cmds.head_forward("cn01.internal", "cn02.internal", next_last=True)
-    assert argv[0] == "ssh" and argv[-3:-1] == ["cn01.internal", "--"]
+    assert argv[0] == "ssh" and argv[-3:-1] == ["--", "cn01.internal"]
     remote = shlex.split(argv[-1])
     assert remote[:3] == ["sh", "-c", pipeline.FORWARD_SCRIPT]
     assert remote[3:6] == ["hltpipe-fwd", "cn01.internal", cmds.fifo]
     node_ssh = remote[6:]
-    assert node_ssh[0] == "ssh" and node_ssh[-3:-1] == ["cn02.internal", "--"]
+    assert node_ssh[0] == "ssh" and node_ssh[-3:-1] == ["--", "cn02.internal"]
     assert node_ssh[1:3] == ["-F", "/etc/hlt/ssh config"]  # one word, spaces and all
     assert "Compression=no" in node_ssh and "BatchMode=yes" in node_ssh
     recv = shlex.split(node_ssh[-1])

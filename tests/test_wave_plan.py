@@ -63,7 +63,7 @@ def make_cmds(tmp_path, timeout=20):
 def test_node_to_node_runs_rsync_on_the_source(tmp_path):
     cmds, cfg = make_cmds(tmp_path)
     argv = cmds.from_node("cn01.internal", "cn02.internal")
-    assert argv[:2] == ["ssh", "-F"] and argv[-3:-1] == ["cn01.internal", "--"]
+    assert argv[:2] == ["ssh", "-F"] and argv[-3:-1] == ["--", "cn01.internal"]
     assert "StrictHostKeyChecking=no" not in " ".join(argv)
     # The remote string is "sh -c SCRIPT"; the script starts rsync from the final file.
     remote = shlex.split(argv[-1])

@@ -218,20 +218,20 @@ class Commands:
 
     def head_recv(self, host, last):
         """Run on the head: ssh HOST RECV, the file on its stdin."""
-        return ["ssh", *self._options(self.ssh.config_file), host, "--", self.recv(host, last)]
+        return ["ssh", *self._options(self.ssh.config_file), "--", host, self.recv(host, last)]
 
     def head_forward(self, host, next_host, next_last):
         """Run on the head: ssh HOST FORWARD, which sends HOST's FIFO into NEXT_HOST's RECV."""
         check_name(host, "host name")
         check_name(next_host, "host name")
-        node_ssh = ["ssh", *self._options(self.node_ssh_config), next_host, "--",
+        node_ssh = ["ssh", *self._options(self.node_ssh_config), "--", next_host,
                     self.recv(next_host, next_last)]
         remote = shlex.join(["sh", "-c", FORWARD_SCRIPT, "hltpipe-fwd", host, self.fifo, *node_ssh])
-        return ["ssh", *self._options(self.ssh.config_file), host, "--", remote]
+        return ["ssh", *self._options(self.ssh.config_file), "--", host, remote]
 
     def cleanup(self, host):
         """Remove our temporary twins on HOST (after an interrupted run)."""
-        return ["ssh", *self._options(self.ssh.config_file), host, "--",
+        return ["ssh", *self._options(self.ssh.config_file), "--", check_name(host, "host name"),
                 shlex.join(["sh", "-c", CLEANUP_SCRIPT, "hltpipe-clean", self.tmp])]
 
 

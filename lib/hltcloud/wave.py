@@ -291,7 +291,7 @@ class Commands:
 
     def ssh_argv(self, host, remote_script):
         check_name(host, "host name")
-        return ["ssh", *self.ssh_options(), host, "--", remote_script]
+        return ["ssh", *self.ssh_options(), "--", host, remote_script]  # "--": never an option
 
     def transfer_deadline(self):
         return self.timeout + self.size / MIN_RATE
