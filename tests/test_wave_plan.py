@@ -84,9 +84,8 @@ def test_head_transfer_and_check_commands(tmp_path):
     assert argv[argv.index("--timeout") + 1] == "3"
     assert "ConnectTimeout=3" in argv[argv.index("-e") + 1]  # bounded by --timeout
     check = shlex.split(cmds.check_and_rename("cn03.internal")[-1])
-    assert check[:2] == ["sh", "-c"]
-    assert "sha1sum" in check[2] and "ab" * 20 in check[2] and check[2].endswith(
-        "mv -f -- \"$f\" /var/lib/nova/instances/img")
+    assert check == ["sh", "-c", wave.CHECK_SCRIPT, "hltwave-check", cmds.tmp,
+                     "/var/lib/nova/instances/img", "1000", "ab" * 20, "sha1sum", "sha1"]
 
 
 def test_bad_host_names_never_reach_a_command(tmp_path):
