@@ -53,9 +53,9 @@ mkdir -p -- "$base" && cd -P -- "$base" || die "cannot enter $base"
 parent=$(stat -c %d:%i .) || die "cannot stat $base"
 priv=$(mktemp -d ./.hlt-convert-XXXXXXXX) || die "cannot make a private directory in $base"
 cd -P -- "$priv" || die "cannot enter $base/$priv"
-inside=1
 [ "$(stat -c %d:%i ..)" = "$parent" ] && [ "$(stat -c %u:%a .)" = 0:700 ] &&
   [ -z "$(ls -A .)" ] || die "refusing: $base/$priv is not a private directory of root"
+inside=1
 # One rename: a planted symlink moves itself, never its target; then nobody else can change it.
 mv -f -- "$src" ./copy || die "cannot take $src"
 [ -f ./copy ] && [ ! -L ./copy ] && [ "$(stat -c %u:%h:%s ./copy)" = "0:1:$size" ] ||

@@ -273,11 +273,11 @@ cd -P -- "${tmp%/*}/" || exit 3
 parent=$(stat -c %d:%i .) || exit 3
 priv=$(mktemp -d "./${tmp##*/}.chk-XXXXXXXX") || exit 3
 cd -P -- "$priv" || exit 3
-inside=1
 if [ "$(stat -c %d:%i ..)" != "$parent" ] || [ "$(stat -c %u:%a .)" != 0:700 ] ||
     [ -n "$(ls -A .)" ]; then
   echo "refusing: ${tmp%/*}/$priv is not a private directory of root" >&2; exit 3
 fi
+inside=1
 mv -f -- "../${tmp##*/}" ./data || exit 3
 if [ ! -f ./data ] || [ -L ./data ] || [ "$(stat -c %u:%h ./data)" != 0:1 ]; then
   echo "refusing: $tmp is not a regular file of root" >&2; exit 4
