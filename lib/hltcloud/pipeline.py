@@ -386,6 +386,11 @@ class _Pipeline:
         nxt = self.next_of[host]
         if nxt and self.hosts[nxt].state == "wait":
             self.hosts[nxt].grace_until = now + min(UPSTREAM_GRACE, self.cmds.timeout)
+        # Its status channel has nothing more to say: a forwarder whose receiver failed
+        # early (say, refused its directory) would wait on its fifo for ever.
+        for session in self.sessions:
+            if session.carries == host and not session.done:
+                self.kill(session)
 
     def _event(self, kind, host, text):
         state = self.hosts[host]
