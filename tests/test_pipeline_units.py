@@ -62,24 +62,27 @@ def commands(timeout=30, node_cfg="/etc/hlt/ssh config"):
 def test_forward_command_parses_back_into_the_same_words():
     cmds = commands()
     argv = cmds.head_forward("cn01.internal", "cn02.internal", next_last=True)
-    assert argv[0] == "ssh" and argv[-3:-1] == ["cn01.internal", "--"]
+    assert argv[0] == "ssh" and argv[-3:-1] == ["--", "cn01.internal"]
     remote = shlex.split(argv[-1])
     assert remote[:3] == ["sh", "-c", pipeline.FORWARD_SCRIPT]
-    assert remote[3:6] == ["hltpipe-fwd", "cn01.internal", cmds.fifo]
+    assert remote[3:6] == ["hltpipe-fwd", "cn01.internal", cmds.private]
     node_ssh = remote[6:]
-    assert node_ssh[0] == "ssh" and node_ssh[-3:-1] == ["cn02.internal", "--"]
+    assert node_ssh[0] == "ssh" and node_ssh[-3:-1] == ["--", "cn02.internal"]
     assert node_ssh[1:3] == ["-F", "/etc/hlt/ssh config"]  # one word, spaces and all
     assert "Compression=no" in node_ssh and "BatchMode=yes" in node_ssh
     recv = shlex.split(node_ssh[-1])
     assert recv == ["sh", "-c", pipeline.RECV_SCRIPT, "hltpipe-recv", "cn02.internal",
                     "/var/lib/nova/instances/img", "/var/lib/nova/instances/.img.pipe-feed",
                     "", "1234", "ab" * 20, "sha1sum", "30"]
+    first = shlex.split(cmds.head_recv("cn01.internal", last=False)[-1])
+    assert first[6:8] == [cmds.private, "1"]  # feeds the forwarder's fifo
 
 
-def test_temporary_twins_are_hidden_beside_dest():
+def test_the_private_directory_is_hidden_beside_dest():
     cmds = commands()
-    assert cmds.tmp == "/var/lib/nova/instances/.img.pipe-feed"
-    assert cmds.fifo == cmds.tmp + ".fifo"
+    assert cmds.private == "/var/lib/nova/instances/.img.pipe-feed"
+    assert cmds.cleanup("cn01.internal")[-3:-1] == ["--", "cn01.internal"]
+    assert shlex.split(cmds.cleanup("cn01.internal")[-1])[3:] == ["hltpipe-clean", cmds.private]
 
 
 @pytest.mark.parametrize("bad", ["cn01;reboot", "-oProxyCommand=x", "", "a b", "$(id)"])
@@ -114,10 +117,13 @@ def test_missing_source_and_bad_hosts_are_refused(tmp_path):
 
 # ---------------------------------------------------------------- the node scripts, run locally
 
-def recv_argv(dest, data, fifo="", stall=5):
-    tmp = os.path.join(os.path.dirname(dest), "." + os.path.basename(dest) + ".pipe-test")
-    return ["sh", "-c", pipeline.RECV_SCRIPT, "recv", "nodeA", dest, tmp, fifo, str(len(data)),
-            hashlib.sha1(data).hexdigest(), "sha1sum", str(stall)]
+def private_dir(dest):
+    return os.path.join(os.path.dirname(dest), "." + os.path.basename(dest) + ".pipe-test")
+
+
+def recv_argv(dest, data, feed="", stall=5):
+    return ["sh", "-c", pipeline.RECV_SCRIPT, "recv", "nodeA", dest, private_dir(dest), feed,
+            str(len(data)), hashlib.sha1(data).hexdigest(), "sha1sum", str(stall)]
 
 
 def run_recv(dest, data, sent=None, **kw):
@@ -185,14 +191,13 @@ def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     dest_a, dest_b = str(tmp_path / "a" / "img"), str(tmp_path / "b" / "img")
-    fifo = str(tmp_path / "a" / ".img.pipe-test.fifo")
     forward = subprocess.Popen(
         # setsid: RECV(b) runs in its own session, as sshd would start it.
-        ["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", fifo,
+        ["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(dest_a),
          "setsid", "-w", *recv_argv(dest_b, data)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True)
-    first = run_recv(dest_a, data, fifo=fifo)
+    first = run_recv(dest_a, data, feed="1")
     forward.wait(30)  # its stdin (the head's lifeline) stays open meanwhile
     forward.stdin.close()
     out, err = forward.stdout.read(), forward.stderr.read()
@@ -207,9 +212,10 @@ def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path
 def test_forward_dies_with_its_session_and_removes_the_fifo(tmp_path, gone_at_start):
     """The head's ssh going away closes FORWARD's stdin: it kills its whole group, also when
     that happens as it starts (its children are forked after the first kill)."""
-    fifo = str(tmp_path / ".img.pipe-test.fifo")
+    fifo = str(tmp_path / ".img.pipe-test" / "fifo")
     forward = subprocess.Popen(
-        ["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", fifo, "sleep", "300"],
+        ["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(str(tmp_path / "img")),
+         "sleep", "300"],
         stdin=subprocess.DEVNULL if gone_at_start else subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     if not gone_at_start:
@@ -256,12 +262,12 @@ def test_recv_stuck_on_a_dead_forwarder_ends_when_its_file_is_removed(tmp_path):
     temporary file (the head's cleanup after Ctrl-C) ends the whole receiver at once."""
     data = os.urandom(1000)
     dest = tmp_path / "img"
-    fifo = str(tmp_path / ".img.pipe-test.fifo")
-    proc = subprocess.Popen(recv_argv(str(dest), data, fifo=fifo, stall=60),
+    fifo = str(tmp_path / ".img.pipe-test" / "fifo")
+    proc = subprocess.Popen(recv_argv(str(dest), data, feed="1", stall=60),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:
-        tmp = tmp_path / ".img.pipe-test"
+        tmp = tmp_path / ".img.pipe-test" / "data"
         for _ in range(50):
             if tmp.exists() and os.path.exists(fifo):
                 break
@@ -288,20 +294,20 @@ def test_cleanup_kills_the_recorded_groups_and_removes_the_files(tmp_path):
     forwarder waiting on its fifo are both gone when it returns, with their files."""
     data = os.urandom(1000)
     dest = tmp_path / "img"
-    tmp = str(tmp_path / ".img.pipe-test")
-    fifo = tmp + ".fifo"
+    private = private_dir(str(dest))
     procs = [
-        subprocess.Popen(recv_argv(str(dest), data, fifo=fifo, stall=60), stdin=subprocess.PIPE,
+        subprocess.Popen(recv_argv(str(dest), data, feed="1", stall=60), stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True),
-        subprocess.Popen(["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", fifo,
+        subprocess.Popen(["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", private,
                           "sleep", "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)]
     try:
         for _ in range(50):
-            if len([n for n in os.listdir(tmp_path) if n.endswith("pgid")]) == 2:
+            if os.path.isdir(private) and \
+                    len([n for n in os.listdir(private) if n.endswith("pgid")]) == 2:
                 break
             threading.Event().wait(0.1)
-        res = subprocess.run(["sh", "-c", pipeline.CLEANUP_SCRIPT, "clean", tmp],
+        res = subprocess.run(["sh", "-c", pipeline.CLEANUP_SCRIPT, "clean", private],
                              capture_output=True, timeout=30, start_new_session=True)
         assert res.returncode == 0, res.stderr
         for proc in procs:

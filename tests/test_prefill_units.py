@@ -50,11 +50,17 @@ def qcow2(path, size_mb=4):
     return raw
 
 
+def convert(plan):
+    """The conversion script as the node runs it, for the copy as it is now."""
+    copy = Path(plan.transfer)
+    script = plan.convert_script(copy.stat().st_size, hashlib.sha1(copy.read_bytes()).hexdigest())
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+
+
 def test_convert_script_writes_raw_via_temp_name_and_removes_the_copy(tmp_path):
     plan = make_plan(tmp_path)
     raw = qcow2(Path(plan.transfer))
-    res = subprocess.run(["sh", "-c", plan.convert_script("t0k3n")], capture_output=True,
-                         text=True)
+    res = convert(plan)
     assert res.returncode == 0, res.stderr
     assert Path(plan.final).read_bytes() == raw.read_bytes()
     assert not Path(plan.transfer).exists()
@@ -67,8 +73,7 @@ def test_convert_script_writes_raw_via_temp_name_and_removes_the_copy(tmp_path):
 def test_failed_conversion_leaves_no_final_and_no_temp_file(tmp_path):
     plan = make_plan(tmp_path)
     Path(plan.transfer).write_bytes(b"not a qcow2 image" * 100)
-    res = subprocess.run(["sh", "-c", plan.convert_script("t0k3n")], capture_output=True,
-                         text=True)
+    res = convert(plan)
     assert res.returncode != 0 and "qemu-img" in res.stderr
     assert not Path(plan.final).exists() and not Path(plan.transfer).exists()
     assert list(Path(plan.base_dir).iterdir()) == []

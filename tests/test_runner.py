@@ -32,7 +32,7 @@ def test_ssh_argv_keeps_words_whole(tmp_path):
     ssh = runner.Ssh(str(cfg), user="root", connect_timeout=4)
     argv = ssh.argv("cn01.internal", ["service", "a b;rm -rf /", "start"])
     assert argv == ["ssh", "-F", str(cfg), "-o", "BatchMode=yes", "-o", "ConnectTimeout=4",
-                    "-l", "root", "cn01.internal", "--", "service 'a b;rm -rf /' start"]
+                    "-l", "root", "--", "cn01.internal", "service 'a b;rm -rf /' start"]
     assert "StrictHostKeyChecking" not in " ".join(argv)
 
 

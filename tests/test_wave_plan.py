@@ -63,7 +63,7 @@ def make_cmds(tmp_path, timeout=20):
 def test_node_to_node_runs_rsync_on_the_source(tmp_path):
     cmds, cfg = make_cmds(tmp_path)
     argv = cmds.from_node("cn01.internal", "cn02.internal")
-    assert argv[:2] == ["ssh", "-F"] and argv[-3:-1] == ["cn01.internal", "--"]
+    assert argv[:2] == ["ssh", "-F"] and argv[-3:-1] == ["--", "cn01.internal"]
     assert "StrictHostKeyChecking=no" not in " ".join(argv)
     # The remote string is "sh -c SCRIPT"; the script starts rsync from the final file.
     remote = shlex.split(argv[-1])
@@ -84,9 +84,8 @@ def test_head_transfer_and_check_commands(tmp_path):
     assert argv[argv.index("--timeout") + 1] == "3"
     assert "ConnectTimeout=3" in argv[argv.index("-e") + 1]  # bounded by --timeout
     check = shlex.split(cmds.check_and_rename("cn03.internal")[-1])
-    assert check[:2] == ["sh", "-c"]
-    assert "sha1sum" in check[2] and "ab" * 20 in check[2] and check[2].endswith(
-        "mv -f -- \"$f\" /var/lib/nova/instances/img")
+    assert check == ["sh", "-c", wave.CHECK_SCRIPT, "hltwave-check", cmds.tmp,
+                     "/var/lib/nova/instances/img", "1000", "ab" * 20, "sha1sum", "sha1"]
 
 
 def test_bad_host_names_never_reach_a_command(tmp_path):

@@ -17,7 +17,8 @@ a chain):
   `cat FIFO | ssh NEXT RECV` on H; the ssh to NEXT carries NEXT's RECV.
 RECV on a host: `tee -p TMP FIFO | sha1sum` (tee -p keeps writing the file when the
 forwarding breaks), a once-a-second "P host bytes" heartbeat, then size and checksum are
-checked and TMP (a hidden twin of DEST) is renamed into place. Status lines travel back to the
+checked and TMP is renamed into place. TMP, FIFO and the records of the process groups live
+in a private directory of the run (root only, hidden beside DEST). Status lines travel back to the
 head on the stdout of the session that carries the RECV.
 
 Faults: a host that fails or stalls breaks the chain after it; the head kills the sessions of
@@ -54,91 +55,126 @@ UPSTREAM_GRACE = 5.0  # seconds a host may go without data once the host before 
 MARK = "HLTPIPE"  # status lines: "HLTPIPE P|OK|F HOST TEXT"
 _SAFE_PATH = re.compile(r"/[A-Za-z0-9._+/-]*\Z")
 
-# RECV: $1 host, $2 dest, $3 tmp, $4 fifo ("" at a chain's end), $5 size, $6 digest,
-# $7 checksum tool, $8 stall seconds. sh (dash) runs it; no bashisms, no single quotes.
-RECV_SCRIPT = r"""
-host=$1 dest=$2 tmp=$3 fifo=$4 size=$5 sum=$6 tool=$7 stall=$8 mon=
-say() { printf "HLTPIPE %s %s %s\n" "$1" "$host" "$2"; }
+# Both node scripts run as root in DEST's directory, which the nova user may write; every
+# name in ps is visible to local users. So all helper files (data, data.st, recv.pgid, fifo,
+# fwd.pgid) live in one private directory of the run (0700, in DEST's directory: the final
+# rename is atomic), used by relative names after `cd -P` into it and checks: ".." is the
+# directory we came from, root owns it, mode 700. RECV and FORWARD of one host race to make
+# it: both accept an existing one that passes the checks (only root can make such a one).
+_ENTER = r"""
+enter() {
+  cd -P -- "${1%/*}/" || return 1
+  parent=$(stat -c %d:%i .) || return 1
+  mkdir -m 700 -- "./${1##*/}" 2>/dev/null
+  cd -P -- "./${1##*/}" || return 1
+  [ "$(stat -c %d:%i ..)" = "$parent" ] && [ "$(stat -c %u:%a .)" = 0:700 ]
+}
+leave() { cd -P .. && rmdir -- "./${1##*/}" 2>/dev/null; }
 reap() {
   trap "" TERM; i=0
   while [ "$i" -lt 20 ] && kill -0 "$1" 2>/dev/null; do kill -TERM 0; sleep 0.5; i=$((i + 1)); done
 }
-clean() { rm -f -- "$tmp" "$tmp.st" "$tmp.recv.pgid"; if [ -n "$fifo" ]; then rm -f -- "$fifo"; fi; }
+"""
+
+# RECV: $1 host, $2 dest, $3 private dir, $4 "1" to feed the fifo ("" at a chain's end),
+# $5 size, $6 digest, $7 checksum tool, $8 stall seconds. sh (dash) runs it; no bashisms, no
+# single quotes.
+RECV_SCRIPT = _ENTER + r"""
+host=$1 dest=$2 priv=$3 feed=$4 size=$5 sum=$6 tool=$7 stall=$8 mon= inside=
+say() { printf "HLTPIPE %s %s %s\n" "$1" "$host" "$2"; }
+clean() {
+  if [ -n "$inside" ]; then
+    inside=; rm -f -- data data.st recv.pgid; if [ -n "$feed" ]; then rm -f -- fifo; fi
+    leave "$priv"
+  fi
+}
 fail() { say F "$1"; clean; if [ -n "$mon" ]; then kill "$mon" 2>/dev/null; fi; exit 1; }
 trap "clean; exit 1" HUP INT TERM PIPE
 [ -d "${dest%/*}/" ] || fail "no directory ${dest%/*}"
-: > "$tmp" || fail "cannot write $tmp"
+enter "$priv" || fail "refusing: $priv is not a private directory of root"
+inside=1
+set -C  # new files only: never write through a name that exists
+: > data || fail "cannot write $priv/data"
 # Our process group, for the head's cleanup after Ctrl-C (it kills by this record).
-read -r pst < /proc/$$/stat && set -- ${pst##*) } && echo "$3" > "$tmp.recv.pgid"
-if [ -n "$fifo" ]; then
-  [ -p "$fifo" ] || mkfifo -m 600 -- "$fifo" 2>/dev/null
-  [ -p "$fifo" ] || fail "cannot make $fifo"
+read -r pst < /proc/$$/stat && set -- ${pst##*) } && echo "$3" > recv.pgid
+if [ -n "$feed" ]; then
+  [ -p fifo ] || mkfifo -m 600 fifo 2>/dev/null
+  [ -p fifo ] || fail "cannot make $priv/fifo"
 fi
 (
   trap "" PIPE
   last=-1 idle=0
   while sleep 1; do
-    n=$(stat -c %s -- "$tmp" 2>/dev/null) || { reap $$; exit 0; }
+    n=$(stat -c %s data 2>/dev/null) || { reap $$; exit 0; }
     if [ "$n" = "$last" ]; then idle=$((idle + 1)); else idle=0; last=$n; fi
     if ! say P "$n" 2>/dev/null; then reap $$; exit 0; fi
     if [ "$idle" -ge "$stall" ]; then say F "no data for $stall s"; reap $$; exit 0; fi
   done
 ) &
 mon=$!
-got=$( { tee -p -- "$tmp" $fifo; echo "$?" > "$tmp.st"; } | "$tool" )
-st=$(cat -- "$tmp.st" 2>/dev/null)
-n=$(stat -c %s -- "$tmp" 2>/dev/null)
-[ "$st" = 0 ] || fail "write error on $tmp"
+got=$( { tee -p -- data ${feed:+fifo}; echo "$?" > data.st; } | "$tool" )
+st=$(cat data.st 2>/dev/null)
+n=$(stat -c %s data 2>/dev/null)
+[ "$st" = 0 ] || fail "write error on $priv/data"
 [ "$n" = "$size" ] || fail "got $n of $size bytes"
 [ "${got%% *}" = "$sum" ] || fail "checksum mismatch"
-rm -f -- "$tmp.st"
+rm -f -- data.st
 trap "" HUP INT TERM  # verified: finish, whatever happens now
-chmod 644 -- "$tmp" && mv -f -- "$tmp" "$dest" || fail "cannot rename into $dest"
-rm -f -- "$tmp.recv.pgid"
-if [ -n "$fifo" ]; then rm -f -- "$fifo"; fi
+chmod 644 data && mv -f -- data "../${dest##*/}" || fail "cannot rename into $dest"
+clean
 say OK "$n"
 kill -TERM 0
 exit 0
 """
 
-# FORWARD: $1 host, $2 fifo, then the ssh command line towards the next host.
-FORWARD_SCRIPT = r"""
-host=$1 fifo=$2
+# FORWARD: $1 host, $2 private dir, then the ssh command line towards the next host.
+FORWARD_SCRIPT = _ENTER + r"""
+host=$1 priv=$2 inside=
 shift 2
-reap() {
-  trap "" TERM; i=0
-  while [ "$i" -lt 20 ] && kill -0 "$1" 2>/dev/null; do kill -TERM 0; sleep 0.5; i=$((i + 1)); done
-}
+clean() { if [ -n "$inside" ]; then inside=; rm -f -- fifo fwd.pgid; leave "$priv"; fi; }
 # PIPE too: with the session gone, even sh's own "Terminated" note on stderr is fatal.
-trap "rm -f -- \"\$fifo\" \"\$fifo.pgid\"; exit 1" HUP INT TERM PIPE
-read -r pst < /proc/$$/stat && (set -- ${pst##*) }; echo "$3" > "$fifo.pgid")
+trap "clean; exit 1" HUP INT TERM PIPE
+enter "$priv" || { echo "refusing: $priv is not a private directory of root" >&2; exit 1; }
+inside=1
+set -C
+read -r pst < /proc/$$/stat && (set -- ${pst##*) }; echo "$3" > fwd.pgid)
 exec 3<&0
 ( trap "" PIPE; cat <&3; reap $$ ) >/dev/null 2>&1 &
 exec 3<&-
-[ -p "$fifo" ] || mkfifo -m 600 -- "$fifo" 2>/dev/null
-[ -p "$fifo" ] || { echo "cannot make $fifo" >&2; exit 1; }
-cat -- "$fifo" | "$@"
+[ -p fifo ] || mkfifo -m 600 fifo 2>/dev/null
+[ -p fifo ] || { echo "cannot make $priv/fifo" >&2; clean; exit 1; }
+cat fifo | "$@"
 st=$?
-rm -f -- "$fifo" "$fifo.pgid"
+clean
 trap "" TERM
 kill -TERM 0
 exit $st
 """
 
 
-# CLEANUP (after Ctrl-C): $1 tmp. Kill the process groups our scripts recorded, wait until
-# they are gone, remove what they left. Nothing of the run survives the command.
+# CLEANUP (after Ctrl-C): $1 private dir. Kill the process groups our scripts recorded in it
+# (nowhere else: a record anyone else could write is no record), wait until they are gone,
+# remove what they left. Nothing of the run survives the command.
 CLEANUP_SCRIPT = r"""
-for f in "$1".*pgid; do
-  [ -f "$f" ] || continue
+cd -P -- "${1%/*}/" 2>/dev/null || exit 0
+parent=$(stat -c %d:%i .) || exit 0
+cd -P -- "./${1##*/}" 2>/dev/null || exit 0  # no directory: nothing of ours runs
+if [ "$(stat -c %d:%i ..)" != "$parent" ] || [ "$(stat -c %u:%a .)" != 0:700 ]; then
+  echo "refusing: $1 is not a private directory of root" >&2; exit 1
+fi
+for f in recv.pgid fwd.pgid; do
+  [ -f "$f" ] && [ ! -L "$f" ] || continue
   g=$(cat -- "$f"); rm -f -- "$f"
   case "$g" in ""|*[!0-9]*) continue;; esac
+  [ "$g" -gt 1 ] || continue
   kill -TERM "-$g" 2>/dev/null
   i=0
   while [ "$i" -lt 20 ] && kill -0 "-$g" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
   kill -KILL "-$g" 2>/dev/null
 done
-rm -f -- "$1" "$1.st" "$1.fifo" "$1".*pgid
+rm -f -- data data.st fifo
+cd -P .. && rmdir -- "./${1##*/}" 2>/dev/null
+exit 0
 """
 
 
@@ -194,9 +230,8 @@ class Commands:
         self.node_ssh_config = node_ssh_config
         head, base = os.path.split(dest)
         run_id = run_id or secrets.token_hex(4)
-        # Hidden twins in DEST's directory: the final rename is atomic.
-        self.tmp = os.path.join(head, f".{base}.pipe-{run_id}")
-        self.fifo = self.tmp + ".fifo"
+        # The run's private directory, hidden in DEST's directory: the final rename is atomic.
+        self.private = os.path.join(head, f".{base}.pipe-{run_id}")
 
     def _options(self, config_file):
         connect = max(1, min(self.ssh.connect_timeout, self.timeout))
@@ -212,27 +247,28 @@ class Commands:
     def recv(self, host, last):
         """The remote command string that receives on HOST (and feeds its FIFO unless LAST)."""
         check_name(host, "host name")
-        return shlex.join(["sh", "-c", RECV_SCRIPT, "hltpipe-recv", host, self.dest, self.tmp,
-                           "" if last else self.fifo, str(self.size), self.digest, self.tool,
-                           str(self.timeout)])
+        return shlex.join(["sh", "-c", RECV_SCRIPT, "hltpipe-recv", host, self.dest,
+                           self.private, "" if last else "1", str(self.size), self.digest,
+                           self.tool, str(self.timeout)])
 
     def head_recv(self, host, last):
         """Run on the head: ssh HOST RECV, the file on its stdin."""
-        return ["ssh", *self._options(self.ssh.config_file), host, "--", self.recv(host, last)]
+        return ["ssh", *self._options(self.ssh.config_file), "--", host, self.recv(host, last)]
 
     def head_forward(self, host, next_host, next_last):
         """Run on the head: ssh HOST FORWARD, which sends HOST's FIFO into NEXT_HOST's RECV."""
         check_name(host, "host name")
         check_name(next_host, "host name")
-        node_ssh = ["ssh", *self._options(self.node_ssh_config), next_host, "--",
+        node_ssh = ["ssh", *self._options(self.node_ssh_config), "--", next_host,
                     self.recv(next_host, next_last)]
-        remote = shlex.join(["sh", "-c", FORWARD_SCRIPT, "hltpipe-fwd", host, self.fifo, *node_ssh])
-        return ["ssh", *self._options(self.ssh.config_file), host, "--", remote]
+        remote = shlex.join(["sh", "-c", FORWARD_SCRIPT, "hltpipe-fwd", host, self.private,
+                             *node_ssh])
+        return ["ssh", *self._options(self.ssh.config_file), "--", host, remote]
 
     def cleanup(self, host):
         """Remove our temporary twins on HOST (after an interrupted run)."""
-        return ["ssh", *self._options(self.ssh.config_file), host, "--",
-                shlex.join(["sh", "-c", CLEANUP_SCRIPT, "hltpipe-clean", self.tmp])]
+        return ["ssh", *self._options(self.ssh.config_file), "--", check_name(host, "host name"),
+                shlex.join(["sh", "-c", CLEANUP_SCRIPT, "hltpipe-clean", self.private])]
 
 
 # ---------------------------------------------------------------- engine
@@ -350,6 +386,11 @@ class _Pipeline:
         nxt = self.next_of[host]
         if nxt and self.hosts[nxt].state == "wait":
             self.hosts[nxt].grace_until = now + min(UPSTREAM_GRACE, self.cmds.timeout)
+        # Its status channel has nothing more to say: a forwarder whose receiver failed
+        # early (say, refused its directory) would wait on its fifo for ever.
+        for session in self.sessions:
+            if session.carries == host and not session.done:
+                self.kill(session)
 
     def _event(self, kind, host, text):
         state = self.hosts[host]

@@ -5,8 +5,9 @@
 2. Hosts already holding a valid cached copy (<base_dir>/<sha1 of the image id>, raw, the
    image's virtual size) are skipped; the others get the file by rsync-wave into
    <instances_dir>/hlt-glance-cache-<id>.
-3. Each host converts it in parallel with `qemu-img convert -O raw` into a temporary name in
-   <base_dir>, sets the owner, renames it into place and removes the transferred copy.
+3. Each host converts it in parallel with `qemu-img convert -O raw` inside a private directory
+   of root in <base_dir> (the transferred copy moved in and checked first), sets the owner,
+   renames it into place; the transferred copy is gone afterwards whatever happened.
 """
 import hashlib
 import json
@@ -30,6 +31,38 @@ CONVERT_RATE = 10_000_000  # bytes/s of raw output assumed for the conversion de
 # image can be fooled by its content).
 QEMU_FORMATS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc",
                 "vhdx": "vhdx"}
+# The conversion on a host, as root, beside directories the nova user can write (the
+# instances directory and _base): every step that writes, changes an owner or reads the copy
+# works on relative names inside a private directory that only root can enter (0700, made
+# by mktemp -d in _base: same filesystem, so the final rename is atomic), checked after
+# `cd -P`. Nova may rename or replace names in _base meanwhile: our cwd stays the directory
+# we checked, and ".." is its real parent. sh (dash) runs it.
+# $1 transferred copy, $2 base dir, $3 cache name, $4 qemu-img format, $5 owner,
+# $6 size and $7 sha1 of the copy (as the head verified it).
+CONVERT_SCRIPT = r"""
+src=$1 base=$2 name=$3 fmt=$4 owner=$5 size=$6 sum=$7 priv= inside=
+die() { echo "$1" >&2; exit 1; }
+clean() {
+  if [ -n "$inside" ]; then rm -f -- ./copy ./raw; cd -P .. && rmdir -- "$priv" 2>/dev/null; fi
+  rm -f -- "$src"  # unlink: removes a planted link itself, never its target
+}
+trap clean EXIT
+trap "exit 143" HUP INT TERM
+mkdir -p -- "$base" && cd -P -- "$base" || die "cannot enter $base"
+parent=$(stat -c %d:%i .) || die "cannot stat $base"
+priv=$(mktemp -d ./.hlt-convert-XXXXXXXX) || die "cannot make a private directory in $base"
+cd -P -- "$priv" || die "cannot enter $base/$priv"
+[ "$(stat -c %d:%i ..)" = "$parent" ] && [ "$(stat -c %u:%a .)" = 0:700 ] &&
+  [ -z "$(ls -A .)" ] || die "refusing: $base/$priv is not a private directory of root"
+inside=1
+# One rename: a planted symlink moves itself, never its target; then nobody else can change it.
+mv -f -- "$src" ./copy || die "cannot take $src"
+[ -f ./copy ] && [ ! -L ./copy ] && [ "$(stat -c %u:%h:%s ./copy)" = "0:1:$size" ] ||
+  die "refusing: $src is not the regular file of $size bytes that root wrote"
+got=$(sha1sum ./copy) && [ "${got%% *}" = "$sum" ] || die "refusing: $src has the wrong sha1"
+qemu-img convert -f "$fmt" -O raw ./copy ./raw || exit 1
+chown -- "$owner" ./raw && mv -f -- ./raw "../$name" || die "cannot move the raw image into $base"
+"""
 
 
 class PrefillError(Exception):
@@ -102,21 +135,22 @@ class Plan:
             return False
         return info.get("format") == "raw" and info.get("virtual-size") == self.virtual_size
 
-    def convert_script(self, token):
-        """qemu-img convert into a temporary name, owner, rename; the transferred copy and
-        the temporary file go away whatever happens (also when killed)."""
-        q = shlex.quote
-        tmp = os.path.join(self.base_dir, f".{cache_name(self.image_id)}.prefill-{token}")
-        return "; ".join([
-            "set -e",
-            f"src={q(self.transfer)}; tmp={q(tmp)}; dst={q(self.final)}",
-            "trap 'rm -f -- \"$tmp\" \"$src\"' EXIT",
-            "trap 'exit 143' TERM INT HUP",
-            f"mkdir -p -- {q(self.base_dir)}",
-            f"qemu-img convert -f {q(self.fmt)} -O raw \"$src\" \"$tmp\"",
-            f"chown {q(self.owner)} \"$tmp\"",
-            "mv -f -- \"$tmp\" \"$dst\"",
-        ])
+    def check_argv(self, ssh_options, host):
+        """ssh HOST: print qemu-img's JSON for the cached file (or "missing")."""
+        return ["ssh", *ssh_options, "--", check_name(host, "host name"),
+                shlex.join(["sh", "-c", self.cache_check_script()])]
+
+    def convert_script(self, size, sha1):
+        """The remote command: convert the transferred copy (SIZE bytes, SHA1 as the head
+        verified it) into the cache inside a private directory (CONVERT_SCRIPT)."""
+        return shlex.join(["sh", "-c", CONVERT_SCRIPT, "hlt-convert", self.transfer,
+                           self.base_dir, os.path.basename(self.final), self.fmt, self.owner,
+                           str(int(size)), sha1])
+
+    def convert_argv(self, ssh_options, host, size, sha1):
+        """ssh HOST: the conversion, killed with its whole group when our ssh goes away."""
+        return ["ssh", *ssh_options, "--", check_name(host, "host name"),
+                wave.watched(self.convert_script(size, sha1))]
 
     def convert_deadline(self, timeout):
         return timeout + self.virtual_size / CONVERT_RATE
@@ -145,7 +179,7 @@ def run_parallel(hosts, work):
 def check_caches(hosts, plan, cmds_ssh, children, timeout):
     """{host: "cached" | "missing" | reason it cannot be reached}."""
     def check(host):
-        argv = ["ssh", *cmds_ssh, host, "--", shlex.join(["sh", "-c", plan.cache_check_script()])]
+        argv = plan.check_argv(cmds_ssh, host)
         out = children.run(argv, timeout + 30)
         if out.returncode == 255 or out.timed_out or out.aborted:
             return wave._reason(out, "ssh")
@@ -294,12 +328,11 @@ def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source
         for host in result.failed():
             reporter.record_failure(f"{host}: transfer failed: {result.hosts[host].reason}", host)
     reporter.info("Converting image in parallel on all hosts")
-    token = os.urandom(4).hex()
+    copy_size = os.path.getsize(source.path)
 
     def convert(host):
         reporter.info(f"{host}: Started image conversion")
-        argv = ["ssh", *cmds.ssh_options(), check_name(host, "host name"), "--",
-                wave.watched(plan.convert_script(token))]
+        argv = plan.convert_argv(cmds.ssh_options(), host, copy_size, source.sha1)
         out = children.run(argv, plan.convert_deadline(args.timeout), keep_stdin_open=True)
         if out.ok:
             reporter.info(f"{host}: Image conversion done")

@@ -97,7 +97,8 @@ class Ssh:
     def argv(self, host, remote_argv):
         """ssh command line running REMOTE_ARGV on HOST."""
         check_name(host, "host name")
-        return ["ssh", *self.options(), host, "--", quoted(remote_argv)]
+        # "--" first: a host name can never be read as an option.
+        return ["ssh", *self.options(), "--", host, quoted(remote_argv)]
 
     def rsh(self):
         """The remote shell for rsync -e / pdsh: one string, made of our own options only."""

@@ -263,6 +263,40 @@ def watched(script):
         f"exec 3<&-; wait $p; r=$?; kill $w 2>/dev/null; exit $r")])
 
 
+# Verify and rename on the target, as root, in DEST's directory (which the nova user may
+# write): the temporary file is first moved by one rename into a private directory that only
+# root can enter (mktemp -d, checked after `cd -P`), so what is checked is what gets renamed
+# into place, and a planted link moves itself, never its target. Exit 4 or 5: the copy was
+# bad (and is gone); 3: it could not be checked. sh (dash) runs it.
+# $1 temporary file, $2 DEST, $3 size, $4 digest ("" = size only), $5 checksum tool, $6 its name
+CHECK_SCRIPT = r"""
+tmp=$1 dest=$2 size=$3 sum=$4 tool=$5 algo=$6 priv= inside=
+clean() { if [ -n "$inside" ]; then rm -f -- ./data; cd -P .. && rmdir -- "$priv"; fi; }
+trap clean EXIT
+trap "exit 3" HUP INT TERM
+cd -P -- "${tmp%/*}/" || exit 3
+parent=$(stat -c %d:%i .) || exit 3
+priv=$(mktemp -d "./${tmp##*/}.chk-XXXXXXXX") || exit 3
+cd -P -- "$priv" || exit 3
+if [ "$(stat -c %d:%i ..)" != "$parent" ] || [ "$(stat -c %u:%a .)" != 0:700 ] ||
+    [ -n "$(ls -A .)" ]; then
+  echo "refusing: ${tmp%/*}/$priv is not a private directory of root" >&2; exit 3
+fi
+inside=1
+mv -f -- "../${tmp##*/}" ./data || exit 3
+if [ ! -f ./data ] || [ -L ./data ] || [ "$(stat -c %u:%h ./data)" != 0:1 ]; then
+  echo "refusing: $tmp is not a regular file of root" >&2; exit 4
+fi
+s=$(stat -c %s ./data) || exit 3
+if [ "$s" != "$size" ]; then echo "size $s, expected $size" >&2; exit 4; fi
+if [ -n "$sum" ]; then
+  h=$("$tool" ./data) || exit 3
+  if [ "${h%% *}" != "$sum" ]; then echo "$algo checksum mismatch" >&2; exit 5; fi
+fi
+mv -f -- ./data "../${dest##*/}" || exit 3
+"""
+
+
 class Commands:
     """The command lines of one wave: rsync from the head, rsync run on a node, verify."""
 
@@ -296,7 +330,7 @@ class Commands:
 
     def ssh_argv(self, host, remote_script):
         check_name(host, "host name")
-        return ["ssh", *self.ssh_options(), host, "--", remote_script]
+        return ["ssh", *self.ssh_options(), "--", host, remote_script]  # "--": never an option
 
     def transfer_deadline(self):
         return self.timeout + self.size / MIN_RATE
@@ -319,18 +353,13 @@ class Commands:
         return self.ssh_argv(source_host, shlex.join(["sh", "-c", script]))
 
     def check_and_rename(self, target):
-        """On TARGET: size and checksum of the temporary file, then rename it into place."""
-        q = shlex.quote
-        steps = [f"f={q(self.tmp)}", "s=$(stat -c %s -- \"$f\") || exit 3"]
-        steps.append(f"if [ \"$s\" != {self.size} ]; then rm -f -- \"$f\"; "
-                     f"echo \"size $s, expected {self.size}\" >&2; exit 4; fi")
-        if self.verify:
-            tool = CHECKSUM_TOOLS[self.algorithm]
-            steps.append(f"h=$({tool} -- \"$f\") || exit 3; h=${{h%% *}}")
-            steps.append(f"if [ \"$h\" != {q(self.digest)} ]; then rm -f -- \"$f\"; "
-                         f"echo \"{self.algorithm} checksum mismatch\" >&2; exit 5; fi")
-        steps.append(f"mv -f -- \"$f\" {q(self.dest)}")
-        return self.ssh_argv(target, shlex.join(["sh", "-c", "; ".join(steps)]))
+        """On TARGET: the temporary file moved into a private directory, checked (regular,
+        root's, size, checksum), then renamed into place (CHECK_SCRIPT)."""
+        tool = CHECKSUM_TOOLS[self.algorithm] if self.verify else ""
+        script = shlex.join(["sh", "-c", CHECK_SCRIPT, "hltwave-check", self.tmp, self.dest,
+                             str(self.size), self.digest if self.verify else "", tool,
+                             self.algorithm])
+        return self.ssh_argv(target, script)
 
     def verify_deadline(self):
         return self.timeout + self.size / HASH_RATE
