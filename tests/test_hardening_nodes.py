@@ -2,7 +2,6 @@
 user can write. Each attack is played for real by `nobody` (standing for nova: it owns the
 node's instances dir and _base here) against a root-only file; afterwards that file is
 unchanged and the tool either refused with a clear error or did the job right."""
-import hashlib
 import json
 import os
 import pwd
