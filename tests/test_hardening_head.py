@@ -209,7 +209,8 @@ def test_an_auth_url_that_is_no_url_is_named(tmp_path, value):
 def handoff(endpoints, expires_in=3600, **changes):
     data = {"token": "handed-over-token", "endpoints": endpoints, "project_id": "p1",
             "expires_at": (datetime.datetime.now(datetime.timezone.utc)
-                           + datetime.timedelta(seconds=expires_in)).isoformat()}
+                           + datetime.timedelta(seconds=expires_in)).isoformat(),
+            "verify": True, "cert": None}
     data.update(changes)
     return json.dumps(data)
 
@@ -218,10 +219,12 @@ def handoff(endpoints, expires_in=3600, **changes):
     ("{not json", "HLTCLOUD_AUTH is malformed"),
     ('["a list"]', "HLTCLOUD_AUTH is malformed"),
     (handoff({"compute": "http://127.0.0.1:1/v2.1"}, token=7), "HLTCLOUD_AUTH is malformed"),
+    (handoff({"compute": "http://127.0.0.1:1/v2.1"}, verify=1), "HLTCLOUD_AUTH is malformed"),
     (handoff({"compute": "file:///etc/passwd"}), "the compute endpoint in HLTCLOUD_AUTH is not an http(s) URL"),
     (handoff({"compute": "http://127.0.0.1:1/v2.1"}, expires_in=-60), "HLTCLOUD_AUTH expired at"),
     ("x" * 70000, "HLTCLOUD_AUTH is too large"),
-], ids=["not-json", "not-an-object", "token-not-text", "file-endpoint", "expired", "huge"])
+], ids=["not-json", "not-an-object", "token-not-text", "verify-not-a-path", "file-endpoint",
+        "expired", "huge"])
 def test_a_bad_handoff_stops_a_subworker_in_one_line(tmp_path, value, message):
     res = tool("openstack-hlt-manage", "--subworker", "--line-output", "enable", "cn01",
                env=offline_env(tmp_path, HLTCLOUD_AUTH=value))
@@ -274,15 +277,31 @@ def tls_compute(tmp_path):
     server.server_close()
 
 
-def test_subworkers_verify_tls_with_os_cacert(tmp_path, tls_compute):
+def test_the_parent_hands_its_tls_settings_to_subworkers(cluster, tmp_path):
+    ca, cert, key = (tmp_path / name for name in ("ca.pem", "client.pem", "client.key"))
+    for path in (ca, cert, key):
+        path.write_text("-----BEGIN PLACEHOLDER-----\n")  # plain http here: only handed on
+    env = {**cluster.env, "OS_CACERT": str(ca), "OS_CERT": str(cert), "OS_KEY": str(key)}
+    handed = json.loads(Cloud(env=env).handoff_env()["HLTCLOUD_AUTH"])
+    assert (handed["verify"], handed["cert"]) == (str(ca), [str(cert), str(key)])
+    handed = json.loads(Cloud(env={**cluster.env, "OS_INSECURE": "true"}).handoff_env()["HLTCLOUD_AUTH"])
+    assert (handed["verify"], handed["cert"]) == (False, None)
+
+
+def test_subworkers_verify_tls_as_their_parent(tmp_path, tls_compute):
     url, cert = tls_compute
     res = tool("openstack-hlt-manage", "--subworker", "--line-output", "enable", "cn01",
-               env=offline_env(tmp_path, HLTCLOUD_AUTH=handoff({"compute": url}),
-                               OS_CACERT=str(cert)))
+               env=offline_env(tmp_path, HLTCLOUD_AUTH=handoff({"compute": url},
+                                                               verify=str(cert))))
     # TLS worked: Nova (our stub) was asked, and knows no such host.
     assert "cn01: not a compute host known to Nova" in res.stdout, res.stdout + res.stderr
     assert res.returncode == 1
     assert _Recorder.seen and all(token == "handed-over-token" for _, token in _Recorder.seen)
+    # Without the parent's CA bundle the same subworker refuses the certificate.
+    res = tool("openstack-hlt-manage", "--subworker", "--line-output", "enable", "cn01",
+               env=offline_env(tmp_path, HLTCLOUD_AUTH=handoff({"compute": url}),
+                               OS_CACERT=str(cert)))
+    assert res.returncode == 3 and "CERTIFICATE_VERIFY_FAILED" in res.stderr, res.stderr
 
 
 # ------------------------------------------------------------------ pdsh and many hosts

@@ -1,4 +1,5 @@
-"""Access to the cloud: one keystoneauth1 session from the standard OS_* variables.
+"""Access to the cloud: one keystoneauth1 session, credentials as the openstack CLI takes
+them (credentials.py: a clouds.yaml entry or the OS_* variables).
 
 Nova through python-novaclient; Placement and Glance through keystoneauth1 adapters on the
 same session. A parent process that fans out to subworkers authenticates once and hands
@@ -11,8 +12,9 @@ import os
 import urllib.parse
 
 from keystoneauth1 import adapter, exceptions as ks_exc, session as ks_session
-from keystoneauth1.identity import v3
 from keystoneauth1 import token_endpoint
+
+from . import credentials
 
 NOVA_MICROVERSION = "2.60"  # >= 2.53 (service ids, hypervisors with servers), >= 2.37 (nics)
 PLACEMENT_MICROVERSION = "1.10"
@@ -35,30 +37,24 @@ def _http_url(value, name):
     return value
 
 
-def _password_auth(env):
-    missing = [name for name in ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD") if not env.get(name)]
+def auth_plugin(settings):
+    """The keystoneauth1 plugin for SETTINGS; CloudError naming what is missing."""
+    from keystoneauth1 import loading
+    loader = loading.get_plugin_loader(settings.plugin)
+    known = {option.dest for option in loader.get_options()}
+    auth = {key: value for key, value in settings.auth.items() if key in known}
+    missing = [settings.name_of(option) if isinstance(option, str) else
+               " or ".join(settings.name_of(o) for o in option)
+               for option in credentials.required(settings.plugin) if not _has(auth, option)]
     if missing:
-        raise CloudError(f"missing OpenStack credentials in the environment: {', '.join(missing)}")
-    return v3.Password(
-        auth_url=_http_url(env["OS_AUTH_URL"], "OS_AUTH_URL"),
-        username=env["OS_USERNAME"],
-        password=env["OS_PASSWORD"],
-        project_name=env.get("OS_PROJECT_NAME") or env.get("OS_TENANT_NAME"),
-        project_id=env.get("OS_PROJECT_ID"),
-        user_domain_name=env.get("OS_USER_DOMAIN_NAME", "Default"),
-        project_domain_name=env.get("OS_PROJECT_DOMAIN_NAME", "Default"),
-    )
+        raise CloudError(f"missing OpenStack credentials in {settings.source}: "
+                         f"{', '.join(missing)}")
+    _http_url(str(auth["auth_url"]), settings.name_of("auth_url"))
+    return loader.load_from_options(**auth)
 
 
-def tls_verify(env):
-    """requests' `verify`: the CA bundle of OS_CACERT, False with OS_INSECURE, else True.
-    The same in every process: a --parallel subworker talks to the same endpoints."""
-    if env.get("OS_INSECURE", "").lower() in ("1", "true", "yes"):
-        return False
-    cacert = env.get("OS_CACERT")
-    if cacert and not os.path.isfile(cacert):
-        raise CloudError(f"OS_CACERT is not a file: {cacert}")
-    return cacert or True
+def _has(auth, option):
+    return any(auth.get(o) for o in ((option,) if isinstance(option, str) else option))
 
 
 def _read_handoff(text):
@@ -69,8 +65,10 @@ def _read_handoff(text):
         data = json.loads(text)
         token, endpoints, project = data["token"], data["endpoints"], data["project_id"]
         expires = datetime.datetime.fromisoformat(data["expires_at"])
+        verify, cert = data["verify"], data["cert"]
         valid = (isinstance(token, str) and token and isinstance(project, str)
                  and isinstance(endpoints, dict) and expires.tzinfo is not None
+                 and isinstance(verify, (bool, str)) and _is_cert(cert)
                  and all(isinstance(k, str) and (v is None or isinstance(v, str))
                          for k, v in endpoints.items()))
     except (ValueError, TypeError, KeyError):
@@ -84,7 +82,13 @@ def _read_handoff(text):
     if expires - TOKEN_MARGIN < datetime.datetime.now(datetime.timezone.utc):
         raise CloudError(f"the token handed over in {HANDOFF_VAR} expired at "
                          f"{expires.isoformat()}")
-    return token, endpoints, project, expires
+    return token, endpoints, project, expires, verify, tuple(cert) if isinstance(cert, list) else cert
+
+
+def _is_cert(cert):
+    """None, a path, or [certificate, key] (as requests takes it)."""
+    return cert is None or isinstance(cert, str) or (
+        isinstance(cert, list) and len(cert) == 2 and all(isinstance(c, str) for c in cert))
 
 
 class Cloud:
@@ -93,30 +97,28 @@ class Cloud:
     HANDOFF: take the token from HLTCLOUD_AUTH (only a --parallel subworker does; anywhere
     else a leftover variable must not win over the operator's own credentials)."""
 
-    def __init__(self, env=None, handoff=False, read_timeout=READ_TIMEOUT):
+    def __init__(self, env=None, handoff=False, read_timeout=READ_TIMEOUT, os_cloud=None):
         env = os.environ if env is None else env
-        self.interface = env.get("OS_INTERFACE", "public")
-        self.region = env.get("OS_REGION_NAME") or None
         self.read_timeout = read_timeout
-        verify = tls_verify(env)
         if handoff and env.get(HANDOFF_VAR):
-            self.token, self.endpoints, self.project_id, self.expires_at = \
-                _read_handoff(env[HANDOFF_VAR])
-            self.session = self._session(token_endpoint.Token(None, self.token), verify)
+            (self.token, self.endpoints, self.project_id, self.expires_at, self.verify,
+             self.cert) = _read_handoff(env[HANDOFF_VAR])
+            self.session = self._session(token_endpoint.Token(None, self.token))
             return
-        self.session = self._session(_password_auth(env), verify)
-        url = env["OS_AUTH_URL"]
+        try:
+            settings = credentials.resolve(env, os_cloud)
+        except credentials.CredentialsError as err:
+            raise CloudError(str(err)) from None
+        self.verify, self.cert = settings.verify, settings.cert
+        self.session = self._session(auth_plugin(settings))
+        url = settings.auth["auth_url"]
         try:
             self.token = self.session.get_token()
             self.project_id = self.session.get_project_id()
             self.expires_at = self.session.auth.get_access(self.session).expires
-            self.endpoints = {
-                name: self.session.get_endpoint(service_type=name, interface=self.interface,
-                                                region_name=self.region)
-                for name in SERVICES
-            }
+            self.endpoints = {name: self._endpoint(name, settings) for name in SERVICES}
         except ks_exc.Unauthorized:
-            raise CloudError("authentication failed: check OS_USERNAME/OS_PASSWORD/OS_PROJECT_NAME") from None
+            raise CloudError(f"authentication failed: check {credentials.hint(settings)}") from None
         except ks_exc.ConnectTimeout:
             raise CloudError(f"the cloud did not answer within {read_timeout} s "
                              f"(Keystone at {url})") from None
@@ -127,10 +129,20 @@ class Cloud:
         except ks_exc.ClientException as err:
             raise CloudError(f"authentication failed: {_short(err)}") from None
         if not self.endpoints.get("compute"):
-            raise CloudError("no compute endpoint in the service catalog")
+            where = f" in region {settings.region}" if settings.region else ""
+            raise CloudError(f"no {settings.interface} compute endpoint{where} in the service "
+                             "catalog (OS_INTERFACE, OS_REGION_NAME)")
 
-    def _session(self, auth, verify):
-        session = ks_session.Session(auth=auth, verify=verify)
+    def _endpoint(self, service, settings):
+        """The catalog's URL of SERVICE, or None (only compute is indispensable)."""
+        try:
+            return self.session.get_endpoint(service_type=service, interface=settings.interface,
+                                             region_name=settings.region)
+        except ks_exc.EndpointNotFound:
+            return None
+
+    def _session(self, auth):
+        session = ks_session.Session(auth=auth, verify=self.verify, cert=self.cert)
         # requests takes (connect, read): a cloud that accepts connections but never answers
         # is noticed after READ_TIMEOUT, an address where nothing listens after a few seconds.
         session.timeout = (CONNECT_TIMEOUT, self.read_timeout)
@@ -140,7 +152,9 @@ class Cloud:
         """Environment entries that let a subworker use this session without authenticating."""
         return {HANDOFF_VAR: json.dumps({"token": self.token, "endpoints": self.endpoints,
                                          "project_id": self.project_id,
-                                         "expires_at": self.expires_at.isoformat()})}
+                                         "expires_at": self.expires_at.isoformat(),
+                                         # the parent's TLS settings, the same in every process
+                                         "verify": self.verify, "cert": self.cert})}
 
     def adapter(self, service, microversion=None):
         endpoint = self.endpoints.get(service)

@@ -17,7 +17,7 @@ DEFAULT_FANOUT = 32
 
 USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output] [--parallel] "
          "[--fanout N] [--vm-timeout SECONDS] [--force-shutoff] [--ssh-config FILE] [--nvms] "
-         "[--json] [--config FILE] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
+         "[--json] [--config FILE] [--os-cloud NAME] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
          "[--name PREFIX] [--count N] enable|disable|status|runvms|listwns|vmstats [HOSTS...]")
 
 # Switches forwarded unchanged to --parallel subworkers: (dest, flag, takes a value).
@@ -55,6 +55,8 @@ def _parser():
     p.add_argument("--json", action="store_true", help="status/listwns/vmstats as JSON")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="site configuration (default $HLTCLOUD_CONFIG, /etc/hltcloud.conf)")
+    p.add_argument("--os-cloud", metavar="NAME", default=None,
+                   help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* variables)")
     p.add_argument("--flavor", metavar="F", help="runvms: flavor (site default)")
     p.add_argument("--image", metavar="I", help="runvms: image name or id (site default)")
     p.add_argument("--key-name", metavar="K", help="runvms: key pair (site default)")

@@ -37,7 +37,8 @@ class Context:
         if self._cloud is None:
             # Only a --parallel subworker takes the token its parent handed over.
             self._cloud = Cloud(handoff=self.opts.subworker,  # CloudError: exit 3
-                                read_timeout=self.config.read_timeout)
+                                read_timeout=self.config.read_timeout,
+                                os_cloud=self.opts.os_cloud)
         return self._cloud
 
     @property

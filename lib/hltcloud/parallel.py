@@ -15,6 +15,7 @@ import threading
 import time
 
 from .manage_cli import forwarded_switches
+from .credentials import SECRETS
 from .runner import host_file, pdsh_exec_argv
 
 DONE_MARK = "[ OK ] Done on "  # a subworker's last line when its host succeeded
@@ -33,7 +34,8 @@ def worker_command():
 def worker_env(cloud):
     env = dict(os.environ)
     env.update(cloud.handoff_env())
-    env.pop("OS_PASSWORD", None)  # subworkers have the token; they need no password
+    for secret in SECRETS:  # subworkers have the token; they need no other secret
+        env.pop(secret, None)
     lib = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (lib, env.get("PYTHONPATH")) if p)
     return env

@@ -23,7 +23,8 @@ from .report import Reporter
 from .validate import BadValue, check_name
 
 USAGE = ("openstack-prefill-cache [--ssh-config FILE] [--dry-run] [--no-colors] "
-         "[--line-output] [--tries N] [--timeout S] [--wave] [--config FILE] IMAGE HOSTS...")
+         "[--line-output] [--tries N] [--timeout S] [--wave] [--config FILE] "
+         "[--os-cloud NAME] IMAGE HOSTS...")
 CACHE_PREFIX = "hlt-glance-cache-"
 FANOUT = 32  # conversions (and cache checks) running at once
 CONVERT_RATE = 10_000_000  # bytes/s of raw output assumed for the conversion deadline
@@ -208,6 +209,9 @@ def build_parser():
                         help="transfer in rsync waves instead of pipelined chains")
     parser.add_argument("--config", metavar="FILE", default=None,
                         help="site configuration (default $HLTCLOUD_CONFIG or /etc/hltcloud.conf)")
+    parser.add_argument("--os-cloud", metavar="NAME", default=None,
+                        help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* "
+                             "variables)")
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("hosts", metavar="HOSTS", nargs="+")
     return parser
@@ -263,7 +267,7 @@ def run(args, reporter, children):
             hostlock.prepare()  # an untrusted lock directory stops us before any request
         except hostlock.LockDirError as err:
             raise PrefillError(str(err)) from None
-    glance = Cloud(read_timeout=cfg.read_timeout).glance()
+    glance = Cloud(read_timeout=cfg.read_timeout, os_cloud=args.os_cloud).glance()
     image = glance_image.find_image(glance, args.image)
     try:
         check_name(image["id"], "image id")

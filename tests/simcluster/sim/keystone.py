@@ -1,5 +1,7 @@
-"""Keystone v3: password (or token) authentication scoped to the admin project, catalog."""
+"""Keystone v3: password, token or application credential authentication scoped to the admin
+project, the catalog, application credentials of the admin user."""
 import hmac
+import secrets
 import uuid
 
 from .base import Service, UNAUTHORIZED
@@ -38,6 +40,7 @@ class Keystone(Service):
         r.add("GET", "/v3/auth/catalog", self.get_catalog)
         r.add("GET", "/v3/projects", self.projects)
         r.add("GET", "/v3/auth/projects", self.projects)
+        r.add("POST", "/v3/users/([^/]+)/application_credentials", self.create_app_credential)
 
     def versions(self, req):
         return Response(300, {"versions": {"values": [version_v3(self.sim.base_url)]}})
@@ -80,6 +83,8 @@ class Keystone(Service):
         elif "token" in methods:
             with self.cloud.lock:
                 ok = self.cloud.token_valid((identity.get("token") or {}).get("id"))
+        elif "application_credential" in methods:
+            ok = self._app_credential_ok(identity.get("application_credential") or {})
         scope = ((body.get("auth") or {}).get("scope") or {}).get("project")
         if scope and not (scope.get("name") == "admin" or scope.get("id") == ADMIN_PROJECT_ID):
             ok = False
@@ -88,6 +93,36 @@ class Keystone(Service):
         with self.cloud.lock:
             token, expiry = self.cloud.issue_token()
         return Response(201, self.token_body(expiry, methods), {"X-Subject-Token": token})
+
+    def _app_credential_ok(self, given):
+        """By id, or by name with its user (name or id); the secret must match. Keystone
+        scopes the token to the credential's project itself."""
+        user = given.get("user") or {}
+        with self.cloud.lock:
+            for cred in self.cloud.app_credentials.values():
+                by_id = given.get("id") == cred["id"]
+                by_name = (given.get("name") == cred["name"] and
+                           (user.get("id") == cred["user_id"] or user.get("name") == USER["name"]))
+                if by_id or by_name:
+                    return hmac.compare_digest(str(given.get("secret", "")).encode(),
+                                               cred["secret"].encode())
+        return False
+
+    def create_app_credential(self, req, user_id):
+        self.check_token(req, "")
+        body = (req.json() or {}).get("application_credential") or {}
+        name = body.get("name")
+        if not isinstance(name, str) or not name or user_id != ADMIN_USER_ID:
+            raise ApiError(400, "Invalid input for field 'name'.")
+        cred = {"id": uuid.uuid4().hex, "name": name, "user_id": user_id,
+                "secret": body.get("secret") or secrets.token_urlsafe(32)}
+        with self.cloud.lock:
+            if any(c["name"] == name for c in self.cloud.app_credentials.values()):
+                raise ApiError(409, "Conflict occurred attempting to store application_credential")
+            self.cloud.app_credentials[cred["id"]] = cred
+        view = dict(cred, project_id=PROJECT["id"], roles=ROLES, unrestricted=False,
+                    expires_at=None, description=body.get("description"))
+        return Response(201, {"application_credential": view})
 
     def _subject(self, req):
         token = req.headers.get("X-Subject-Token")

@@ -132,6 +132,7 @@ class Cloud:
         self.deleted_seq = {}  # id -> creation number of deleted VMs: still valid paging markers
         self.requests = []
         self.fail_next_boots = 0  # /sim/fail-next-boots: requests to fail as if capacity was taken
+        self.app_credentials = {}  # id -> {"id", "name", "secret", "user_id"} (Keystone's)
         for host in self.hosts.values():
             host.reset()
             host.generation += 1
