@@ -3,7 +3,6 @@ clouds.yaml (OS_CLOUD, --os-cloud, the search path, secure.yaml), OS_AUTH_TYPE p
 token and application credentials, ids instead of names, the old OS_ENDPOINT_TYPE; in the
 parent and in every --parallel subworker; errors in one line, exit 3, no secret shown."""
 import json
-import os
 import subprocess
 from pathlib import Path
 
