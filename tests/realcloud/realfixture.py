@@ -133,8 +133,10 @@ class RealCluster(NodesCluster):
         self.start_computes()
         nova = self.nova()
         for service in nova.services.list(binary="nova-compute"):
-            if service.status != "enabled" or getattr(service, "forced_down", False):
+            if service.status != "enabled":
                 nova.services.enable(service.id)
+            if getattr(service, "forced_down", False):  # a disable leaves it so
+                nova.services.force_down(service.id, False)
         self.delete_all_servers(nova)
         nova.quotas.delete(self.cloud().project_id)  # back to the defaults
         for name in self.names:

@@ -6,6 +6,7 @@ Each test starts from `rcloud`: every node's real nova-compute running, up and e
 servers, default quotas. The tools run as bin/<tool> with the cloud's OS_* credentials and a
 site config whose node services are tests/realcloud/node-service.
 """
+import datetime
 import hashlib
 import json
 import re
@@ -13,6 +14,7 @@ import subprocess
 import time
 
 import pytest
+from realcloud import SERVICE_DOWN_TIME  # as Nova is configured here
 
 MANAGE = "openstack-hlt-manage"
 PREFILL = "openstack-prefill-cache"
@@ -193,15 +195,41 @@ def test_disable_for_real_deletes_vms_then_stops_daemons(rcloud, nova):
     assert out[1] == f"[ OK ] Starting OpenStack daemons on {host}"
     assert sorted(out[2:4]) == sorted(f"[ OK ] Deleting VM {i} on hypervisor {host}" for i in ids)
     assert re.fullmatch(rf"Waiting max 60 s for VMs to be deleted on {re.escape(host)}\.\.\."
-                        r"\d+ running \(\d+ s left\)\.\.\.all gone in \d+s!", out[-4]), out
-    assert out[-3] == f"[ OK ] Shutting down OpenStack daemons on {host}"
-    assert out[-1] == "All commands executed successfully."
+                        r"\d+ running \(\d+ s left\)\.\.\.all gone in \d+s!", out[-5]), out
+    assert out[-4:] == [f"[ OK ] Shutting down OpenStack daemons on {host}",
+                        f"[ OK ] Forcing hypervisor {host} down in Nova",
+                        "", "All commands executed successfully."]
     svc = service(nova, host)
     assert svc.status == "disabled" and "openstack-hlt-manage" in svc.disabled_reason
     assert servers_on(nova, host) == []
     assert not any(rcloud.service_running(host, s) for s in SERVICES)
     assert [s.id for s in servers_on(nova, other)] == kept
-    wait_for(lambda: service(nova, host).state == "down", what=f"{host} reported down")
+    assert_down_before_its_heartbeats_say_so(svc)
+
+
+def assert_down_before_its_heartbeats_say_so(svc):
+    """Down and forced down while its last heartbeat is younger than service_down_time:
+    Nova calls it down because we said so, not because it stopped reporting."""
+    last_beat = datetime.datetime.fromisoformat(svc.updated_at).replace(tzinfo=datetime.timezone.utc)
+    age = (datetime.datetime.now(datetime.timezone.utc) - last_beat).total_seconds()
+    assert (svc.state, svc.forced_down) == ("down", True)
+    assert age < SERVICE_DOWN_TIME, f"heartbeat {age:.1f} s old: too late to prove it"
+
+
+def test_status_is_true_right_after_disable_and_enable(rcloud, nova):
+    host = rcloud.names[0]
+    result = tool(rcloud, MANAGE, "--for-real", "disable", host)
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = tool(rcloud, MANAGE, "status", host)
+    svc = service(nova, host)
+    assert table_rows(status.stdout)[0][:3] == [host, "no", "dead"], status.stdout
+    assert_down_before_its_heartbeats_say_so(svc)
+    result = tool(rcloud, MANAGE, "--for-real", "enable", host)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert lines(result)[-3] == f"[ OK ] Clearing the forced down state of hypervisor {host}"
+    assert service(nova, host).forced_down is False
+    wait_for(lambda: service(nova, host).state == "up", what=f"{host} up by its heartbeats")
+    assert table_rows(tool(rcloud, MANAGE, "status", host).stdout)[0][:3] == [host, "yes", "alive"]
 
 
 def test_disable_host_whose_compute_is_down(rcloud, nova):
