@@ -312,6 +312,12 @@ def start_postgres(rc):
 
 def setup_databases(rc):
     wait_for(lambda: port_open("127.0.0.1", rc.ports["postgres"]), 30, "PostgreSQL")
+    # Listening is not accepting: right after start it answers "the database system is
+    # starting up" for a moment (seen on a loaded machine).
+    ready = [str(pg_bin() / "pg_isready"), "-q", "-h", str(rc.state / "pg-run"), "-p",
+             str(rc.ports["postgres"])]
+    wait_for(lambda: subprocess.run(ready, capture_output=True, cwd="/").returncode == 0, 30,
+             "PostgreSQL to accept connections")
     password = rc.secret("db").replace("'", "''")
     sql = [f"CREATE ROLE hlt LOGIN PASSWORD '{password}';"]
     sql += [f"CREATE DATABASE {db} OWNER hlt;" for db in DATABASES]
