@@ -171,7 +171,7 @@ def test_token_ids_and_old_endpoint_type(cluster, tmp_path):
     ({"OS_CLOUD": "hlt", "OS_CLIENT_CONFIG_FILE": "/nonexistent/clouds.yaml"},
      "cannot read cloud configuration '/nonexistent/clouds.yaml': No such file or directory"),
     ({"OS_CERT": "/nonexistent/cert.pem"},
-     "client certificate of the environment is not a file: /nonexistent/cert.pem"),
+     "OS_CERT is not a file: /nonexistent/cert.pem"),
 ], ids=["v2", "token-without-token", "no-user", "no-clouds-yaml", "no-cert"])
 def test_wrong_settings_are_named_in_one_line(cluster, tmp_path, changes, message):
     env = dict(cluster.env, HOME=str(tmp_path), **changes)

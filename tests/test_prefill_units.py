@@ -149,7 +149,7 @@ def test_store_copy_check(tmp_path):
         hashlib.sha1(b"payload").hexdigest()
     with pytest.raises(glance_image.ImageError, match="is corrupt .*nothing sent") as err:
         glance_image.verify_store_copy(str(path), image_record(b"Payload"))
-    assert err.value.exit_code == 1
+    assert err.value.exit_status == 1
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from keystoneauth1 import adapter, exceptions as ks_exc, session as ks_session
 from keystoneauth1 import token_endpoint
 
 from . import credentials
+from .errors import CLOUD, ToolError
 
 NOVA_MICROVERSION = "2.60"  # >= 2.53 (service ids, hypervisors with servers), >= 2.37 (nics)
 PLACEMENT_MICROVERSION = "1.10"
@@ -26,8 +27,9 @@ MAX_HANDOFF = 64 * 1024  # bytes: a token and a few endpoints
 TOKEN_MARGIN = datetime.timedelta(seconds=30)  # a token this close to its end counts as expired
 
 
-class CloudError(Exception):
+class CloudError(ToolError):
     """The cloud cannot be used at all: unreachable, bad credentials, missing settings (exit 3)."""
+    exit_status = CLOUD
 
 
 def _http_url(value, name):
@@ -38,10 +40,15 @@ def _http_url(value, name):
 
 
 def auth_plugin(settings):
-    """The keystoneauth1 plugin for SETTINGS; CloudError naming what is missing."""
-    from keystoneauth1 import loading
-    loader = loading.get_plugin_loader(settings.plugin)
-    known = {option.dest for option in loader.get_options()}
+    """The keystoneauth1 plugin for SETTINGS; CloudError naming what is missing.
+
+    The v3 identity classes themselves, as keystoneauth1's loaders would build them: the
+    loading API finds them through stevedore, which scans every installed entry point and
+    writes a cache file into the home directory on each run."""
+    from keystoneauth1.identity import v3
+    plugin = {"v3password": v3.Password, "v3token": v3.Token,
+              "v3applicationcredential": v3.ApplicationCredential}[settings.plugin]
+    known = credentials.options(settings.plugin)
     auth = {key: value for key, value in settings.auth.items() if key in known}
     missing = [settings.name_of(option) if isinstance(option, str) else
                " or ".join(settings.name_of(o) for o in option)
@@ -50,7 +57,7 @@ def auth_plugin(settings):
         raise CloudError(f"missing OpenStack credentials in {settings.source}: "
                          f"{', '.join(missing)}")
     _http_url(str(auth["auth_url"]), settings.name_of("auth_url"))
-    return loader.load_from_options(**auth)
+    return plugin(**auth)
 
 
 def _has(auth, option):

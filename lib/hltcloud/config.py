@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass
 
 from .inputs import InputError, parse_whole, read_small_text
+from .errors import ToolError
 from .validate import BadValue, check_name
 
 MAX_BYTES = 1 << 20  # a site configuration is a few hundred bytes
@@ -59,7 +60,7 @@ DEFAULTS = {
 }
 
 
-class ConfigError(Exception):
+class ConfigError(ToolError):
     """The configuration file is unreadable or holds a bad value."""
 
 

@@ -95,13 +95,16 @@ def _truth(value):
     return str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-def _tls(verify, insecure, cacert, cert, key, source):
-    for what, path in (("CA bundle", cacert), ("client certificate", cert), ("client key", key)):
+def _tls(verify, insecure, files, names):
+    """requests' verify and cert from the CA bundle, client certificate and key (FILES,
+    named NAMES for messages)."""
+    for name, path in zip(names, files):
         if path and not os.path.isfile(path):
-            raise CredentialsError(f"{what} of {source} is not a file: {path}")
-    verify = False if insecure or verify is False else (cacert or True)
+            raise CredentialsError(f"{name} is not a file: {path}")
+    cacert, cert, key = files
     if key and not cert:
-        raise CredentialsError(f"a client key without a client certificate in {source}")
+        raise CredentialsError(f"{names[2]} without {names[1]}")
+    verify = False if insecure or verify is False else (cacert or True)
     return verify, ((cert, key) if key else cert) or None
 
 
@@ -124,7 +127,8 @@ def from_cloud(name, env):
         raise CredentialsError(f"auth of {source} must be a mapping")
     auth_type = str(entry.get("auth_type") or "password")
     verify, cert = _tls(entry.get("verify", True), _truth(entry.get("insecure", False)),
-                        entry.get("cacert"), entry.get("cert"), entry.get("key"), source)
+                        [entry.get(k) for k in ("cacert", "cert", "key")],
+                        [f"{k} of {source}" for k in ("cacert", "cert", "key")])
     return Settings(_plugin(auth_type, source), {k: v for k, v in auth.items() if v is not None},
                     verify, cert, str(entry.get("interface") or "public"),
                     entry.get("region_name") or None, source,
@@ -142,8 +146,9 @@ def from_env(env):
         for option in ("user_domain", "project_domain"):  # openrc files often leave them out
             if f"{option}_id" not in auth:
                 auth.setdefault(f"{option}_name", "Default")
-    verify, cert = _tls(True, _truth(env.get("OS_INSECURE", "")), env.get("OS_CACERT"),
-                        env.get("OS_CERT"), env.get("OS_KEY"), "the environment")
+    names = ("OS_CACERT", "OS_CERT", "OS_KEY")
+    verify, cert = _tls(True, _truth(env.get("OS_INSECURE", "")), [env.get(n) for n in names],
+                        names)
     interface = env.get("OS_INTERFACE") or env.get("OS_ENDPOINT_TYPE") or "public"
     return Settings(_plugin(auth_type, "OS_AUTH_TYPE"), auth, verify, cert,
                     interface.removesuffix("URL"), env.get("OS_REGION_NAME") or None,
@@ -181,8 +186,24 @@ _IDENTIFYING = {
 }
 
 
+_SCOPE = ("auth_url", "system_scope", "domain_id", "domain_name", "project_id", "project_name",
+          "project_domain_id", "project_domain_name", "trust_id")
+_USER = ("user_id", "username", "user_domain_id", "user_domain_name")
+OPTIONS = {  # what each plugin takes (keystoneauth1's loader options of the same name)
+    "v3password": _SCOPE + _USER + ("password",),
+    "v3token": _SCOPE + ("token",),
+    "v3applicationcredential": _SCOPE + _USER + ("application_credential_secret",
+                                                 "application_credential_id",
+                                                 "application_credential_name"),
+}
+
+
 def required(plugin):
     return REQUIRED[plugin]
+
+
+def options(plugin):
+    return OPTIONS[plugin]
 
 
 def hint(settings):

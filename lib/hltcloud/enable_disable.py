@@ -5,12 +5,16 @@ hypervisor (a delete while it is down is a "local delete": the VM vanishes from 
 and keeps running on the node), so the daemons are started before any delete and stopped
 only once every VM is gone.
 """
+import datetime
+import getpass
+import os
+import socket
 import time
 
 from . import computes, daemons, hostlock
 from .cloud import describe_error
-from .manage_ctx import disable_reason
 
+TOOL = "openstack-hlt-manage"
 POLL = 1.0  # seconds between two looks at the host's VMs
 LINE_EVERY = 10.0  # off a TTY: a progress line when the count changes or this often
 
@@ -165,3 +169,13 @@ def _wait_compute_up(ctx, host, timeout):
         ctx.rep.fail(f"{host}: nova-compute still down after {timeout} s: VMs not deleted "
                      f"(a delete now would leave them running on the node)", host=host)
     return up
+
+
+def disable_reason():
+    """Who, when, with what: Nova keeps it with the disabled service."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"disabled by {user}@{socket.gethostname()} at {when} with {TOOL}"

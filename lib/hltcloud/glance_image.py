@@ -10,18 +10,15 @@ import tempfile
 from keystoneauth1 import exceptions as ks_exc
 
 from .cloud import CloudError, describe_error
+from .errors import ToolError
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
                    r"[0-9a-fA-F]{12}\Z")
 _CHUNK = 1 << 20
 
 
-class ImageError(Exception):
-    """The image cannot be used; EXIT_CODE is the tool's exit status (2: bad IMAGE)."""
-
-    def __init__(self, message, exit_code=2):
-        super().__init__(message)
-        self.exit_code = exit_code
+class ImageError(ToolError):
+    """The image cannot be used (exit status 2: bad IMAGE; 1: unusable data)."""
 
 
 def _get(glance, path, **kwargs):
@@ -116,7 +113,7 @@ def verify_store_copy(path, image):
     problem = digests.mismatch()
     if problem:
         raise ImageError(f"Glance store copy {path} of image {image['name']} is corrupt "
-                         f"({problem}): nothing sent", exit_code=1)
+                         f"({problem}): nothing sent", exit_status=1)
     return digests.sha1()
 
 
@@ -127,7 +124,7 @@ def download(glance, image, directory=None):
     """
     resp = _get(glance, f"/v2/images/{image['id']}/file", stream=True)
     if resp.status_code == 204:
-        raise ImageError(f"Image {image['name']} (id={image['id']}) has no data", exit_code=1)
+        raise ImageError(f"Image {image['name']} (id={image['id']}) has no data", exit_status=1)
     if resp.status_code != 200:
         raise CloudError(f"Glance answered {resp.status_code} to the download of {image['id']}")
     digests = Digests(image)
@@ -141,7 +138,7 @@ def download(glance, image, directory=None):
         problem = digests.mismatch()
         if problem:
             raise ImageError(f"download of image {image['name']} is corrupt ({problem}): "
-                             "nothing sent", exit_code=1)
+                             "nothing sent", exit_status=1)
     except BaseException:
         os.unlink(handle.name)
         raise

@@ -18,6 +18,8 @@ import os
 import stat
 import tempfile
 
+from .errors import USAGE
+
 LOCK_DIR_VAR = "HLTCLOUD_LOCK_DIR"
 DEFAULT_DIR = "/run/lock/hltcloud"
 _MAX_PID_TEXT = 32  # a lock file holds a pid; never read more than this
@@ -29,6 +31,7 @@ class Busy(Exception):
 
 class LockDirError(OSError):
     """The lock directory cannot be trusted or made: one line, nothing done."""
+    exit_status = USAGE
 
 
 def _fallback_dir():

@@ -36,7 +36,7 @@ _seconds = whole_number(0, MAX_VM_TIMEOUT, " of seconds")
 _count = whole_number(1, MAX_COUNT)
 
 
-def _parser():
+def parser():
     p = OneLineParser(prog="openstack-hlt-manage", usage=USAGE[len("usage: "):], add_help=True,
                       description="Add hypervisors to the HLT cloud and take them back.")
     p.add_argument("--for-real", action="store_true", help="act (default: dry run)")
@@ -74,7 +74,7 @@ def _parser():
 
 def parse(argv):
     """Options with .hosts expanded (list of full names, order kept, no duplicates)."""
-    opts = _parser().parse_args(argv)
+    opts = parser().parse_args(argv)
     for word in opts.hosts:
         if word.startswith("-"):
             raise UsageError(f"switches go before the command: {word}")

@@ -1,16 +1,11 @@
 """What every openstack-hlt-manage command works with: options, site config, reporter,
 ssh settings and (opened lazily, once) the cloud."""
-import datetime
-import getpass
-import os
-import socket
 import sys
 
 from .cloud import Cloud
 from .report import Reporter
 from .runner import Ssh
 
-TOOL = "openstack-hlt-manage"
 
 
 class Context:
@@ -46,13 +41,3 @@ class Context:
         if self._nova is None:
             self._nova = self.cloud.nova()
         return self._nova
-
-
-def disable_reason():
-    """Who, when, with what: Nova keeps it with the disabled service."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"disabled by {user}@{socket.gethostname()} at {when} with {TOOL}"

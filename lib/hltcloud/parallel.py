@@ -51,7 +51,7 @@ def label_map(hosts):
     return mapping
 
 
-def run(ctx, command, hosts):
+def run_through_pdsh(ctx, command, hosts):
     """Run COMMAND on HOSTS through pdsh; failures are recorded in ctx.rep. True if all ok."""
     with host_file(hosts) as path:
         argv = pdsh_exec_argv(path, [*worker_command(), "--line-output", "--subworker",

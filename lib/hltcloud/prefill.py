@@ -13,12 +13,12 @@ import hashlib
 import json
 import os
 import shlex
-import sys
 import threading
 
 from . import config, glance_image, hostlist, hostlock, pipeline, runner, wave
 from .inputs import OneLineParser
-from .cloud import Cloud, CloudError
+from .cloud import Cloud
+from .errors import ToolError, run_main
 from .report import Reporter
 from .validate import BadValue, check_name
 
@@ -66,12 +66,8 @@ chown -- "$owner" ./raw && mv -f -- ./raw "../$name" || die "cannot move the raw
 """
 
 
-class PrefillError(Exception):
-    """Bad input or an unusable image: one line, EXIT_CODE, nothing sent."""
-
-    def __init__(self, message, exit_code=2):
-        super().__init__(message)
-        self.exit_code = exit_code
+class PrefillError(ToolError):
+    """Bad input (exit status 2) or an unusable image (1): one line, nothing sent."""
 
 
 def cache_name(image_id):
@@ -104,7 +100,7 @@ def get_source(glance, image, cfg, reporter):
 def virtual_size(path, fmt):
     res = runner.run(["qemu-img", "info", "--output=json", "-f", fmt, path], timeout=60)
     if not res.ok:
-        raise PrefillError(f"cannot read the image {path}: {res.reason()}", exit_code=1)
+        raise PrefillError(f"cannot read the image {path}: {res.reason()}", exit_status=1)
     return int(json.loads(res.stdout)["virtual-size"])
 
 
@@ -224,28 +220,13 @@ def pick_distributor(args):
 
 
 def main(argv=None):
-    try:
-        args = build_parser().parse_args(argv)
-    except runner.UsageError as err:
-        print(f"openstack-prefill-cache: {err}", file=sys.stderr)
-        return 2
-    reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
     children = wave.Children()
-    try:
+
+    def body():
+        args = build_parser().parse_args(argv)
+        reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
         return run(args, reporter, children)
-    except KeyboardInterrupt:
-        children.abort()
-        print("openstack-prefill-cache: interrupted", file=sys.stderr)
-        return 130
-    except (PrefillError, glance_image.ImageError) as err:
-        print(f"openstack-prefill-cache: {err}", file=sys.stderr)
-        return err.exit_code
-    except CloudError as err:
-        print(f"openstack-prefill-cache: {err}", file=sys.stderr)
-        return 3
-    except (ValueError, config.ConfigError) as err:  # host lists, names, switches
-        print(f"openstack-prefill-cache: {err}", file=sys.stderr)
-        return 2
+    return run_main("openstack-prefill-cache", body, on_interrupt=children.abort)
 
 
 def run(args, reporter, children):
@@ -272,7 +253,7 @@ def run(args, reporter, children):
     try:
         check_name(image["id"], "image id")
     except BadValue as err:
-        raise PrefillError(f"Glance returned an unusable image id: {err}", exit_code=1) from None
+        raise PrefillError(f"Glance returned an unusable image id: {err}", exit_status=1) from None
     fmt = QEMU_FORMATS.get(image.get("disk_format") or "")
     if fmt is None:
         raise PrefillError(f"Image {image['name']} has disk format {image.get('disk_format')!r}; "
@@ -298,7 +279,7 @@ def lock_image(glance, image):
         hostlock.acquire(glance.get_endpoint() or "", f"prefill-{image['id']}",
                          tool="openstack-prefill-cache", what=f"image {image['id']}")
     except hostlock.Busy as err:
-        raise PrefillError(f"{err}: try again when it has finished", exit_code=1) from None
+        raise PrefillError(f"{err}: try again when it has finished", exit_status=1) from None
     except OSError as err:
         raise PrefillError(f"cannot take the image lock: {err}") from None
 

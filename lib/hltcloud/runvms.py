@@ -111,7 +111,7 @@ def compute_count(ctx, flavor):
     return count, why
 
 
-def run(ctx):
+def fill(ctx):
     """Boot what fits; RunvmsError (bad input) before any request that changes the cloud."""
     rep = ctx.rep
     values = params(ctx)

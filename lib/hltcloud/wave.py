@@ -37,13 +37,13 @@ import shlex
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 
 from . import config, hostlist, inputs, runner
+from .errors import FAILED, OK, run_main
 from .report import Reporter
 from .validate import BadValue, check_name
 
@@ -669,31 +669,24 @@ def local_source(path):
 
 
 def main(argv=None):
-    try:
-        args = build_parser().parse_args(argv)
-    except runner.UsageError as err:
-        print(f"rsync-wave.py: {err}", file=sys.stderr)
-        return 2
+    return run_main("rsync-wave.py", lambda: _main(argv))
+
+
+def _main(argv):
+    args = build_parser().parse_args(argv)
     reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
-    try:
-        # The dry run checks exactly what the real run does, before printing anything.
-        hosts = [check_name(host, "host name") for host in expand_hosts(args.hosts)]
-        ssh = make_ssh(args)
-        check_dest(args.dest)
-        if args.pipeline and ssh.config_file:
-            from . import pipeline  # it imports this module
-            pipeline.check_node_path(ssh.config_file, "the nodes' ssh config")
-        source = local_source(args.source)
-        if args.dry_run:
-            print_dry_run(source, hosts, reporter, args.pipeline, args.head_slots)
-            return 0
-        _, _, transfer = engine(args.pipeline)
-        result = transfer(source, args.dest, hosts, ssh, reporter, tries=args.tries,
-                          head_slots=args.head_slots, timeout=args.timeout)
-    except KeyboardInterrupt:
-        print("rsync-wave.py: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, config.ConfigError) as err:  # bad input: one line, exit 2
-        print(f"rsync-wave.py: {err}", file=sys.stderr)
-        return 2
-    return 0 if print_summary(result, reporter) else 1
+    # The dry run checks exactly what the real run does, before printing anything.
+    hosts = [check_name(host, "host name") for host in expand_hosts(args.hosts)]
+    ssh = make_ssh(args)
+    check_dest(args.dest)
+    if args.pipeline and ssh.config_file:
+        from . import pipeline  # it imports this module
+        pipeline.check_node_path(ssh.config_file, "the nodes' ssh config")
+    source = local_source(args.source)
+    if args.dry_run:
+        print_dry_run(source, hosts, reporter, args.pipeline, args.head_slots)
+        return 0
+    _, _, transfer = engine(args.pipeline)
+    result = transfer(source, args.dest, hosts, ssh, reporter, tries=args.tries,
+                      head_slots=args.head_slots, timeout=args.timeout)
+    return OK if print_summary(result, reporter) else FAILED
