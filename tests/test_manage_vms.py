@@ -174,7 +174,7 @@ def test_failed_request_leaves_no_error_vm_and_a_fresh_count_fits(cluster, nova,
 
     Driven in-process to place the change exactly between the two steps of runvms; the cloud
     is the real simulator."""
-    from hltcloud import manage_cli, runvms
+    from hltcloud import capacity, manage_cli, runvms
     from hltcloud.config import load
     from hltcloud.manage_ctx import Context
     start_compute(cluster, nova, [])  # no node host up: only the two virtual hosts below
@@ -189,7 +189,7 @@ def test_failed_request_leaves_no_error_vm_and_a_fresh_count_fits(cluster, nova,
     values = runvms.params(ctx)
     flavor = runvms.find_flavor(ctx.nova, values["flavor"])
     image = runvms.find_image(ctx.cloud, values["image"])
-    count, _ = runvms.compute_count(ctx, flavor)
+    count, _ = capacity.room_for(ctx, flavor)
     assert count == expected_fit(cluster, nova) > 0
     nova.services.disable_log_reason([s for s in nova.services.list(binary="nova-compute")
                                       if s.host == hosts[1]][0].id, "test: the cloud changed")

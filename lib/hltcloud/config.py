@@ -88,6 +88,25 @@ class Config:
         return [word.replace("{service}", service) for word in template]
 
 
+def _seconds(parser, section, key, bounds):
+    try:
+        return parse_whole(parser.get(section, key).strip(), *bounds, unit=" of seconds")
+    except InputError as err:
+        raise ConfigError(f"{section}.{key}: {err}") from None
+
+
+def _name(parser, section, key, what):
+    value = parser.get(section, key).strip()
+    return _check(value, section, key, what) if value else value
+
+
+def _check(value, section, key, what):
+    try:
+        return check_name(value, what)
+    except BadValue as err:
+        raise ConfigError(f"{section}.{key}: {err}") from None
+
+
 def _template(parser, key):
     text = parser.get("services", key)
     try:
@@ -154,17 +173,9 @@ def load(path=None):
         chosen = ""
 
     ssh_config = _absolute(parser, "ssh", "config")
-    try:
-        timeout = parse_whole(parser.get("ssh", "connect_timeout").strip(), *CONNECT_TIMEOUT,
-                              unit=" of seconds")
-    except InputError as err:
-        raise ConfigError(f"ssh.connect_timeout: {err}") from None
-    try:
-        read_timeout = parse_whole(parser.get("cloud", "read_timeout").strip(), *READ_TIMEOUT,
-                                   unit=" of seconds")
-    except InputError as err:
-        raise ConfigError(f"cloud.read_timeout: {err}") from None
-    user = parser.get("ssh", "user").strip()
+    timeout = _seconds(parser, "ssh", "connect_timeout", CONNECT_TIMEOUT)
+    read_timeout = _seconds(parser, "cloud", "read_timeout", READ_TIMEOUT)
+    user = _name(parser, "ssh", "user", "user name")  # ssh -l USER
     instances = _absolute(parser, "paths", "instances_dir").rstrip("/") or "/"
     _node_path("paths", "instances_dir", instances)
     base = _absolute(parser, "paths", "base_dir") or os.path.join(instances, "_base")
@@ -177,16 +188,8 @@ def load(path=None):
         raise ConfigError(f"paths.image_owner must be USER or USER:GROUP: {owner!r}")
     _absolute(parser, "runvms", "user_data")
     services = tuple(parser.get("services", "names").split())
-    try:
-        if user:
-            check_name(user, "user name")  # ssh -l USER
-    except BadValue as err:
-        raise ConfigError(f"ssh.user: {err}") from None
     for service in services:
-        try:
-            check_name(service, "service name")
-        except BadValue as err:
-            raise ConfigError(f"services.names: {err}") from None
+        _check(service, "services", "names", "service name")
     return Config(
         path=chosen,
         ssh_config=ssh_config,

@@ -21,6 +21,14 @@ class ImageError(ToolError):
     """The image cannot be used (exit status 2: bad IMAGE; 1: unusable data)."""
 
 
+class ImageNotFound(ImageError):
+    """No image has that name or id."""
+
+
+class AmbiguousImage(ImageError):
+    """Several images have that name."""
+
+
 def _get(glance, path, **kwargs):
     try:
         return glance.get(path, raise_exc=False, **kwargs)
@@ -51,11 +59,11 @@ def find_image(glance, ref):
         images += body.get("images", [])
         path, params = body.get("next"), None  # "next" carries the query and the marker
     if not images:
-        raise ImageError(f"Cannot find image with name {ref}")
+        raise ImageNotFound(f"Cannot find image with name {ref}")
     if len(images) > 1:
         rows = "\n".join(f"  {img['id']}  created {img.get('created_at', '?')}"
                          for img in sorted(images, key=lambda i: i.get("created_at", "")))
-        raise ImageError(f"{len(images)} images are named {ref}; use an id:\n{rows}")
+        raise AmbiguousImage(f"{len(images)} images are named {ref}; use an id:\n{rows}")
     return _active(images[0])
 
 

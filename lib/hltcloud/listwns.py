@@ -5,7 +5,8 @@ import json
 
 from . import computes, table
 from .hostlist import natural_key
-from .runvms import RunvmsError, find_flavor, flavor_needs, params, placement_fits
+from .capacity import flavor_needs, placement_fits
+from .runvms import RunvmsError, find_flavor, params
 
 
 def _age(created, now):

@@ -10,8 +10,9 @@ import json
 import time
 from dataclasses import dataclass
 
-from . import computes, fit, hostlock
+from . import capacity, computes, glance_image, hostlock
 from .cloud import describe_error
+from .errors import ToolError
 from .inputs import InputError, read_small_text
 
 POLL = 1.0
@@ -20,7 +21,7 @@ PARAMS = ("flavor", "image", "key_name", "user_data", "name")
 USER_DATA_MAX = 65535 // 4 * 3
 
 
-class RunvmsError(Exception):
+class RunvmsError(ToolError):
     """Something runvms needs is missing or unusable (flavor, image, user data): bad input,
     exit 2, found before anything is requested that changes the cloud."""
 
@@ -42,16 +43,17 @@ def find_flavor(nova, name):
     raise RunvmsError(f"flavor not found: {name}")
 
 
-def find_image(cloud, name):
-    glance = cloud.glance()
-    found = glance.get("/v2/images", params={"name": name}).json().get("images", [])
-    if not found:
-        found = [i for i in glance.get("/v2/images").json().get("images", []) if i.get("id") == name]
-    if not found:
-        raise RunvmsError(f"image not found: {name}")
-    if len(found) > 1:
-        raise RunvmsError(f"several images are named {name}: use its id")
-    return found[0]["id"]
+def find_image(cloud, ref):
+    """The id of the one active image named (or with the id) REF: glance_image's lookup,
+    which follows Glance's pages and reports its errors."""
+    try:
+        return glance_image.find_image(cloud.glance(), ref)["id"]
+    except glance_image.AmbiguousImage:
+        raise RunvmsError(f"several images are named {ref}: use its id") from None
+    except glance_image.ImageNotFound:
+        raise RunvmsError(f"image not found: {ref}") from None
+    except glance_image.ImageError as err:
+        raise RunvmsError(str(err)) from None
 
 
 def read_user_data(path):
@@ -61,54 +63,6 @@ def read_user_data(path):
         return read_small_text(path, USER_DATA_MAX, "the user data file")
     except InputError as err:
         raise RunvmsError(str(err)) from None
-
-
-def placement_fits(cloud, hosts, needs):
-    """{host: (fits now, fits when empty)} for HOSTS, from their resource providers."""
-    placement = cloud.placement()
-    providers = placement.get("/resource_providers").json()["resource_providers"]
-    by_name = {p["name"]: p["uuid"] for p in providers}
-    fits = {}
-    for host in hosts:
-        uuid = by_name.get(host)
-        if not uuid:
-            fits[host] = (0, 0)
-            continue
-        inventories = placement.get(f"/resource_providers/{uuid}/inventories").json()["inventories"]
-        usages = placement.get(f"/resource_providers/{uuid}/usages").json()["usages"]
-        fits[host] = (fit.fit_on_host(inventories, usages, needs),
-                      fit.fit_empty_host(inventories, needs))
-    return fits
-
-
-def usable_hosts(nova):
-    return computes.natural([h for h, s in computes.services_by_host(nova).items()
-                             if s.status == "enabled" and s.state == "up"])
-
-
-def flavor_needs(flavor):
-    return fit.flavor_needs(flavor.vcpus, flavor.ram, flavor.disk,
-                            getattr(flavor, "OS-FLV-EXT-DATA:ephemeral", 0) or 0,
-                            flavor.swap if isinstance(flavor.swap, int) else 0)
-
-
-def quota_room(nova, flavor):
-    absolute = {limit.name: limit.value for limit in nova.limits.get().absolute}
-    return fit.quota_fit(absolute, flavor.vcpus, flavor.ram)
-
-
-def compute_count(ctx, flavor):
-    """(count to boot, one line explaining it)."""
-    hosts = usable_hosts(ctx.nova)
-    fits = placement_fits(ctx.cloud, hosts, flavor_needs(flavor))
-    room = sum(now for now, _ in fits.values())
-    quota = quota_room(ctx.nova, flavor)
-    count = fit.how_many([now for now, _ in fits.values()], quota, ctx.opts.count)
-    why = (f"room for {room} VM(s) of flavor {flavor.name} on {len(hosts)} enabled, up "
-           f"hypervisor(s); quota allows {'any number' if quota is None else quota}")
-    if ctx.opts.count:
-        why += f"; --count {ctx.opts.count}"
-    return count, why
 
 
 def fill(ctx):
@@ -126,7 +80,7 @@ def fill(ctx):
             return False
     requested = active = attempts = 0
     for attempt in (1, 2):
-        count, why = compute_count(ctx, flavor)
+        count, why = capacity.room_for(ctx, flavor)
         rep.info(f"Booting {count} VM(s): {why}")
         if count == 0:
             if attempt == 1:
@@ -169,7 +123,7 @@ def _our_servers(nova, prefix):
 
 
 @dataclass
-class Outcome:
+class BootOutcome:
     ok: bool
     active: int = 0
     reason: str = ""
@@ -186,7 +140,7 @@ def _boot_and_wait(ctx, values, flavor, image_id, user_data, count):
                             key_name=values.get("key_name") or None, min_count=count,
                             max_count=count, nics=nics if nics in ("auto", "none") else [{"net-id": nics}])
     except computes.API_ERRORS as err:
-        return Outcome(False, 0, f"boot request for {count} VM(s) refused: {describe_error(err)}",
+        return BootOutcome(False, 0, f"boot request for {count} VM(s) refused: {describe_error(err)}",
                        retry=True)
     mine = _wait_settled(ctx, values["name"], before, count)
     active = [s for s in mine.values() if s.status == "ACTIVE"]
@@ -194,15 +148,15 @@ def _boot_and_wait(ctx, values, flavor, image_id, user_data, count):
     rep.info(f"Requested {count} VM(s), {len(active)} ACTIVE")
     if len(active) == count:
         rep.ok(f"Booted {count} VM(s) named {values['name']}")
-        return Outcome(True, count)
+        return BootOutcome(True, count)
     if errors:
         fault = (getattr(errors[0], "fault", None) or {}).get("message", "no fault message")
         _delete_errors(ctx, errors)
-        return Outcome(False, len(active), f"{len(errors)} of {count} VM(s) in ERROR ({fault})",
+        return BootOutcome(False, len(active), f"{len(errors)} of {count} VM(s) in ERROR ({fault})",
                        retry=True)
     # Still building: they may yet become ACTIVE, so no second request on top of them.
     slow = sorted(s.id for s in mine.values() if s.status != "ACTIVE")
-    return Outcome(False, len(active), f"{len(slow)} of {count} VM(s) not ACTIVE after "
+    return BootOutcome(False, len(active), f"{len(slow)} of {count} VM(s) not ACTIVE after "
                                        f"{ctx.opts.vm_timeout} s: {' '.join(slow)}")
 
 
