@@ -199,7 +199,7 @@ def test_failed_request_leaves_no_error_vm_and_a_fresh_count_fits(cluster, nova,
     assert statuses(nova) == []  # the ERROR VMs of the run are gone
     out = capsys.readouterr().out
     assert out.count("(ERROR) of this run") == count
-    fresh, _ = runvms.compute_count(ctx, flavor)
+    fresh, _ = capacity.room_for(ctx, flavor)
     assert fresh == expected_fit(cluster, nova) < count
     assert runvms._boot_and_wait(ctx, values, flavor, image, None, fresh).ok
     assert statuses(nova) == ["ACTIVE"] * fresh
