@@ -130,13 +130,13 @@ class RealCluster(NodesCluster):
         """Fresh cloud: every compute running, up and enabled, no servers, default quotas,
         other node daemons stopped, node directories emptied (the compute identity is kept
         outside them)."""
-        self.start_computes()
         nova = self.nova()
         for service in nova.services.list(binary="nova-compute"):
             if service.status != "enabled":
                 nova.services.enable(service.id)
             if getattr(service, "forced_down", False):  # a disable leaves it so
                 nova.services.force_down(service.id, False)
+        self.start_computes()  # a forced-down compute is never seen up: cleared first
         self.delete_all_servers(nova)
         nova.quotas.delete(self.cloud().project_id)  # back to the defaults
         for name in self.names:
