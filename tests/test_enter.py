@@ -3,6 +3,7 @@ and the credentials it refuses (nothing is run then)."""
 import fcntl
 import os
 import select
+import signal
 import struct
 import subprocess
 import termios
@@ -194,6 +195,29 @@ def test_banner_values_cannot_run_anything_in_the_prompt(site, shell):
     term.send("exit")
     assert term.finish() == 0
     assert not site.marker.exists()
+
+
+@pytest.mark.parametrize("shell", ["/bin/bash", "/bin/sh"])
+def test_sigterm_ends_the_shell_and_removes_its_directory(site, shell):
+    site.write("admin.openrc", OPENRC)
+    term = Terminal([TOOL, "admin"], site.env(SHELL=shell))
+    term.expect("[OpenStack] admin@admin ")
+    startup = _proc(term.shell_pid(), "environ" if shell == "/bin/sh" else "cmdline")
+    tmpdir = [os.path.dirname(w.split(b"=")[-1]) for w in startup.split(b"\0")
+              if b"hltcloud-enter-" in w][0]
+    assert os.path.isdir(tmpdir)
+    term.proc.send_signal(signal.SIGTERM)
+    assert term.finish() == 128 + signal.SIGHUP
+    assert not os.path.exists(tmpdir)
+
+
+def test_application_credential_banner(site):
+    site.write("ops.openrc", "OS_AUTH_TYPE=v3applicationcredential\n"
+                             "OS_APPLICATION_CREDENTIAL_NAME=hlt-ops\n"
+                             f"OS_APPLICATION_CREDENTIAL_SECRET='{SECRET}'\n")
+    creds = credentials.load(str(site.creds), "ops")
+    assert enter.banner(creds) == "[OpenStack] hlt-ops@-"
+    assert creds.env["OS_APPLICATION_CREDENTIAL_SECRET"] == SECRET
 
 
 def test_nested_enter_replaces_the_banner(site):

@@ -84,13 +84,13 @@ def _wait(argv, env):
     """Run ARGV as our child and wait for it; 128+N when signal N killed it."""
     child = subprocess.Popen(argv, env=env)
 
-    def forward(signum, _frame):  # so that we outlive the shell and clean up
-        child.send_signal(signum)
+    def hang_up(_signum, _frame):  # we outlive the shell, so its directory is removed
+        child.send_signal(signal.SIGHUP)  # an interactive shell ignores SIGTERM
 
     # The terminal's Ctrl-C and Ctrl-\ are for the shell, not for us.
     saved = {sig: signal.signal(sig, handler) for sig, handler in (
         (signal.SIGINT, signal.SIG_IGN), (signal.SIGQUIT, signal.SIG_IGN),
-        (signal.SIGTERM, forward), (signal.SIGHUP, forward))}
+        (signal.SIGTERM, hang_up), (signal.SIGHUP, hang_up))}
     try:
         status = child.wait()
     finally:
