@@ -78,8 +78,8 @@ class Terminal:
         master, slave = os.openpty()
         # wide enough that readline never scrolls a long prompt sideways
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 400, 0, 0))
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd,
-                                     start_new_session=True, preexec_fn=_take_terminal)
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                                     cwd=cwd, start_new_session=True, preexec_fn=_take_terminal)
         os.close(slave)
         self.master, self.output, self.seen = master, b"", 0
 

@@ -57,7 +57,8 @@ def _word(text):
             i = _double_quoted(text, i + 1, out)
         elif char == "\\":
             if i + 1 >= n:
-                raise OpenrcError("backslash at the end of the line (continuation lines are not read)")
+                raise OpenrcError("backslash at the end of the line "
+                                  "(continuation lines are not read)")
             out.append(text[i + 1])
             i += 2
         elif char in _UNQUOTED_REFUSED or (char == "~" and (i == 0 or text[i - 1] == ":")):
