@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 
 FALLBACK = "/bin/sh"
+HANGUP_GRACE = 2  # seconds a hung-up shell has to exit before it is told again, then killed
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9._/-]*\Z")  # safe inside ENV, which sh expands
 
 
@@ -81,19 +82,44 @@ def _write(path, text):
 
 
 def _wait(argv, env):
-    """Run ARGV as our child and wait for it; 128+N when signal N killed it."""
-    child = subprocess.Popen(argv, env=env)
+    """Run ARGV as our child and wait for it; 128+N when signal N killed it.
+
+    Our handlers are in place before the child starts: a signal in between must neither
+    kill us (leaving the directory behind) nor get lost. A hung-up shell that stays (bash
+    can miss a SIGHUP that comes while it sets up its prompt) gets it again, then SIGKILL,
+    HANGUP_GRACE seconds apart."""
+    child, hung_up, escalation = [], [], [signal.SIGHUP, signal.SIGKILL]
+
+    def tell(sig):
+        if child:
+            child[0].send_signal(sig)  # a no-op once the child is reaped
+            signal.setitimer(signal.ITIMER_REAL, HANGUP_GRACE)
 
     def hang_up(_signum, _frame):  # we outlive the shell, so its directory is removed
-        child.send_signal(signal.SIGHUP)  # an interactive shell ignores SIGTERM
+        hung_up.append(True)
+        tell(signal.SIGHUP)  # an interactive shell ignores SIGTERM
+
+    def again(_signum, _frame):
+        tell(escalation.pop(0) if len(escalation) > 1 else escalation[0])
 
     # The terminal's Ctrl-C and Ctrl-\ are for the shell, not for us.
     saved = {sig: signal.signal(sig, handler) for sig, handler in (
         (signal.SIGINT, signal.SIG_IGN), (signal.SIGQUIT, signal.SIG_IGN),
-        (signal.SIGTERM, hang_up), (signal.SIGHUP, hang_up))}
+        (signal.SIGTERM, hang_up), (signal.SIGHUP, hang_up), (signal.SIGALRM, again))}
     try:
-        status = child.wait()
+        child.append(subprocess.Popen(argv, env=env, preexec_fn=_default_interrupts))
+        if hung_up:  # before the child existed
+            tell(signal.SIGHUP)
+        status = child[0].wait()
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     return 128 - status if status < 0 else status
+
+
+def _default_interrupts():
+    """In the child before exec: an ignored signal would stay ignored in the shell and in
+    every command it runs (Ctrl-C would stop nothing)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
