@@ -211,6 +211,20 @@ def test_sigterm_ends_the_shell_and_removes_its_directory(site, shell):
     assert not os.path.exists(tmpdir)
 
 
+@pytest.mark.parametrize("shell", ["/bin/bash", "/bin/sh"])
+def test_ctrl_c_interrupts_a_command_of_the_shell_not_the_shell(site, shell):
+    site.write("admin.openrc", OPENRC)
+    term = Terminal([TOOL, "admin"], site.env(SHELL=shell))
+    term.expect("[OpenStack] admin@admin ")
+    term.send("sh -c 'echo st\"\"arted; exec sleep 30'")
+    term.expect("started")  # its output, not the echo of the line typed
+    os.write(term.master, b"\x03")
+    term.send('echo "after=$?"')
+    term.expect("after=130", timeout=5)
+    term.send("exit")
+    assert term.finish() == 0
+
+
 def test_application_credential_banner(site):
     site.write("ops.openrc", "OS_AUTH_TYPE=v3applicationcredential\n"
                              "OS_APPLICATION_CREDENTIAL_NAME=hlt-ops\n"
