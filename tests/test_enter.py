@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from hltcloud import credentials, enter, openrc
+from hltcloud import enter, openrc
+from hltcloud import enter_credentials as credentials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "bin", "openstack-enter")

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 
-from . import credentials, enter_shell
+from . import enter_credentials as credentials, enter_shell
 from .config import ConfigError, load
 from .inputs import OneLineParser
 from .runner import UsageError
