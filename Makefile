@@ -6,9 +6,9 @@ BINDIR   = $(DESTDIR)$(PREFIX)/bin
 LIBDIR   = $(DESTDIR)$(PREFIX)/share/hltcloud/lib
 MANDIR   = $(DESTDIR)$(PREFIX)/share/man/man1
 
-TOOLS    = openstack-hlt-manage openstack-prefill-cache rsync-wave.py
+TOOLS    = openstack-hlt-manage openstack-prefill-cache rsync-wave.py openstack-enter
 DEB_PKGS = openssh-client openssh-server pdsh rsync qemu-utils iproute2 procps psmisc man-db groff-base
-PY_MODS  = keystoneauth1,novaclient,pytest,hypothesis
+PY_MODS  = keystoneauth1,novaclient,yaml,pytest,hypothesis
 
 .PHONY: all deps test test-realcloud demo install uninstall bench clean
 

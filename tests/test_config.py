@@ -18,6 +18,7 @@ def test_defaults_when_no_file(monkeypatch, tmp_path):
                           "user_data": "/var/lib/elastiq/wn-user-data.txt", "name": "wn-grid",
                           "network": "auto"}
     assert (cfg.ssh_user, cfg.image_owner) == ("root", "nova:nova")
+    assert cfg.credentials_dir == "/etc/hltcloud/credentials"
 
 
 def test_file_from_env_and_switch(monkeypatch, tmp_path):
@@ -31,6 +32,9 @@ def test_file_from_env_and_switch(monkeypatch, tmp_path):
     assert cfg.path == str(switch_file)
     assert (cfg.instances_dir, cfg.base_dir) == ("/srv/nova", "/srv/nova/_base")
     assert cfg.runvms["name"] == "wn-test" and cfg.runvms["flavor"] == "ali1.xlarge"
+    other = tmp_path / "enter.conf"
+    other.write_text("[enter]\ncredentials_dir = /srv/creds/\n")
+    assert config.load(str(other)).credentials_dir == "/srv/creds"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -54,6 +58,8 @@ def test_file_from_env_and_switch(monkeypatch, tmp_path):
     ("[paths]\nbase_dir = /var/../etc\n", "paths.base_dir"),
     ("[paths]\nglance_images_dir = images\n", "paths.glance_images_dir"),
     ("[runvms]\nuser_data = user-data.txt\n", "runvms.user_data"),
+    ("[enter]\ncredentials_dir = creds\n", "enter.credentials_dir must be an absolute path"),
+    ("[enter]\ncredentials_dir =\n", "enter.credentials_dir must be an absolute path"),
 ])
 def test_bad_values(tmp_path, text, message):
     path = tmp_path / "bad.conf"

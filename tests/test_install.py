@@ -6,7 +6,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOLS = ["openstack-hlt-manage", "openstack-prefill-cache", "rsync-wave.py"]
+TOOLS = ["openstack-hlt-manage", "openstack-prefill-cache", "rsync-wave.py", "openstack-enter"]
 
 
 def run(argv, **kw):

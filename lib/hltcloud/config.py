@@ -57,6 +57,10 @@ DEFAULTS = {
         "name": "wn-grid",
         "network": "auto",  # nics of the boot: "auto", "none" or a network id
     },
+    "enter": {
+        # Root-only directory of openstack-enter: ROLE.openrc files and/or a clouds.yaml.
+        "credentials_dir": "/etc/hltcloud/credentials",
+    },
 }
 
 
@@ -80,6 +84,7 @@ class Config:
     glance_images_dir: str
     image_owner: str
     runvms: dict
+    credentials_dir: str
 
     def service_command(self, action, service):
         """The argument list that starts/stops/queries SERVICE on a node."""
@@ -187,6 +192,9 @@ def load(path=None):
     if not _OWNER.match(owner):
         raise ConfigError(f"paths.image_owner must be USER or USER:GROUP: {owner!r}")
     _absolute(parser, "runvms", "user_data")
+    credentials_dir = _absolute(parser, "enter", "credentials_dir").rstrip("/")
+    if not credentials_dir:
+        raise ConfigError("enter.credentials_dir must be an absolute path: ''")
     services = tuple(parser.get("services", "names").split())
     for service in services:
         _check(service, "services", "names", "service name")
@@ -205,4 +213,5 @@ def load(path=None):
         glance_images_dir=glance_images_dir,
         image_owner=owner,
         runvms=dict(parser.items("runvms")),
+        credentials_dir=credentials_dir,
     )
