@@ -207,3 +207,25 @@ def test_handoff_never_carries_a_secret(cluster):
     assert cluster.env["OS_PASSWORD"] not in json.dumps(handed)
     assert set(json.loads(handed["HLTCLOUD_AUTH"])) == {"token", "endpoints", "project_id",
                                                         "expires_at", "verify", "cert"}
+
+
+@pytest.mark.parametrize("form", ["clouds.yaml", "openrc"])
+def test_openstack_enter_hands_a_role_to_the_tools(cluster, tmp_path, form):
+    """openstack-enter ROLE -- TOOL: the tool authenticates with the role's credentials,
+    which come from the root-only directory (a clouds.yaml entry or an openrc file)."""
+    creds = tmp_path / "credentials"
+    creds.mkdir(mode=0o700)
+    env = cluster.env
+    if form == "clouds.yaml":
+        write_yaml(creds / "clouds.yaml", {"ops": cloud_entry(cluster)})
+    else:
+        names = ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME",
+                 "OS_USER_DOMAIN_NAME", "OS_PROJECT_DOMAIN_NAME")
+        (creds / "ops.openrc").write_text("".join(f"export {n}='{env[n]}'\n" for n in names))
+        (creds / "ops.openrc").chmod(0o600)
+    conf = tmp_path / "site.conf"
+    conf.write_text(Path(cluster.config_path).read_text() + f"\n[enter]\ncredentials_dir = {creds}\n")
+    result = run("openstack-enter", "ops", "--", str(REPO / "bin" / "openstack-hlt-manage"),
+                 "status", env=bare_env(cluster, tmp_path, HLTCLOUD_CONFIG=str(conf)))
+    status_ok(result, cluster)
+    assert env["OS_PASSWORD"] not in result.stdout + result.stderr
