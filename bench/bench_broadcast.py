@@ -40,7 +40,7 @@ CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 DEST_DIR = "/var/lib/nova/instances"
 
 sys.path.insert(0, str(REPO / "lib"))
-from hltcloud import pipeline  # noqa: E402
+from hltcloud import runner  # noqa: E402
 
 
 class CpuMeter:
@@ -166,7 +166,7 @@ class Bench:
     def rsync_one(self, host, dest):
         # The pipeline's cheap cipher and key exchange here too: T1 is the best single copy.
         rsh = shlex.join(["ssh", "-F", self.ssh_config(), "-o", "BatchMode=yes", "-l", "root",
-                          *pipeline.FAST_SSH_OPTIONS])
+                          *runner.FAST_SSH_OPTIONS])
         res = run(["rsync", "--whole-file", "-e", rsh, "--", str(self.source), f"{host}:{dest}"])
         if res.returncode != 0:
             raise SystemExit(f"rsync to {host}: {res.stderr.strip()}")

@@ -435,14 +435,14 @@ def test_bad_input(place, tool, args, code, says, env_extra):
 
 def test_wave_source_with_a_colon_is_passed_as_a_local_path(tmp_path, monkeypatch):
     """rsync reads 'img:v2' as HOST:PATH; we hand it './img:v2' (the file exists here)."""
-    from hltcloud import wave
+    from hltcloud import wave_cli
     monkeypatch.chdir(tmp_path)
     (tmp_path / "img:v2").write_bytes(b"x")
-    assert wave.local_source("img:v2") == "./img:v2"
-    assert wave.local_source(str(tmp_path / "img:v2")) == str(tmp_path / "img:v2")
+    assert wave_cli.local_source("img:v2") == "./img:v2"
+    assert wave_cli.local_source(str(tmp_path / "img:v2")) == str(tmp_path / "img:v2")
     (tmp_path / "dir:x").mkdir()
     (tmp_path / "dir:x" / "a").write_bytes(b"x")
-    assert wave.local_source("dir:x/a") == "./dir:x/a"
+    assert wave_cli.local_source("dir:x/a") == "./dir:x/a"
 
 
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402

@@ -176,11 +176,11 @@ def test_ssh_argv_ends_options_before_the_host(tmp_path):
         return argv[0] == "ssh" and argv[-3:-1] == ["--", host] and argv.index("--") == len(argv) - 3
 
     assert ends_options(ssh.argv(host, ["true"]))
-    cmds = wave.Commands(ssh, "/srv/src", f"{INSTANCES}/img", 10, ("sha1", "ab" * 20), 10)
+    cmds = wave.WaveCommands(ssh, "/srv/src", f"{INSTANCES}/img", 10, ("sha1", "ab" * 20), 10)
     for argv in (cmds.check_and_rename(host), cmds.holds_file(host), cmds.remove_tmp(host),
                  cmds.from_node(host, "cn02.internal"), cmds.ssh_argv(host, "true")):
         assert ends_options(argv), argv
-    pipe = pipeline.Commands(ssh, f"{INSTANCES}/img", 10, ("sha1", "ab" * 20), 10, str(cfg))
+    pipe = pipeline.ChainCommands(ssh, f"{INSTANCES}/img", 10, ("sha1", "ab" * 20), 10, str(cfg))
     assert ends_options(pipe.head_recv(host, True))
     assert ends_options(pipe.cleanup(host))
     forward = pipe.head_forward(host, "cn02.internal", True)
@@ -312,7 +312,7 @@ def test_cleanup_kills_no_process_group_it_did_not_record(cluster, nova_dirs):
     inst = Path(nova_dirs(node)[0])
     victim = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
-        cmds = pipeline.Commands(runner.Ssh(cluster.ssh_config, "root", 3), f"{INSTANCES}/img",
+        cmds = pipeline.ChainCommands(runner.Ssh(cluster.ssh_config, "root", 3), f"{INSTANCES}/img",
                                  10, ("sha1", "ab" * 20), 10, cluster.ssh_config, run_id="feed")
         plant = (f"cd {shlex.quote(str(inst))} && mkdir .img.pipe-feed && "
                  "for f in .img.pipe-feed.recv.pgid .img.pipe-feed.fifo.pgid "

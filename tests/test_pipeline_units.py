@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from hltcloud import pipeline, report, runner, wave
+from hltcloud import node_scripts, pipeline, report, runner, transfer, wave_cli
 
 
 # ---------------------------------------------------------------- planning
@@ -33,7 +33,7 @@ def test_duplicates_are_planned_once():
 
 
 def test_head_slots_below_one_is_refused():
-    with pytest.raises(pipeline.PipelineError, match="head-slots"):
+    with pytest.raises(transfer.TransferError, match="head-slots"):
         pipeline.plan_chains(names(3), 0)
 
 
@@ -55,7 +55,7 @@ def test_dry_run_plan_lines():
 
 def commands(timeout=30, node_cfg="/etc/hlt/ssh config"):
     ssh = runner.Ssh("", "root", 5)
-    return pipeline.Commands(ssh, "/var/lib/nova/instances/img", 1234, ("sha1", "ab" * 20),
+    return pipeline.ChainCommands(ssh, "/var/lib/nova/instances/img", 1234, ("sha1", "ab" * 20),
                              timeout, node_cfg, run_id="feed")
 
 
@@ -64,14 +64,14 @@ def test_forward_command_parses_back_into_the_same_words():
     argv = cmds.head_forward("cn01.internal", "cn02.internal", next_last=True)
     assert argv[0] == "ssh" and argv[-3:-1] == ["--", "cn01.internal"]
     remote = shlex.split(argv[-1])
-    assert remote[:3] == ["sh", "-c", pipeline.FORWARD_SCRIPT]
+    assert remote[:3] == ["sh", "-c", node_scripts.FORWARD_SCRIPT]
     assert remote[3:6] == ["hltpipe-fwd", "cn01.internal", cmds.private]
     node_ssh = remote[6:]
     assert node_ssh[0] == "ssh" and node_ssh[-3:-1] == ["--", "cn02.internal"]
     assert node_ssh[1:3] == ["-F", "/etc/hlt/ssh config"]  # one word, spaces and all
     assert "Compression=no" in node_ssh and "BatchMode=yes" in node_ssh
     recv = shlex.split(node_ssh[-1])
-    assert recv == ["sh", "-c", pipeline.RECV_SCRIPT, "hltpipe-recv", "cn02.internal",
+    assert recv == ["sh", "-c", node_scripts.RECV_SCRIPT, "hltpipe-recv", "cn02.internal",
                     "/var/lib/nova/instances/img", "/var/lib/nova/instances/.img.pipe-feed",
                     "", "1234", "ab" * 20, "sha1sum", "30"]
     first = shlex.split(cmds.head_recv("cn01.internal", last=False)[-1])
@@ -104,13 +104,13 @@ def test_bad_dest_is_refused_before_anything_runs(tmp_path, dest):
 
 def test_missing_source_and_bad_hosts_are_refused(tmp_path):
     rep = report.Reporter(io.StringIO())
-    with pytest.raises(pipeline.PipelineError, match="SOURCE"):
+    with pytest.raises(transfer.TransferError, match="SOURCE"):
         pipeline.distribute(str(tmp_path / "none"), "/tmp/x", ["cn01"], runner.Ssh(), rep)
     source = tmp_path / "f"
     source.write_bytes(b"x")
-    with pytest.raises(pipeline.PipelineError, match="host name"):
+    with pytest.raises(transfer.TransferError, match="host name"):
         pipeline.distribute(str(source), "/tmp/x", ["cn01", "bad host"], runner.Ssh(), rep)
-    with pytest.raises(pipeline.PipelineError, match="nodes' ssh config"):
+    with pytest.raises(transfer.TransferError, match="nodes' ssh config"):
         pipeline.distribute(str(source), "/tmp/x", ["cn01"], runner.Ssh(), rep,
                             node_ssh_config="relative")
 
@@ -122,7 +122,7 @@ def private_dir(dest):
 
 
 def recv_argv(dest, data, feed="", stall=5):
-    return ["sh", "-c", pipeline.RECV_SCRIPT, "recv", "nodeA", dest, private_dir(dest), feed,
+    return ["sh", "-c", node_scripts.RECV_SCRIPT, "recv", "nodeA", dest, private_dir(dest), feed,
             str(len(data)), hashlib.sha1(data).hexdigest(), "sha1sum", str(stall)]
 
 
@@ -193,7 +193,7 @@ def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path
     dest_a, dest_b = str(tmp_path / "a" / "img"), str(tmp_path / "b" / "img")
     forward = subprocess.Popen(
         # setsid: RECV(b) runs in its own session, as sshd would start it.
-        ["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(dest_a),
+        ["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(dest_a),
          "setsid", "-w", *recv_argv(dest_b, data)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True)
@@ -214,7 +214,7 @@ def test_forward_dies_with_its_session_and_removes_the_fifo(tmp_path, gone_at_st
     that happens as it starts (its children are forked after the first kill)."""
     fifo = str(tmp_path / ".img.pipe-test" / "fifo")
     forward = subprocess.Popen(
-        ["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(str(tmp_path / "img")),
+        ["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(str(tmp_path / "img")),
          "sleep", "300"],
         stdin=subprocess.DEVNULL if gone_at_start else subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -253,7 +253,7 @@ def test_recv_status_parsing_ignores_strangers(tmp_path):
 
 
 def test_wave_cli_knows_pipeline():
-    args = wave.build_parser().parse_args(["--pipeline", "src", "/d", "cn01"])
+    args = wave_cli.build_parser().parse_args(["--pipeline", "src", "/d", "cn01"])
     assert args.pipeline
 
 
@@ -298,7 +298,7 @@ def test_cleanup_kills_the_recorded_groups_and_removes_the_files(tmp_path):
     procs = [
         subprocess.Popen(recv_argv(str(dest), data, feed="1", stall=60), stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True),
-        subprocess.Popen(["sh", "-c", pipeline.FORWARD_SCRIPT, "fwd", "nodeA", private,
+        subprocess.Popen(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private,
                           "sleep", "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)]
     try:
@@ -307,7 +307,7 @@ def test_cleanup_kills_the_recorded_groups_and_removes_the_files(tmp_path):
                     len([n for n in os.listdir(private) if n.endswith("pgid")]) == 2:
                 break
             threading.Event().wait(0.1)
-        res = subprocess.run(["sh", "-c", pipeline.CLEANUP_SCRIPT, "clean", private],
+        res = subprocess.run(["sh", "-c", node_scripts.CLEANUP_SCRIPT, "clean", private],
                              capture_output=True, timeout=30, start_new_session=True)
         assert res.returncode == 0, res.stderr
         for proc in procs:

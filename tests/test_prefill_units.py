@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hltcloud import config, glance_image, prefill, wave
+from hltcloud import config, glance_image, prefill, runner
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ def test_watched_script_dies_with_its_connection(tmp_path):
     """What runs on a node when our ssh goes away (Ctrl-C): the whole group is killed."""
     marker = tmp_path / "finished"
     script = f"sleep 30; touch {marker}"
-    proc = subprocess.Popen(["sh", "-c", wave.watched(script)], stdin=subprocess.PIPE,
+    proc = subprocess.Popen(["sh", "-c", runner.watched(script)], stdin=subprocess.PIPE,
                             start_new_session=True)
     time.sleep(0.5)
     assert proc.poll() is None
@@ -109,7 +109,7 @@ def living_in_group(pgid):
 
 
 def test_watched_script_returns_its_status():
-    proc = subprocess.Popen(["sh", "-c", wave.watched("echo hi; exit 7")], stdin=subprocess.PIPE,
+    proc = subprocess.Popen(["sh", "-c", runner.watched("echo hi; exit 7")], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
     out = proc.stdout.read()
     assert (proc.wait(10), out) == (7, "hi\n")

@@ -4,7 +4,7 @@ import shlex
 
 import pytest
 
-from hltcloud import runner, wave
+from hltcloud import node_scripts, runner, transfer, wave
 from hltcloud.validate import BadValue
 
 
@@ -36,19 +36,19 @@ def test_head_slots_and_seeds_are_sources():
     assert seeded[0] == [(wave.HEAD, "cn02.internal"), ("cn01.internal", "cn03.internal"),
                          ("cn09.internal", "cn04.internal")]
     assert wave.plan_rounds([]) == []
-    with pytest.raises(wave.WaveError, match="head-slots"):
+    with pytest.raises(transfer.TransferError, match="head-slots"):
         wave.plan_rounds(hosts(2), head_slots=0)
 
 
 @pytest.mark.parametrize("dest", ["relative/file", "/tmp/a b", "/tmp/x;rm", "/tmp/dir/",
                                   "/tmp/../etc/passwd", "/tmp//x", "/tmp/$(id)", "/"])
 def test_bad_dest_refused(dest):
-    with pytest.raises(wave.WaveError, match="DEST"):
-        wave.check_dest(dest)
+    with pytest.raises(transfer.TransferError, match="DEST"):
+        transfer.check_dest(dest)
 
 
 def test_good_dest():
-    assert wave.check_dest("/var/lib/nova/instances/hlt-glance-cache-1a2b") == \
+    assert transfer.check_dest("/var/lib/nova/instances/hlt-glance-cache-1a2b") == \
         "/var/lib/nova/instances/hlt-glance-cache-1a2b"
 
 
@@ -56,7 +56,7 @@ def make_cmds(tmp_path, timeout=20):
     cfg = tmp_path / "ssh_config"
     cfg.write_text("")
     ssh = runner.Ssh(str(cfg), user="root", connect_timeout=5)
-    return wave.Commands(ssh, "/srv/src file", "/var/lib/nova/instances/img", 1000,
+    return wave.WaveCommands(ssh, "/srv/src file", "/var/lib/nova/instances/img", 1000,
                          ("sha1", "ab" * 20), timeout), str(cfg)
 
 
@@ -84,7 +84,7 @@ def test_head_transfer_and_check_commands(tmp_path):
     assert argv[argv.index("--timeout") + 1] == "3"
     assert "ConnectTimeout=3" in argv[argv.index("-e") + 1]  # bounded by --timeout
     check = shlex.split(cmds.check_and_rename("cn03.internal")[-1])
-    assert check == ["sh", "-c", wave.CHECK_SCRIPT, "hltwave-check", cmds.tmp,
+    assert check == ["sh", "-c", node_scripts.CHECK_SCRIPT, "hltwave-check", cmds.tmp,
                      "/var/lib/nova/instances/img", "1000", "ab" * 20, "sha1sum", "sha1"]
 
 
@@ -100,5 +100,5 @@ def test_bad_host_names_never_reach_a_command(tmp_path):
 
 
 def test_rate_and_size_formats():
-    assert wave.format_rate(12_500_000, 1.0) == "12.5 MB/s"
-    assert wave.format_size(1_145_000_000) == "1145MB"
+    assert transfer.format_rate(12_500_000, 1.0) == "12.5 MB/s"
+    assert transfer.format_size(1_145_000_000) == "1145MB"

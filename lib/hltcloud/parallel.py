@@ -8,15 +8,13 @@ only summary.
 """
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
-import time
 
 from .manage_cli import forwarded_switches
 from .credentials import SECRETS
-from .runner import host_file, pdsh_exec_argv
+from .runner import host_file, pdsh_exec_argv, start, stop_with_children
 
 DONE_MARK = "[ OK ] Done on "  # a subworker's last line when its host succeeded
 _EXIT = re.compile(r"^pdsh@[^:]*: ([^:]+): .*exited with exit code (\d+)")
@@ -60,18 +58,25 @@ def run_through_pdsh(ctx, command, hosts):
         return _run_pdsh(ctx, argv, hosts)
 
 
+def _start_pdsh(ctx, argv, hosts):
+    """pdsh in its own process group (Ctrl-C reaches only us; we stop it), or None after
+    recording that it cannot run."""
+    try:
+        return start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                     env=worker_env(ctx.cloud))
+    except OSError as err:
+        for host in hosts:
+            ctx.rep.record_failure(f"{host}: cannot run pdsh: {err.strerror}", host)
+        ctx.rep.fail(f"--parallel needs pdsh: {err.strerror}")
+        return None
+
+
 def _run_pdsh(ctx, argv, hosts):
     rep = ctx.rep
     labels = label_map(hosts)
     failed, done, started, exit_codes = set(), set(), set(), {}
-    try:
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=worker_env(ctx.cloud), stdin=subprocess.DEVNULL,
-                                start_new_session=True)  # Ctrl-C reaches only us; we stop pdsh
-    except OSError as err:
-        for host in hosts:
-            rep.record_failure(f"{host}: cannot run pdsh: {err.strerror}", host)
-        rep.fail(f"--parallel needs pdsh: {err.strerror}")
+    proc = _start_pdsh(ctx, argv, hosts)
+    if proc is None:
         return False
 
     def read_stdout():
@@ -105,7 +110,7 @@ def _run_pdsh(ctx, argv, hosts):
     try:
         proc.wait()
     except KeyboardInterrupt:
-        _stop(proc)
+        stop_with_children(proc)
         for thread in readers:
             thread.join(5)
         for host in hosts:
@@ -123,50 +128,3 @@ def _run_pdsh(ctx, argv, hosts):
         reason = f"subworker exited with code {code}" if code else "subworker ended without a result"
         rep.record_failure(f"{host}: {reason}", host)
     return all(host in done for host in hosts)
-
-
-def _stop(proc):
-    """Stop pdsh and its subworkers. pdsh -R exec starts each subworker in its own session,
-    so signalling pdsh's group would orphan them: freeze pdsh (no new host starts), end each
-    subworker's group (it and its ssh), then pdsh."""
-    try:
-        os.kill(proc.pid, signal.SIGSTOP)
-    except ProcessLookupError:
-        return
-    children = _children(proc.pid)
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        for child in children:
-            try:
-                os.killpg(child, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and any(_running(c) for c in children):
-            time.sleep(0.1)
-    proc.kill()
-    proc.wait()
-
-
-def _running(pid):
-    """Alive and not a zombie waiting for its (frozen) parent."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _children(pid):
-    """Pids whose parent is PID (from /proc: no ps needed)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found

@@ -8,23 +8,22 @@
 3. Each host converts it in parallel with `qemu-img convert -O raw` inside a private directory
    of root in <base_dir> (the transferred copy moved in and checked first), sets the owner,
    renames it into place; the transferred copy is gone afterwards whatever happened.
+
+The command line is prefill_cli.py; the conversion script is node_scripts.CONVERT_SCRIPT.
 """
 import hashlib
 import json
 import os
 import shlex
-import threading
 
-from . import config, glance_image, hostlist, hostlock, pipeline, runner, wave
-from .inputs import OneLineParser
+from . import broadcast, config, glance_image, hostlist, hostlock, runner
 from .cloud import Cloud
-from .errors import ToolError, run_main
-from .report import Reporter
+from .errors import FAILED, OK, ToolError
+from .node_scripts import CONVERT_SCRIPT
+from .transfer import check_dest, check_node_path
+from .transfer_cli import make_ssh
 from .validate import BadValue, check_name
 
-USAGE = ("openstack-prefill-cache [--ssh-config FILE] [--dry-run] [--no-colors] "
-         "[--line-output] [--tries N] [--timeout S] [--wave] [--config FILE] "
-         "[--os-cloud NAME] IMAGE HOSTS...")
 CACHE_PREFIX = "hlt-glance-cache-"
 FANOUT = 32  # conversions (and cache checks) running at once
 CONVERT_RATE = 10_000_000  # bytes/s of raw output assumed for the conversion deadline
@@ -32,40 +31,6 @@ CONVERT_RATE = 10_000_000  # bytes/s of raw output assumed for the conversion de
 # image can be fooled by its content).
 QEMU_FORMATS = {"qcow2": "qcow2", "raw": "raw", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc",
                 "vhdx": "vhdx"}
-# The conversion on a host, as root, beside directories the nova user can write (the
-# instances directory and _base): every step that writes, changes an owner or reads the copy
-# works on relative names inside a private directory that only root can enter (0700, made
-# by mktemp -d in _base: same filesystem, so the final rename is atomic), checked after
-# `cd -P`. Nova may rename or replace names in _base meanwhile: our cwd stays the directory
-# we checked, and ".." is its real parent. sh (dash) runs it.
-# $1 transferred copy, $2 base dir, $3 cache name, $4 qemu-img format, $5 owner,
-# $6 size and $7 sha1 of the copy (as the head verified it).
-CONVERT_SCRIPT = r"""
-src=$1 base=$2 name=$3 fmt=$4 owner=$5 size=$6 sum=$7 priv= inside=
-die() { echo "$1" >&2; exit 1; }
-clean() {
-  if [ -n "$inside" ]; then rm -f -- ./copy ./raw; cd -P .. && rmdir -- "$priv" 2>/dev/null; fi
-  rm -f -- "$src"  # unlink: removes a planted link itself, never its target
-}
-trap clean EXIT
-trap "exit 143" HUP INT TERM
-mkdir -p -- "$base" && cd -P -- "$base" || die "cannot enter $base"
-parent=$(stat -c %d:%i .) || die "cannot stat $base"
-priv=$(mktemp -d ./.hlt-convert-XXXXXXXX) || die "cannot make a private directory in $base"
-cd -P -- "$priv" || die "cannot enter $base/$priv"
-[ "$(stat -c %d:%i ..)" = "$parent" ] && [ "$(stat -c %u:%a .)" = 0:700 ] &&
-  [ -z "$(ls -A .)" ] || die "refusing: $base/$priv is not a private directory of root"
-inside=1
-# One rename: a planted symlink moves itself, never its target; then nobody else can change it.
-mv -f -- "$src" ./copy || die "cannot take $src"
-[ -f ./copy ] && [ ! -L ./copy ] && [ "$(stat -c %u:%h:%s ./copy)" = "0:1:$size" ] ||
-  die "refusing: $src is not the regular file of $size bytes that root wrote"
-got=$(sha1sum ./copy) && [ "${got%% *}" = "$sum" ] || die "refusing: $src has the wrong sha1"
-qemu-img convert -f "$fmt" -O raw ./copy ./raw || exit 1
-chown -- "$owner" ./raw && mv -f -- ./raw "../$name" || die "cannot move the raw image into $base"
-"""
-
-
 class PrefillError(ToolError):
     """Bad input (exit status 2) or an unusable image (1): one line, nothing sent."""
 
@@ -115,8 +80,8 @@ class Plan:
         self.virtual_size = size
         self.owner = owner
         self.base_dir = cfg.base_dir.rstrip("/")
-        self.final = wave.check_dest(os.path.join(self.base_dir, cache_name(image_id)))
-        self.transfer = wave.check_dest(os.path.join(cfg.instances_dir, CACHE_PREFIX + image_id))
+        self.final = check_dest(os.path.join(self.base_dir, cache_name(image_id)))
+        self.transfer = check_dest(os.path.join(cfg.instances_dir, CACHE_PREFIX + image_id))
 
     def cache_check_script(self):
         """Prints qemu-img's JSON for the cached file, or "missing"."""
@@ -147,30 +112,10 @@ class Plan:
     def convert_argv(self, ssh_options, host, size, sha1):
         """ssh HOST: the conversion, killed with its whole group when our ssh goes away."""
         return ["ssh", *ssh_options, "--", check_name(host, "host name"),
-                wave.watched(self.convert_script(size, sha1))]
+                runner.watched(self.convert_script(size, sha1))]
 
     def convert_deadline(self, timeout):
         return timeout + self.virtual_size / CONVERT_RATE
-
-
-def run_parallel(hosts, work):
-    """WORK(host) in up to FANOUT threads; returns {host: result}. KeyboardInterrupt reaches
-    the caller (who aborts the children the workers started)."""
-    results, lock, slots = {}, threading.Lock(), threading.Semaphore(FANOUT)
-
-    def one(host):
-        with slots:
-            value = work(host)
-        with lock:
-            results[host] = value
-
-    threads = [threading.Thread(target=one, args=(h,), daemon=True) for h in hosts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.5)
-    return results
 
 
 def check_caches(hosts, plan, cmds_ssh, children, timeout):
@@ -179,69 +124,23 @@ def check_caches(hosts, plan, cmds_ssh, children, timeout):
         argv = plan.check_argv(cmds_ssh, host)
         out = children.run(argv, timeout + 30)
         if out.returncode == 255 or out.timed_out or out.aborted:
-            return wave._reason(out, "ssh")
+            return out.cause("ssh")
         return "cached" if out.ok and plan.is_valid_cache(out.stdout) else "missing"
-    return run_parallel(hosts, check)
-
-
-# ---------------------------------------------------------------- command line
-
-def build_parser():
-    parser = OneLineParser(
-        prog="openstack-prefill-cache", usage=USAGE,
-        description="Put a Glance image into Nova's raw image cache on every host.")
-    parser.add_argument("--ssh-config", metavar="FILE", default=None,
-                        help="ssh configuration (absolute path), also used by the nodes")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="look up and check, print the plan, change nothing")
-    parser.add_argument("--no-colors", action="store_true")
-    parser.add_argument("--line-output", action="store_true")
-    parser.add_argument("--tries", type=wave.TRIES, default=wave.DEFAULT_TRIES, metavar="N",
-                        help="transfers tried per host (default %(default)s)")
-    parser.add_argument("--timeout", type=wave.SECONDS, default=wave.DEFAULT_TIMEOUT, metavar="S",
-                        help="seconds without progress before a transfer is abandoned "
-                             "(default %(default)s)")
-    parser.add_argument("--wave", action="store_true",
-                        help="transfer in rsync waves instead of pipelined chains")
-    parser.add_argument("--config", metavar="FILE", default=None,
-                        help="site configuration (default $HLTCLOUD_CONFIG or /etc/hltcloud.conf)")
-    parser.add_argument("--os-cloud", metavar="NAME", default=None,
-                        help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* "
-                             "variables)")
-    parser.add_argument("image", metavar="IMAGE")
-    parser.add_argument("hosts", metavar="HOSTS", nargs="+")
-    return parser
-
-
-def pick_distributor(args):
-    """The transfer engine: pipelined chains (faster: bench/bench_broadcast.py), the wave
-    completing what they miss; the wave alone with --wave."""
-    return wave.engine(pipelined=not args.wave)[2]
-
-
-def main(argv=None):
-    children = wave.Children()
-
-    def body():
-        args = build_parser().parse_args(argv)
-        reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
-        return run(args, reporter, children)
-    return run_main("openstack-prefill-cache", body, on_interrupt=children.abort)
+    return runner.in_parallel(hosts, check, FANOUT)
 
 
 def run(args, reporter, children):
     # Every check of the input comes before the first request (the configuration checks
     # its paths and image_owner when loaded): bad input costs no download.
     cfg = config.load(args.config)
-    ssh = runner.Ssh(args.ssh_config if args.ssh_config is not None else cfg.ssh_config,
-                     cfg.ssh_user, cfg.connect_timeout)
+    ssh = make_ssh(args, cfg)
     hosts = [check_name(host, "host name") for host in hostlist.expand(*args.hosts)]
     if not hosts:
         raise PrefillError("no hosts given")
     if not args.image.strip():
         raise PrefillError("IMAGE must be a name or an id, not empty")
     if ssh.config_file and not args.wave:  # the chains refuse it too, but after the download
-        pipeline.check_node_path(ssh.config_file, "the nodes' ssh config")
+        check_node_path(ssh.config_file, "the nodes' ssh config")
     owner = cfg.image_owner
     if not args.dry_run:
         try:
@@ -286,9 +185,8 @@ def lock_image(glance, image):
 
 def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source):
     plan = Plan(cfg, image["id"], fmt, virtual_size(source.path, fmt), owner)
-    cmds = wave.Commands(ssh, source.path, plan.transfer, os.path.getsize(source.path),
-                         ("sha1", source.sha1), args.timeout)
-    state = check_caches(hosts, plan, cmds.ssh_options(), children, args.timeout)
+    ssh_options = ssh.options(stall=args.timeout)
+    state = check_caches(hosts, plan, ssh_options, children, args.timeout)
     cached = [h for h in hosts if state[h] == "cached"]
     needed = [h for h in hosts if state[h] == "missing"]
     for host in cached:
@@ -298,7 +196,7 @@ def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source
             reporter.fail(f"{host}: cannot check its cache: {state[host]}", host)
     reporter.info("Chain transferring on every node")
     if args.dry_run:
-        wave.print_dry_run(source.path, needed, reporter, pipelined=not args.wave)
+        broadcast.print_dry_run(source.path, needed, reporter, pipelined_chains=not args.wave)
         reporter.info("Converting image in parallel on all hosts")
         for host in needed:
             reporter.dry(f"{host}: qemu-img convert -f {fmt} -O raw {plan.transfer} {plan.final}")
@@ -306,7 +204,9 @@ def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source
         return finish(reporter, hosts, cached, [])
     delivered = []
     if needed:
-        distribute = pick_distributor(args)
+        # Pipelined chains (faster: bench/bench_broadcast.py), the wave completing what
+        # they miss; the wave alone with --wave.
+        _, _, distribute = broadcast.engine(pipelined_chains=not args.wave)
         result = distribute(source.path, plan.transfer, needed, ssh, reporter, tries=args.tries,
                             timeout=args.timeout, checksum=("sha1", source.sha1))
         delivered = result.delivered()
@@ -317,15 +217,15 @@ def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source
 
     def convert(host):
         reporter.info(f"{host}: Started image conversion")
-        argv = plan.convert_argv(cmds.ssh_options(), host, copy_size, source.sha1)
+        argv = plan.convert_argv(ssh_options, host, copy_size, source.sha1)
         out = children.run(argv, plan.convert_deadline(args.timeout), keep_stdin_open=True)
         if out.ok:
             reporter.info(f"{host}: Image conversion done")
             return True
-        reporter.fail(f"{host}: image conversion failed: {wave._reason(out, 'conversion')}", host)
+        reporter.fail(f"{host}: image conversion failed: {out.cause('conversion')}", host)
         return False
 
-    converted = [h for h, ok in run_parallel(delivered, convert).items() if ok]
+    converted = [h for h, ok in runner.in_parallel(delivered, convert, FANOUT).items() if ok]
     reporter.info("Done!")
     return finish(reporter, hosts, cached, converted)
 
@@ -334,4 +234,4 @@ def finish(reporter, hosts, cached, converted):
     """Summary: how many hosts hold the image now; exit 1 (failed hosts folded) otherwise."""
     reporter.info(f"{len(cached) + len(converted)} of {len(hosts)} host(s) have the image cached "
                   f"({len(cached)} already, {len(converted)} now)")
-    return 0 if reporter.summary() else 1
+    return OK if reporter.summary() else FAILED

@@ -1,4 +1,4 @@
-"""rsync-wave.py: copy one file from this (head) node to many hosts, in waves.
+"""The wave engine: copy one file from this (head) node to many hosts, in waves.
 
 The head sends to one host; when a transfer completes its target becomes a source too, so
 the number of sources roughly doubles each round and the head is never the bottleneck.
@@ -6,7 +6,8 @@ the number of sources roughly doubles each round and the head is never the bottl
 Reusable engine (the pipelined broadcast of issue 7 falls back to it):
 
     distribute(source, dest, hosts, ssh, reporter, *, tries=3, head_slots=1, timeout=60,
-               seeds=(), verify=True, checksum=None, head_name=None) -> WaveResult
+               seeds=(), verify=True, checksum=None, head_name=None)
+        -> transfer.TransferResult
 
 - SOURCE: a local file on the head; DEST: the absolute path it gets on every host.
 - HOSTS: target names (validated); SEEDS: hosts that already hold the verified file at DEST
@@ -26,67 +27,24 @@ Reusable engine (the pipelined broadcast of issue 7 falls back to it):
 - Prints "transferring ...", one "[ ok ] a --> b (rate)" / "[FAIL] a --> b: reason" line per
   transfer, "file size:" and "elapsed time:"; print_summary() prints the closing summary.
 
-The command line (main) is only parsing and printing around distribute().
+The command line of rsync-wave.py is wave_cli.py; broadcast.py chooses between the engines.
 """
-import hashlib
-import os
 import queue
-import re
-import secrets
 import shlex
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 
-from . import config, hostlist, inputs, runner
-from .errors import FAILED, OK, run_main
-from .report import Reporter
-from .validate import BadValue, check_name
+from . import runner
+from .node_scripts import CHECK_SCRIPT
+from .transfer import (CHECKSUM_TOOLS, DEFAULT_TIMEOUT, DEFAULT_TRIES, HostResult, TransferResult,
+                       check_bounds, check_request, hidden_twin, prepare_copy, say_closing,
+                       say_delivered)
+from .validate import check_name
 
 HEAD = "@head"  # the head as a source (never a valid host name)
-DEFAULT_TRIES = 3
-DEFAULT_TIMEOUT = 60
-# Command line bounds (also openstack-prefill-cache's): far above any real use, low enough
-# that no value exhausts memory (--head-slots builds lists that long) or hands rsync an
-# absurd --timeout.
-TRIES = inputs.whole_number(1, 100)
-SECONDS = inputs.whole_number(1, 86_400, " of seconds")
-HEAD_SLOTS = inputs.whole_number(1, 1024)
 MIN_RATE = 1_000_000  # bytes/s: below this a transfer counts as stalled (process deadline)
 HASH_RATE = 50_000_000  # bytes/s assumed for checksumming on a node (verify deadline)
-CHECKSUM_TOOLS = {"sha1": "sha1sum", "md5": "md5sum", "sha256": "sha256sum", "sha512": "sha512sum"}
-
-# DEST is put into remote shell strings (quoted) and rsync arguments: keep it boring.
-_SAFE_PATH = re.compile(r"/[A-Za-z0-9._+/-]*\Z")
-
-USAGE = ("rsync-wave.py [--ssh-config FILE] [--tries N] [--head-slots K] [--timeout S] "
-         "[--pipeline] [--dry-run] [--no-colors] [--line-output] [--config FILE]\n"
-         "                    SOURCE DEST HOSTS...")
-
-
-class WaveError(ValueError):
-    """Bad input for the wave: reported in one line, exit 2, nothing copied."""
-
-
-def check_dest(dest):
-    """DEST must be an absolute file path made of letters, digits and . _ + - / only."""
-    if not isinstance(dest, str) or not _SAFE_PATH.match(dest) or dest.endswith("/"):
-        raise WaveError(f"DEST must be an absolute file path (letters, digits, . _ + - /): {dest!r}")
-    if any(part in ("", ".", "..") for part in dest.split("/")[1:]):
-        raise WaveError(f"DEST must be a plain absolute file path: {dest!r}")
-    return dest
-
-
-def file_checksum(path, algorithm="sha1", chunk=1 << 20):
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------- planning (pure)
@@ -98,8 +56,7 @@ def plan_rounds(hosts, head_slots=1, seeds=()):
     In each round every holder (the head with HEAD_SLOTS, every seed and every host served
     so far) sends to one new target, so N hosts need about ceil(log2(N+1)) rounds.
     """
-    if head_slots < 1:
-        raise WaveError(f"--head-slots must be at least 1: {head_slots}")
+    check_bounds(head_slots=head_slots)
     seeds = list(dict.fromkeys(seeds))
     pending = [h for h in dict.fromkeys(hosts) if h not in seeds]
     holders = list(seeds)
@@ -123,181 +80,9 @@ def expected_rounds(n_hosts, head_slots=1):
     return rounds
 
 
-# ---------------------------------------------------------------- results
-
-@dataclass
-class HostResult:
-    host: str
-    ok: bool = False
-    source: str = ""  # who delivered the file ("seed" when it already held it)
-    reason: str = ""  # why the last attempt failed ("" when ok)
-    bytes: int = 0  # bytes delivered (0 for a seed)
-    elapsed: float = 0.0  # seconds of the successful transfer, verification included
-    tries: int = 0  # transfers towards this host that counted against --tries
-
-
-@dataclass
-class WaveResult:
-    hosts: dict  # name -> HostResult, in the order given
-    size: int
-    elapsed: float
-    transfers: list = field(default_factory=list)  # (source, target, ok, reason, seconds)
-    broken_sources: list = field(default_factory=list)
-
-    @property
-    def ok(self):
-        return all(result.ok for result in self.hosts.values())
-
-    def failed(self):
-        return [name for name, result in self.hosts.items() if not result.ok]
-
-    def delivered(self):
-        return [name for name, result in self.hosts.items() if result.ok]
-
-
-# ---------------------------------------------------------------- child processes
-
-@dataclass
-class Outcome:
-    returncode: int
-    stdout: str
-    stderr: str
-    timed_out: bool = False
-    aborted: bool = False
-
-    @property
-    def ok(self):
-        return self.returncode == 0 and not self.timed_out and not self.aborted
-
-
-class Children:
-    """Every process the engine starts, each in its own process group, so that a stall or
-    Ctrl-C can kill a whole ssh/rsync tree; after abort() nothing new starts."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._procs = set()
-        self.aborting = False
-
-    def run(self, argv, timeout, keep_stdin_open=False):
-        """Run ARGV to completion or TIMEOUT. KEEP_STDIN_OPEN gives it a pipe that stays open
-        until it ends (remote watchdogs kill their work when that pipe closes)."""
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            with self._lock:
-                if self.aborting:
-                    return Outcome(-1, "", "interrupted", aborted=True)
-                try:
-                    proc = subprocess.Popen(
-                        argv, stdout=out, stderr=err, start_new_session=True,
-                        stdin=subprocess.PIPE if keep_stdin_open else subprocess.DEVNULL)
-                except FileNotFoundError:
-                    return Outcome(127, "", f"{argv[0]}: command not found")
-                self._procs.add(proc)
-            timed_out = False
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc)
-            finally:
-                if proc.stdin:
-                    proc.stdin.close()
-                with self._lock:
-                    self._procs.discard(proc)
-            out.seek(0)
-            err.seek(0)
-            return Outcome(proc.returncode, out.read().decode(errors="replace"),
-                           err.read().decode(errors="replace"), timed_out=timed_out,
-                           aborted=self.aborting)
-
-    def abort(self):
-        """Stop starting processes and kill every running one (whole process groups)."""
-        with self._lock:
-            self.aborting = True
-            procs = list(self._procs)
-        for proc in procs:
-            _kill_group(proc)
-
-
-def _kill_group(proc, grace=2.0):
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            proc.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def _reason(outcome, what):
-    """One line saying why a transfer step failed."""
-    if outcome.aborted:
-        return "interrupted"
-    if outcome.timed_out:
-        return f"{what} timed out"
-    lines = [line.strip() for line in (outcome.stderr + "\n" + outcome.stdout).splitlines()
-             if line.strip()]
-    # rsync's first "rsync:" line names the cause; its "rsync error:" line only the code.
-    for line in lines:
-        if line.startswith(("ssh:", "rsync:")) and not line.startswith("rsync error:"):
-            return line
-    if lines:
-        return lines[0]
-    return f"{what} exited with {outcome.returncode}"
-
-
 # ---------------------------------------------------------------- commands
 
-def watched(script):
-    """A remote command running SCRIPT, killed with everything it started (its whole
-    process group) as soon as our ssh goes away: its stdin closes. Used for long remote work
-    so that Ctrl-C or a timeout on the head leaves nothing running on the node."""
-    inner = shlex.join(["sh", "-c", script])
-    # sh gives background jobs /dev/null as stdin: keep ours on fd 3 for the watchdog.
-    return shlex.join(["sh", "-c", (
-        f"exec 3<&0; {inner} </dev/null 3<&- & p=$!; "
-        f"(cat <&3 >/dev/null 2>&1; kill -TERM 0) >/dev/null 2>&1 & w=$!; "
-        f"exec 3<&-; wait $p; r=$?; kill $w 2>/dev/null; exit $r")])
-
-
-# Verify and rename on the target, as root, in DEST's directory (which the nova user may
-# write): the temporary file is first moved by one rename into a private directory that only
-# root can enter (mktemp -d, checked after `cd -P`), so what is checked is what gets renamed
-# into place, and a planted link moves itself, never its target. Exit 4 or 5: the copy was
-# bad (and is gone); 3: it could not be checked. sh (dash) runs it.
-# $1 temporary file, $2 DEST, $3 size, $4 digest ("" = size only), $5 checksum tool, $6 its name
-CHECK_SCRIPT = r"""
-tmp=$1 dest=$2 size=$3 sum=$4 tool=$5 algo=$6 priv= inside=
-clean() { if [ -n "$inside" ]; then rm -f -- ./data; cd -P .. && rmdir -- "$priv"; fi; }
-trap clean EXIT
-trap "exit 3" HUP INT TERM
-cd -P -- "${tmp%/*}/" || exit 3
-parent=$(stat -c %d:%i .) || exit 3
-priv=$(mktemp -d "./${tmp##*/}.chk-XXXXXXXX") || exit 3
-cd -P -- "$priv" || exit 3
-if [ "$(stat -c %d:%i ..)" != "$parent" ] || [ "$(stat -c %u:%a .)" != 0:700 ] ||
-    [ -n "$(ls -A .)" ]; then
-  echo "refusing: ${tmp%/*}/$priv is not a private directory of root" >&2; exit 3
-fi
-inside=1
-mv -f -- "../${tmp##*/}" ./data || exit 3
-if [ ! -f ./data ] || [ -L ./data ] || [ "$(stat -c %u:%h ./data)" != 0:1 ]; then
-  echo "refusing: $tmp is not a regular file of root" >&2; exit 4
-fi
-s=$(stat -c %s ./data) || exit 3
-if [ "$s" != "$size" ]; then echo "size $s, expected $size" >&2; exit 4; fi
-if [ -n "$sum" ]; then
-  h=$("$tool" ./data) || exit 3
-  if [ "${h%% *}" != "$sum" ]; then echo "$algo checksum mismatch" >&2; exit 5; fi
-fi
-mv -f -- ./data "../${dest##*/}" || exit 3
-"""
-
-
-class Commands:
+class WaveCommands:
     """The command lines of one wave: rsync from the head, rsync run on a node, verify."""
 
     def __init__(self, ssh, source, dest, size, checksum, timeout, verify=True):
@@ -308,25 +93,14 @@ class Commands:
         self.algorithm, self.digest = checksum
         self.timeout = timeout
         self.verify = verify
-        head, base = os.path.split(dest)
-        # Hidden twin in the same directory, so that the final rename is atomic.
-        self.tmp = os.path.join(head, f".{base}.wave-{secrets.token_hex(4)}")
+        self.tmp = hidden_twin(dest, "wave")
 
     def ssh_options(self):
-        """Our ssh options plus a stall bound; host key checking stays as configured."""
-        connect = max(1, min(self.ssh.connect_timeout, self.timeout))
-        alive = max(1, self.timeout // 3)
-        opts = []
-        if self.ssh.config_file:
-            opts += ["-F", self.ssh.config_file]
-        opts += ["-o", "BatchMode=yes", "-o", f"ConnectTimeout={connect}",
-                 "-o", f"ServerAliveInterval={alive}", "-o", "ServerAliveCountMax=3"]
-        if self.ssh.user:
-            opts += ["-l", self.ssh.user]
-        return opts
+        """Our ssh options with the stall bound of --timeout."""
+        return self.ssh.options(stall=self.timeout)
 
     def rsh(self):
-        return shlex.join(["ssh", *self.ssh_options()])
+        return self.ssh.rsh(stall=self.timeout)
 
     def ssh_argv(self, host, remote_script):
         check_name(host, "host name")
@@ -346,11 +120,7 @@ class Commands:
         check_name(target, "host name")
         rsync = shlex.join(runner.rsync_argv(self.dest, f"{target}:{self.tmp}", rsh=self.rsh(),
                                              extra=["--timeout", str(self.timeout)]))
-        # sh gives background jobs /dev/null as stdin: keep ours on fd 3 for the watchdog.
-        script = (f"exec 3<&0; {rsync} </dev/null 3<&- & p=$!; "
-                  f"(cat <&3 >/dev/null 2>&1; kill $p 2>/dev/null) >/dev/null 2>&1 & w=$!; "
-                  f"exec 3<&-; wait $p; r=$?; kill $w 2>/dev/null; exit $r")
-        return self.ssh_argv(source_host, shlex.join(["sh", "-c", script]))
+        return self.ssh_argv(source_host, runner.watched_command(rsync))
 
     def check_and_rename(self, target):
         """On TARGET: the temporary file moved into a private directory, checked (regular,
@@ -375,26 +145,13 @@ class Commands:
 
 # ---------------------------------------------------------------- engine
 
-def format_rate(nbytes, seconds):
-    rate = nbytes / max(seconds, 1e-6)
-    if rate >= 1e9:
-        return f"{rate / 1e9:.2f} GB/s"
-    if rate >= 1e6:
-        return f"{rate / 1e6:.1f} MB/s"
-    return f"{rate / 1e3:.1f} kB/s"
-
-
-def format_size(nbytes):
-    return f"{nbytes / 1e6:.0f}MB" if nbytes >= 1e6 else f"{nbytes}B"
-
-
 class _Wave:
-    def __init__(self, cmds, hosts, reporter, tries, head_slots, seeds, head_name, children):
+    def __init__(self, cmds, hosts, reporter, tries, head_slots, seeds, head_name, groups):
         self.cmds = cmds
         self.reporter = reporter
         self.tries = tries
         self.head_name = head_name
-        self.children = children
+        self.groups = groups
         self.results = {host: HostResult(host) for host in hosts}
         self.pending = [h for h in hosts if h not in seeds]
         for host in hosts:
@@ -447,24 +204,24 @@ class _Wave:
         cmds = self.cmds
         started = time.monotonic()
         if source == HEAD:
-            outcome = self.children.run(cmds.from_head(target), cmds.transfer_deadline())
+            outcome = self.groups.run(cmds.from_head(target), cmds.transfer_deadline())
         else:
-            outcome = self.children.run(cmds.from_node(source, target), cmds.transfer_deadline(),
+            outcome = self.groups.run(cmds.from_node(source, target), cmds.transfer_deadline(),
                                         keep_stdin_open=True)
         copied = time.monotonic() - started
         reason, source_broken = "", False
         if outcome.ok:
-            check = self.children.run(cmds.check_and_rename(target), cmds.verify_deadline())
+            check = self.groups.run(cmds.check_and_rename(target), cmds.verify_deadline())
             if not check.ok:
-                reason = f"verification failed: {_reason(check, 'verification')}"
+                reason = f"verification failed: {check.cause('verification')}"
                 if check.returncode not in (4, 5) and not check.aborted:
                     # The check did not run to its end (it removes a bad copy itself).
-                    self.children.run(cmds.remove_tmp(target), min(cmds.timeout, 10))
+                    self.groups.run(cmds.remove_tmp(target), min(cmds.timeout, 10))
         else:
             # rsync removes its own temporary file when a transfer breaks off.
-            reason = _reason(outcome, "transfer")
+            reason = outcome.cause("transfer")
             if source != HEAD and not outcome.aborted:
-                probe = self.children.run(cmds.holds_file(source), cmds.timeout)
+                probe = self.groups.run(cmds.holds_file(source), cmds.timeout)
                 source_broken = not probe.ok and not probe.aborted
         self.events.put((source, target, reason, source_broken, copied,
                          time.monotonic() - started))
@@ -488,7 +245,7 @@ class _Wave:
             result.bytes, result.elapsed = self.cmds.size, seconds
             result.tries += 1
             self.idle.append(target)
-            self._say("ok", f"{name} --> {target} ({format_rate(self.cmds.size, copied)})")
+            say_delivered(self.reporter, name, target, self.cmds.size, copied)
             return
         self.tried_from[target].add(source)
         result.reason = reason
@@ -499,11 +256,8 @@ class _Wave:
         if result.tries < self.tries:
             self.pending.append(target)
             reason += f" (try {result.tries} of {self.tries}, retrying)" if not source_broken else ""
-        self._say("fail", f"{name} --> {target}: {reason}")
-
-    def _say(self, kind, text):
-        tag = "[ ok ]" if kind == "ok" else "[FAIL]"
-        self.reporter.write_line(f"{self.reporter.paint(kind, tag)} {text}")
+        self.reporter.write_line(f"{self.reporter.paint('fail', '[FAIL]')} {name} --> {target}: "
+                                 f"{reason}")
 
     def run(self):
         self._start_ready()
@@ -519,58 +273,33 @@ class _Wave:
 
     def abort(self):
         """Ctrl-C: kill everything, then remove the temporary files of transfers in flight."""
-        self.children.abort()
+        self.groups.abort()
         for thread in self.threads:
             thread.join(5)
-        cleaners = Children()
-        workers = [threading.Thread(target=cleaners.run, daemon=True,
-                                    args=(self.cmds.remove_tmp(t), 5)) for t in self.in_flight]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(10)
+        runner.run_all([self.cmds.remove_tmp(target) for target in self.in_flight], 5, grace=2.0)
 
 
 def distribute(source, dest, hosts, ssh, reporter, *, tries=DEFAULT_TRIES, head_slots=1,
                timeout=DEFAULT_TIMEOUT, seeds=(), verify=True, checksum=None, head_name=None):
     """Copy SOURCE (a local file) to DEST on every host of HOSTS, in waves; see the module
-    docstring. Returns a WaveResult; raises WaveError on bad input (nothing copied) and
+    docstring. Returns a TransferResult; raises TransferError on bad input (nothing copied) and
     KeyboardInterrupt after cleaning up when interrupted."""
-    hosts = list(dict.fromkeys(hosts))
-    seeds = list(dict.fromkeys(seeds))
-    check_dest(dest)
-    try:
-        for host in hosts + seeds:
-            check_name(host, "host name")
-    except BadValue as err:
-        raise WaveError(str(err)) from None
-    if tries < 1:
-        raise WaveError(f"--tries must be at least 1: {tries}")
-    if head_slots < 1:
-        raise WaveError(f"--head-slots must be at least 1: {head_slots}")
-    if timeout < 1:
-        raise WaveError(f"--timeout must be at least 1 second: {timeout}")
-    if not os.path.isfile(source):
-        raise WaveError(f"SOURCE is not a readable file: {source}")
-    size = os.path.getsize(source)
-    if checksum is None:
-        checksum = ("sha1", file_checksum(source, "sha1"))
-    if checksum[0] not in CHECKSUM_TOOLS or not re.fullmatch(r"[0-9a-f]+", checksum[1]):
-        raise WaveError(f"unsupported checksum: {checksum!r}")
-    cmds = Commands(ssh, source, dest, size, checksum, int(timeout), verify=verify)
+    hosts, seeds = check_request(dest, hosts, seeds)
+    check_bounds(tries=tries, head_slots=head_slots, timeout=timeout)
+    size, checksum = prepare_copy(source, checksum)
+    cmds = WaveCommands(ssh, source, dest, size, checksum, int(timeout), verify=verify)
     head_name = head_name or socket.gethostname()
     started = time.monotonic()
     reporter.info(f"transferring {source} to {len(hosts)} host(s)...")
-    wave = _Wave(cmds, hosts, reporter, tries, head_slots, seeds, head_name, Children())
+    wave = _Wave(cmds, hosts, reporter, tries, head_slots, seeds, head_name, runner.ProcessGroups())
     try:
         wave.run()
     except BaseException:
         wave.abort()
         raise
     elapsed = time.monotonic() - started
-    reporter.info(f"file size: {format_size(size)}")
-    reporter.info(f"elapsed time: {elapsed:.2f}s")
-    return WaveResult(wave.results, size, elapsed, wave.transfers, wave.broken)
+    say_closing(reporter, size, elapsed)
+    return TransferResult(wave.results, size, elapsed, wave.transfers, wave.broken, checksum)
 
 
 def print_plan(rounds, reporter, head_name):
@@ -583,110 +312,3 @@ def print_plan(rounds, reporter, head_name):
     reporter.info(f"{hosts} host(s) in {len(rounds)} round(s)")
 
 
-def print_summary(result, reporter):
-    """The closing lines; returns True when every host got the file."""
-    reporter.write_line("")
-    total = len(result.hosts)
-    missing = result.failed()
-    if not missing:
-        reporter.write_line(reporter.paint("ok", f"All {total} host(s) have the file."))
-        return True
-    reporter.write_line(reporter.paint(
-        "fail", f"{len(missing)} of {total} host(s) did not get the file: {hostlist.fold(missing)}"))
-    for host in missing:
-        reporter.write_line(f"  {host}: {result.hosts[host].reason}")
-    return False
-
-
-# ---------------------------------------------------------------- command line
-
-def build_parser():
-    parser = inputs.OneLineParser(
-        prog="rsync-wave.py", usage=USAGE,
-        description="Copy SOURCE to DEST on every host; every host that has it becomes a source.")
-    parser.add_argument("--ssh-config", metavar="FILE", default=None,
-                        help="ssh configuration (absolute path), also used by the nodes")
-    parser.add_argument("--tries", type=TRIES, default=DEFAULT_TRIES, metavar="N",
-                        help="transfers tried per host (default %(default)s)")
-    parser.add_argument("--head-slots", type=HEAD_SLOTS, default=1, metavar="K",
-                        help="transfers the head runs at once (default 1)")
-    parser.add_argument("--timeout", type=SECONDS, default=DEFAULT_TIMEOUT, metavar="S",
-                        help="seconds without progress before a transfer is abandoned "
-                             "(default %(default)s)")
-    parser.add_argument("--dry-run", action="store_true", help="print the plan, copy nothing")
-    parser.add_argument("--pipeline", action="store_true",
-                        help="pipelined chains (hltcloud.pipeline), the wave completing what they miss")
-    parser.add_argument("--no-colors", action="store_true")
-    parser.add_argument("--line-output", action="store_true")
-    parser.add_argument("--config", metavar="FILE", default=None,
-                        help="site configuration (default $HLTCLOUD_CONFIG or /etc/hltcloud.conf)")
-    parser.add_argument("source", metavar="SOURCE")
-    parser.add_argument("dest", metavar="DEST")
-    parser.add_argument("hosts", metavar="HOSTS", nargs="+")
-    return parser
-
-
-def engine(pipelined):
-    """(plan, print_plan, distribute) of a transfer mode: pipelined chains or the wave."""
-    if pipelined:
-        from . import pipeline  # it imports this module
-        return pipeline.plan_chains, pipeline.print_plan, pipeline.distribute
-    return plan_rounds, print_plan, distribute
-
-
-def print_dry_run(source, hosts, reporter, pipelined, head_slots=1):
-    """The plan of a transfer of SOURCE to HOSTS, nothing copied."""
-    plan, show_plan, _ = engine(pipelined)
-    reporter.info(f"transferring {source} to {len(hosts)} host(s) "
-                  "(dry run: the plan, nothing is copied)")
-    show_plan(plan(hosts, head_slots), reporter, socket.gethostname())
-
-
-def expand_hosts(words):
-    """Host list words (pdsh-style lists, @files) -> names, in order, without duplicates."""
-    names = hostlist.expand(*words)
-    if not names:
-        raise WaveError("no hosts given")
-    return names
-
-
-def make_ssh(args):
-    cfg = config.load(args.config)
-    return runner.Ssh(args.ssh_config if args.ssh_config is not None else cfg.ssh_config,
-                      cfg.ssh_user, cfg.connect_timeout)
-
-
-def local_source(path):
-    """SOURCE checked and spelled for rsync: a regular file we can open; a relative name with
-    a colon before any '/' would be taken by rsync as HOST:PATH, so it gets a './'."""
-    try:
-        inputs.check_regular_file(path, "SOURCE")
-    except inputs.InputError as err:
-        raise WaveError(f"SOURCE is not a readable file: {path!r} ({err.reason})") from None
-    if ":" in path.split("/", 1)[0]:
-        return "./" + path
-    return path
-
-
-def main(argv=None):
-    return run_main("rsync-wave.py", lambda: _main(argv))
-
-
-def _main(argv):
-    args = build_parser().parse_args(argv)
-    reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
-    # The dry run checks exactly what the real run does, before printing anything.
-    hosts = [check_name(host, "host name") for host in expand_hosts(args.hosts)]
-    ssh = make_ssh(args)
-    check_dest(args.dest)
-    if args.pipeline and ssh.config_file:
-        from . import pipeline  # it imports this module
-        pipeline.check_node_path(ssh.config_file, "the nodes' ssh config")
-    source = local_source(args.source)
-    if args.dry_run:
-        print_dry_run(source, hosts, reporter, args.pipeline, args.head_slots)
-        return 0
-    _, _, transfer = engine(args.pipeline)
-    result = transfer(source, args.dest, hosts, ssh, reporter, tries=args.tries,
-                      head_slots=args.head_slots, timeout=args.timeout)
-    return OK if print_summary(result, reporter) else FAILED

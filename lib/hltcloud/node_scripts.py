@@ -1,0 +1,201 @@
+"""The sh scripts run as root on the nodes, in one place: each one works beside directories
+the nova user may write, so each one enters a private directory of root (checked after
+`cd -P`) and works on relative names inside it. dash runs them: no bashisms, no single
+quotes. Arguments come as "$1"..., never inside the script text.
+
+- CHECK_SCRIPT: the wave's verification and rename on a target;
+- RECV_SCRIPT, FORWARD_SCRIPT, CLEANUP_SCRIPT: the pipelined chains;
+- CONVERT_SCRIPT: openstack-prefill-cache's conversion into Nova's image cache.
+"""
+
+# Verify and rename on the target, as root, in DEST's directory (which the nova user may
+# write): the temporary file is first moved by one rename into a private directory that only
+# root can enter (mktemp -d, checked after `cd -P`), so what is checked is what gets renamed
+# into place, and a planted link moves itself, never its target. Exit 4 or 5: the copy was
+# bad (and is gone); 3: it could not be checked. sh (dash) runs it.
+# $1 temporary file, $2 DEST, $3 size, $4 digest ("" = size only), $5 checksum tool, $6 its name
+CHECK_SCRIPT = r"""
+tmp=$1 dest=$2 size=$3 sum=$4 tool=$5 algo=$6 priv= inside=
+clean() { if [ -n "$inside" ]; then rm -f -- ./data; cd -P .. && rmdir -- "$priv"; fi; }
+trap clean EXIT
+trap "exit 3" HUP INT TERM
+cd -P -- "${tmp%/*}/" || exit 3
+parent=$(stat -c %d:%i .) || exit 3
+priv=$(mktemp -d "./${tmp##*/}.chk-XXXXXXXX") || exit 3
+cd -P -- "$priv" || exit 3
+if [ "$(stat -c %d:%i ..)" != "$parent" ] || [ "$(stat -c %u:%a .)" != 0:700 ] ||
+    [ -n "$(ls -A .)" ]; then
+  echo "refusing: ${tmp%/*}/$priv is not a private directory of root" >&2; exit 3
+fi
+inside=1
+mv -f -- "../${tmp##*/}" ./data || exit 3
+if [ ! -f ./data ] || [ -L ./data ] || [ "$(stat -c %u:%h ./data)" != 0:1 ]; then
+  echo "refusing: $tmp is not a regular file of root" >&2; exit 4
+fi
+s=$(stat -c %s ./data) || exit 3
+if [ "$s" != "$size" ]; then echo "size $s, expected $size" >&2; exit 4; fi
+if [ -n "$sum" ]; then
+  h=$("$tool" ./data) || exit 3
+  if [ "${h%% *}" != "$sum" ]; then echo "$algo checksum mismatch" >&2; exit 5; fi
+fi
+mv -f -- ./data "../${dest##*/}" || exit 3
+"""
+
+
+
+# Both node scripts run as root in DEST's directory, which the nova user may write; every
+# name in ps is visible to local users. So all helper files (data, data.st, recv.pgid, fifo,
+# fwd.pgid) live in one private directory of the run (0700, in DEST's directory: the final
+# rename is atomic), used by relative names after `cd -P` into it and checks: ".." is the
+# directory we came from, root owns it, mode 700. RECV and FORWARD of one host race to make
+# it: both accept an existing one that passes the checks (only root can make such a one).
+ENTER_FUNCTIONS = r"""
+enter() {
+  cd -P -- "${1%/*}/" || return 1
+  parent=$(stat -c %d:%i .) || return 1
+  mkdir -m 700 -- "./${1##*/}" 2>/dev/null
+  cd -P -- "./${1##*/}" || return 1
+  [ "$(stat -c %d:%i ..)" = "$parent" ] && [ "$(stat -c %u:%a .)" = 0:700 ]
+}
+leave() { cd -P .. && rmdir -- "./${1##*/}" 2>/dev/null; }
+reap() {
+  trap "" TERM; i=0
+  while [ "$i" -lt 20 ] && kill -0 "$1" 2>/dev/null; do kill -TERM 0; sleep 0.5; i=$((i + 1)); done
+}
+"""
+
+# RECV: $1 host, $2 dest, $3 private dir, $4 "1" to feed the fifo ("" at a chain's end),
+# $5 size, $6 digest, $7 checksum tool, $8 stall seconds. sh (dash) runs it; no bashisms, no
+# single quotes.
+RECV_SCRIPT = ENTER_FUNCTIONS + r"""
+host=$1 dest=$2 priv=$3 feed=$4 size=$5 sum=$6 tool=$7 stall=$8 mon= inside=
+say() { printf "HLTPIPE %s %s %s\n" "$1" "$host" "$2"; }
+clean() {
+  if [ -n "$inside" ]; then
+    inside=; rm -f -- data data.st recv.pgid; if [ -n "$feed" ]; then rm -f -- fifo; fi
+    leave "$priv"
+  fi
+}
+fail() { say F "$1"; clean; if [ -n "$mon" ]; then kill "$mon" 2>/dev/null; fi; exit 1; }
+trap "clean; exit 1" HUP INT TERM PIPE
+[ -d "${dest%/*}/" ] || fail "no directory ${dest%/*}"
+enter "$priv" || fail "refusing: $priv is not a private directory of root"
+inside=1
+set -C  # new files only: never write through a name that exists
+: > data || fail "cannot write $priv/data"
+# Our process group, for the head's cleanup after Ctrl-C (it kills by this record).
+read -r pst < /proc/$$/stat && set -- ${pst##*) } && echo "$3" > recv.pgid
+if [ -n "$feed" ]; then
+  [ -p fifo ] || mkfifo -m 600 fifo 2>/dev/null
+  [ -p fifo ] || fail "cannot make $priv/fifo"
+fi
+(
+  trap "" PIPE
+  last=-1 idle=0
+  while sleep 1; do
+    n=$(stat -c %s data 2>/dev/null) || { reap $$; exit 0; }
+    if [ "$n" = "$last" ]; then idle=$((idle + 1)); else idle=0; last=$n; fi
+    if ! say P "$n" 2>/dev/null; then reap $$; exit 0; fi
+    if [ "$idle" -ge "$stall" ]; then say F "no data for $stall s"; reap $$; exit 0; fi
+  done
+) &
+mon=$!
+got=$( { tee -p -- data ${feed:+fifo}; echo "$?" > data.st; } | "$tool" )
+st=$(cat data.st 2>/dev/null)
+n=$(stat -c %s data 2>/dev/null)
+[ "$st" = 0 ] || fail "write error on $priv/data"
+[ "$n" = "$size" ] || fail "got $n of $size bytes"
+[ "${got%% *}" = "$sum" ] || fail "checksum mismatch"
+rm -f -- data.st
+trap "" HUP INT TERM  # verified: finish, whatever happens now
+chmod 644 data && mv -f -- data "../${dest##*/}" || fail "cannot rename into $dest"
+clean
+say OK "$n"
+kill -TERM 0
+exit 0
+"""
+
+# FORWARD: $1 host, $2 private dir, then the ssh command line towards the next host.
+FORWARD_SCRIPT = ENTER_FUNCTIONS + r"""
+host=$1 priv=$2 inside=
+shift 2
+clean() { if [ -n "$inside" ]; then inside=; rm -f -- fifo fwd.pgid; leave "$priv"; fi; }
+# PIPE too: with the session gone, even sh's own "Terminated" note on stderr is fatal.
+trap "clean; exit 1" HUP INT TERM PIPE
+enter "$priv" || { echo "refusing: $priv is not a private directory of root" >&2; exit 1; }
+inside=1
+set -C
+read -r pst < /proc/$$/stat && (set -- ${pst##*) }; echo "$3" > fwd.pgid)
+exec 3<&0
+( trap "" PIPE; cat <&3; reap $$ ) >/dev/null 2>&1 &
+exec 3<&-
+[ -p fifo ] || mkfifo -m 600 fifo 2>/dev/null
+[ -p fifo ] || { echo "cannot make $priv/fifo" >&2; clean; exit 1; }
+cat fifo | "$@"
+st=$?
+clean
+trap "" TERM
+kill -TERM 0
+exit $st
+"""
+
+
+# CLEANUP (after Ctrl-C): $1 private dir. Kill the process groups our scripts recorded in it
+# (nowhere else: a record anyone else could write is no record), wait until they are gone,
+# remove what they left. Nothing of the run survives the command.
+CLEANUP_SCRIPT = r"""
+cd -P -- "${1%/*}/" 2>/dev/null || exit 0
+parent=$(stat -c %d:%i .) || exit 0
+cd -P -- "./${1##*/}" 2>/dev/null || exit 0  # no directory: nothing of ours runs
+if [ "$(stat -c %d:%i ..)" != "$parent" ] || [ "$(stat -c %u:%a .)" != 0:700 ]; then
+  echo "refusing: $1 is not a private directory of root" >&2; exit 1
+fi
+for f in recv.pgid fwd.pgid; do
+  [ -f "$f" ] && [ ! -L "$f" ] || continue
+  g=$(cat -- "$f"); rm -f -- "$f"
+  case "$g" in ""|*[!0-9]*) continue;; esac
+  [ "$g" -gt 1 ] || continue
+  kill -TERM "-$g" 2>/dev/null
+  i=0
+  while [ "$i" -lt 20 ] && kill -0 "-$g" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
+  kill -KILL "-$g" 2>/dev/null
+done
+rm -f -- data data.st fifo
+cd -P .. && rmdir -- "./${1##*/}" 2>/dev/null
+exit 0
+"""
+
+
+
+# The conversion on a host, as root, beside directories the nova user can write (the
+# instances directory and _base): every step that writes, changes an owner or reads the copy
+# works on relative names inside a private directory that only root can enter (0700, made
+# by mktemp -d in _base: same filesystem, so the final rename is atomic), checked after
+# `cd -P`. Nova may rename or replace names in _base meanwhile: our cwd stays the directory
+# we checked, and ".." is its real parent. sh (dash) runs it.
+# $1 transferred copy, $2 base dir, $3 cache name, $4 qemu-img format, $5 owner,
+# $6 size and $7 sha1 of the copy (as the head verified it).
+CONVERT_SCRIPT = r"""
+src=$1 base=$2 name=$3 fmt=$4 owner=$5 size=$6 sum=$7 priv= inside=
+die() { echo "$1" >&2; exit 1; }
+clean() {
+  if [ -n "$inside" ]; then rm -f -- ./copy ./raw; cd -P .. && rmdir -- "$priv" 2>/dev/null; fi
+  rm -f -- "$src"  # unlink: removes a planted link itself, never its target
+}
+trap clean EXIT
+trap "exit 143" HUP INT TERM
+mkdir -p -- "$base" && cd -P -- "$base" || die "cannot enter $base"
+parent=$(stat -c %d:%i .) || die "cannot stat $base"
+priv=$(mktemp -d ./.hlt-convert-XXXXXXXX) || die "cannot make a private directory in $base"
+cd -P -- "$priv" || die "cannot enter $base/$priv"
+[ "$(stat -c %d:%i ..)" = "$parent" ] && [ "$(stat -c %u:%a .)" = 0:700 ] &&
+  [ -z "$(ls -A .)" ] || die "refusing: $base/$priv is not a private directory of root"
+inside=1
+# One rename: a planted symlink moves itself, never its target; then nobody else can change it.
+mv -f -- "$src" ./copy || die "cannot take $src"
+[ -f ./copy ] && [ ! -L ./copy ] && [ "$(stat -c %u:%h:%s ./copy)" = "0:1:$size" ] ||
+  die "refusing: $src is not the regular file of $size bytes that root wrote"
+got=$(sha1sum ./copy) && [ "${got%% *}" = "$sum" ] || die "refusing: $src has the wrong sha1"
+qemu-img convert -f "$fmt" -O raw ./copy ./raw || exit 1
+chown -- "$owner" ./raw && mv -f -- ./raw "../$name" || die "cannot move the raw image into $base"
+"""
