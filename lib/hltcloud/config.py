@@ -13,13 +13,11 @@ from dataclasses import dataclass
 
 from .inputs import InputError, parse_whole, read_small_text
 from .errors import ToolError
-from .validate import BadValue, check_name
+from .validate import BadValue, check_name, path_fault
 
 MAX_BYTES = 1 << 20  # a site configuration is a few hundred bytes
 CONNECT_TIMEOUT = (1, 300)  # seconds: ssh -o ConnectTimeout
 READ_TIMEOUT = (1, 600)  # seconds an API may take to answer one request
-# Paths that end up in commands run on the nodes: absolute and plain (as wave.check_dest).
-_NODE_PATH = re.compile(r"/[A-Za-z0-9._+/-]*\Z")
 _OWNER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?\Z")
 
 DEFAULT_PATH = "/etc/hltcloud.conf"
@@ -133,8 +131,7 @@ def _absolute(parser, section, key):
 
 def _node_path(section, key, value):
     """VALUE (from SECTION.KEY) goes into remote commands: absolute, plain characters."""
-    parts = value.split("/")[1:]
-    if not _NODE_PATH.match(value) or any(p in (".", "..") for p in parts):
+    if path_fault(value):
         raise ConfigError(f"{section}.{key} must be an absolute path of letters, digits "
                           f"and . _ + - /: {value!r}")
     return value
