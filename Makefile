@@ -5,6 +5,7 @@ DESTDIR ?=
 BINDIR   = $(DESTDIR)$(PREFIX)/bin
 LIBDIR   = $(DESTDIR)$(PREFIX)/share/hltcloud/lib
 MANDIR   = $(DESTDIR)$(PREFIX)/share/man/man1
+COMPDIR  = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 
 TOOLS    = openstack-hlt-manage openstack-prefill-cache rsync-wave.py openstack-enter
 DEB_PKGS = openssh-client openssh-server pdsh rsync qemu-utils iproute2 procps psmisc man-db groff-base
@@ -34,13 +35,15 @@ demo: deps
 	$(PYTHON) tests/simcluster/demo
 
 install:
-	install -d $(BINDIR) $(LIBDIR)/hltcloud $(MANDIR)
+	install -d $(BINDIR) $(LIBDIR)/hltcloud $(MANDIR) $(COMPDIR)
 	install -m 0644 lib/hltcloud/*.py $(LIBDIR)/hltcloud/
 	for tool in $(TOOLS); do install -m 0755 bin/$$tool $(BINDIR)/$$tool; done
 	for page in man/*.1; do install -m 0644 $$page $(MANDIR)/; done
+	# bash-completion loads a command's file by its name: one copy a tool
+	for tool in $(TOOLS); do install -m 0644 completion/hltcloud.bash $(COMPDIR)/$$tool; done
 
 uninstall:
-	for tool in $(TOOLS); do rm -f $(BINDIR)/$$tool; done
+	for tool in $(TOOLS); do rm -f $(BINDIR)/$$tool $(COMPDIR)/$$tool; done
 	rm -rf $(DESTDIR)$(PREFIX)/share/hltcloud
 	for page in man/*.1; do rm -f $(MANDIR)/$$(basename $$page); done
 

@@ -4,21 +4,19 @@ Two operators (or two cron jobs) disabling and enabling the same host at once wo
 interleave start/stop/delete actions; the second run is refused with a clear message.
 
 The lock files live in $HLTCLOUD_LOCK_DIR (default /run/lock/hltcloud, or a private
-directory in the temporary directory where /run/lock cannot be used). /run/lock and /tmp are
-writable by every user, so the directory is trusted only when it is a real directory owned by
-us and writable by nobody else: anything else is refused (LockDirError), never "fixed".
+directory in the temporary directory where /run/lock cannot be used), a directory of our own
+that nobody else can write (privatedir.py: anything else is refused, never "fixed").
 Lock files are opened relative to the directory's descriptor, without following links and
 without truncating, and removed again on release, so none pile up. The name includes a
 digest of the cloud's endpoint, so two clouds with the same host names don't collide.
 """
-import errno
 import fcntl
 import hashlib
 import os
 import stat
 import tempfile
 
-from .errors import USAGE
+from .privatedir import PrivateDirError, open_private
 
 LOCK_DIR_VAR = "HLTCLOUD_LOCK_DIR"
 DEFAULT_DIR = "/run/lock/hltcloud"
@@ -29,50 +27,25 @@ class Busy(Exception):
     """Another run holds the lock."""
 
 
-class LockDirError(OSError):
-    """The lock directory cannot be trusted or made: one line, nothing done."""
-    exit_status = USAGE
+LockDirError = PrivateDirError  # the lock directory cannot be trusted: exit 2, nothing done
 
 
 def _fallback_dir():
     return os.path.join(tempfile.gettempdir(), f"hltcloud-locks-{os.geteuid()}")
 
 
-def _open_private_dir(path):
-    """A descriptor of PATH, made 0700 if missing; refused unless it is a real directory of
-    ours that no one else can write."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    info = os.fstat(fd)
-    problem = ""
-    if info.st_uid != os.geteuid():
-        problem = f"is owned by uid {info.st_uid}, not by us (uid {os.geteuid()})"
-    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        problem = f"is writable by others (mode {stat.S_IMODE(info.st_mode):04o})"
-    if problem:
-        os.close(fd)
-        raise LockDirError(f"lock directory {path} {problem}: refusing it "
-                           f"(remove it, or set {LOCK_DIR_VAR} to a private directory)")
-    return fd
-
-
 def lock_dir_fd():
-    """The lock directory, checked (see the module docstring); raises LockDirError."""
+    """The lock directory, checked (see privatedir.py); raises LockDirError."""
     wanted = os.environ.get(LOCK_DIR_VAR) or DEFAULT_DIR
     candidates = [wanted] if os.environ.get(LOCK_DIR_VAR) else [wanted, _fallback_dir()]
+    hint = f" (remove it, or set {LOCK_DIR_VAR} to a private directory)"
     last = None
     for path in candidates:
         try:
-            return _open_private_dir(path)
-        except LockDirError:
+            return open_private(path, "lock directory", hint)
+        except PrivateDirError:
             raise  # a hostile directory is never silently replaced by another one
         except OSError as err:
-            if err.errno == errno.ELOOP or err.errno == errno.ENOTDIR:
-                raise LockDirError(f"lock directory {path} is not a directory (a link?): "
-                                   f"refusing it") from None
             last = f"{path}: {err.strerror}"
     raise LockDirError(f"no usable lock directory ({last})")
 

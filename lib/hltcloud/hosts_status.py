@@ -2,13 +2,14 @@
 (the nova-compute services, and with --nvms every server in one paginated listing)."""
 import json
 
-from . import computes, table
+from . import computes, hostcache, table
 from .hostlist import natural_key
 
 
 def rows(ctx, hosts):
     """[(host, enabled, alive, [ips] or None)] in natural order; unknown HOSTS are reported."""
     services = computes.services_by_host(ctx.nova)
+    hostcache.save(computes.natural(services))  # for tab completion
     wanted = hosts or list(services)
     for host in hosts:
         if host not in services:

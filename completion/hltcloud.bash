@@ -1,0 +1,132 @@
+# bash completion for the hltcloud tools: openstack-hlt-manage, openstack-prefill-cache,
+# rsync-wave.py, openstack-enter (and any later tool: add its name to _HLTCLOUD_TOOLS and
+# its positional arguments to _hltcloud_positional).
+#
+# Switches come from the tool's own --help (read once a shell session), so they never drift
+# from what the tool accepts. Host names come from the cache `openstack-hlt-manage status`
+# refreshes ($HLTCLOUD_CACHE_DIR/hosts, default /var/cache/hltcloud/hosts); @files are
+# files. Image names (openstack-prefill-cache) are asked from Glance only when it answers
+# within a few seconds: otherwise nothing is offered, and the prompt never hangs.
+
+_HLTCLOUD_TOOLS="openstack-hlt-manage openstack-prefill-cache rsync-wave.py openstack-enter"
+_HLTCLOUD_IMAGE_SECONDS=3
+declare -gA _HLTCLOUD_SWITCHES _HLTCLOUD_VALUED
+
+# "--switch" words of TOOL's --help; those followed by a METAVAR take a value.
+_hltcloud_switches() {
+    local tool=$1 line
+    [[ -n ${_HLTCLOUD_SWITCHES[$tool]+set} ]] && return
+    local all="" valued=""
+    while read -r line; do
+        if [[ $line =~ ^(-[A-Za-z],\ )?(--[a-z][a-z0-9-]*)(\ ([A-Z][A-Z_]*))? ]]; then
+            all+=" ${BASH_REMATCH[2]}"
+            [[ -n ${BASH_REMATCH[4]} ]] && valued+=" ${BASH_REMATCH[2]}=${BASH_REMATCH[4]}"
+        fi
+    done < <(timeout 10 "$tool" --help 2>/dev/null)
+    _HLTCLOUD_SWITCHES[$tool]=$all
+    _HLTCLOUD_VALUED[$tool]=$valued
+}
+
+# The METAVAR of SWITCH if it takes a value, else nothing.
+_hltcloud_metavar() {
+    local pair
+    for pair in ${_HLTCLOUD_VALUED[$1]}; do
+        [[ ${pair%%=*} == "$2" ]] && { printf '%s' "${pair#*=}"; return; }
+    done
+}
+
+# What the Nth positional argument (0-based) of TOOL is: command, image, file, role, hosts.
+_hltcloud_positional() {
+    case $1:$2 in
+        openstack-hlt-manage:0) echo command ;;
+        openstack-hlt-manage:*) echo hosts ;;
+        openstack-prefill-cache:0) echo image ;;
+        openstack-prefill-cache:*) echo hosts ;;
+        rsync-wave.py:0) echo file ;;
+        rsync-wave.py:1) echo none ;;
+        rsync-wave.py:*) echo hosts ;;
+        openstack-enter:0) echo role ;;
+        *) echo none ;;
+    esac
+}
+
+# The library beside TOOL's real path, as bin/ finds it.
+_hltcloud_lib() {
+    local exe
+    exe=$(type -P "$1") || return 1
+    exe=$(readlink -f -- "$exe") || return 1
+    local dir=${exe%/*} lib
+    for lib in "$dir/../lib" "$dir/../share/hltcloud/lib"; do
+        [[ -f $lib/hltcloud/__init__.py ]] && { printf '%s' "$lib"; return 0; }
+    done
+    return 1
+}
+
+# COMPREPLY from compgen ARGS, one candidate a line (names with spaces stay whole).
+_hltcloud_reply() {
+    mapfile -t COMPREPLY < <(compgen "$@")
+}
+
+_hltcloud_hosts() {
+    local cur=$1 head="" cache=${HLTCLOUD_CACHE_DIR:-/var/cache/hltcloud}/hosts
+    if [[ $cur == @* ]]; then  # a host list file
+        _hltcloud_reply -f -P @ -- "${cur#@}"
+        return
+    fi
+    if [[ $cur == *,* ]]; then  # complete the last item of a comma-separated list
+        head=${cur%,*},
+        cur=${cur##*,}
+    fi
+    [[ -r $cache ]] || return
+    _hltcloud_reply -P "$head" -W "$(<"$cache")" -- "$cur"
+}
+
+_hltcloud_images() {
+    local lib
+    lib=$(_hltcloud_lib openstack-prefill-cache) || return
+    _hltcloud_reply -W "$(PYTHONPATH=$lib timeout "$_HLTCLOUD_IMAGE_SECONDS" \
+        python3 -m hltcloud.complete images 2>/dev/null)" -- "$1"
+}
+
+_hltcloud_complete() {
+    local tool=${COMP_WORDS[0]##*/} cur=${COMP_WORDS[COMP_CWORD]}
+    local i word positional=0 after_dashes=0
+    _hltcloud_switches "$tool"
+    # Count the positional words before the cursor (a switch's value is not one).
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        word=${COMP_WORDS[i]}
+        if ((after_dashes)); then
+            ((positional++)); continue
+        fi
+        case $word in
+            --) after_dashes=1 ;;
+            -*) [[ -n $(_hltcloud_metavar "$tool" "$word") ]] && ((i++)) ;;
+            *) ((positional++)) ;;
+        esac
+    done
+    local previous=${COMP_WORDS[COMP_CWORD-1]}
+    if ((COMP_CWORD > 1)) && [[ $previous == -* ]] && ((!after_dashes)); then
+        case $(_hltcloud_metavar "$tool" "$previous") in
+            FILE) _hltcloud_reply -f -- "$cur"; return ;;
+            "") ;;
+            *) COMPREPLY=(); return ;;  # a number or a name: nothing to offer
+        esac
+    fi
+    if ((after_dashes)); then  # openstack-enter ROLE -- COMMAND
+        ((positional <= 1)) && _hltcloud_reply -c -- "$cur"
+        return
+    fi
+    if [[ $cur == -* ]]; then
+        _hltcloud_reply -W "${_HLTCLOUD_SWITCHES[$tool]}" -- "$cur"
+        return
+    fi
+    case $(_hltcloud_positional "$tool" "$positional") in
+        command) _hltcloud_reply -W "enable disable status runvms listwns vmstats" -- "$cur" ;;
+        hosts) _hltcloud_hosts "$cur" ;;
+        image) _hltcloud_images "$cur" ;;
+        file) _hltcloud_reply -f -- "$cur" ;;
+        *) COMPREPLY=() ;;
+    esac
+}
+
+complete -F _hltcloud_complete $_HLTCLOUD_TOOLS

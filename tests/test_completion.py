@@ -1,0 +1,116 @@
+"""Tab completion (completion/hltcloud.bash) run in bash with COMP_WORDS/COMP_CWORD set, as
+bash does on Tab: switches, commands, @files, switch values, host names from the cache that
+status refreshes, image names only from a cloud that answers in time."""
+import os
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from hltcloud import manage_cli, prefill_cli, wave_cli
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "completion" / "hltcloud.bash"
+MANAGE, PREFILL, WAVE, ENTER = ("openstack-hlt-manage", "openstack-prefill-cache",
+                                "rsync-wave.py", "openstack-enter")
+
+
+def complete(*words, env=None):
+    """What bash offers for the last word of WORDS."""
+    run_env = dict(env or os.environ)
+    run_env["PATH"] = f"{REPO / 'bin'}:{run_env.get('PATH', '/usr/bin:/bin')}"
+    run_env["CWORD"] = str(len(words) - 1)
+    script = ('source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$CWORD; _hltcloud_complete; '
+              'printf "%s\\n" "${COMPREPLY[@]}"')
+    res = subprocess.run(["bash", "-c", script, "bash", str(SCRIPT), *words], env=run_env,
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    return [line for line in res.stdout.splitlines() if line]
+
+
+def switches(parser):
+    return {option for action in parser._actions if action.help != "==SUPPRESS=="
+            for option in action.option_strings if option.startswith("--")}
+
+
+@pytest.mark.parametrize("tool, parser", [(MANAGE, manage_cli.parser),
+                                          (PREFILL, prefill_cli.build_parser),
+                                          (WAVE, wave_cli.build_parser)])
+def test_every_switch_of_the_tool_and_no_other(tool, parser):
+    assert set(complete(tool, "--")) == switches(parser())
+
+
+def test_switch_prefix_command_and_values(tmp_path):
+    assert set(complete(MANAGE, "--fo")) == {"--for-real", "--force-shutoff"}
+    assert complete(MANAGE, "--for-real", "di") == ["disable"]
+    (tmp_path / "site.conf").touch()
+    # a switch's value is not the command: the next word still is
+    assert complete(MANAGE, "--config", str(tmp_path / "site.conf"), "st") == ["status"]
+    assert complete(MANAGE, "--config", str(tmp_path / "si")) == [str(tmp_path / "site.conf")]
+    assert complete(MANAGE, "--fanout", "") == []  # a number: nothing to offer
+    assert complete(MANAGE, "--vm-timeout", "30", "run") == ["runvms"]
+
+
+def test_at_files_and_rsync_wave_positions(tmp_path):
+    (tmp_path / "list.txt").write_text("cn01\n")
+    (tmp_path / "source image.img").write_bytes(b"x")
+    assert complete(MANAGE, "disable", f"@{tmp_path}/li") == [f"@{tmp_path}/list.txt"]
+    assert complete(WAVE, f"{tmp_path}/so") == [f"{tmp_path}/source image.img"]
+    assert complete(WAVE, "--tries", "2", "src", f"@{tmp_path}/l") == []  # DEST: nothing
+    assert complete(WAVE, "src", "/dest", f"@{tmp_path}/l") == [f"@{tmp_path}/list.txt"]
+
+
+def test_enter_completes_the_command_after_dashes():
+    assert "python3" in complete(ENTER, "admin", "--", "pytho")
+
+
+def test_host_names_from_the_cache_status_refreshes(cluster, tmp_path):
+    cache = tmp_path / "cache"
+    env = {**cluster.env, "HLTCLOUD_CACHE_DIR": str(cache)}
+    assert complete(MANAGE, "disable", "cn", env=env) == []  # no status run yet
+    res = subprocess.run([str(REPO / "bin" / MANAGE), "status"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert (cache / "hosts").read_text().split() == cluster.names
+    first, second = cluster.names[:2]
+    assert complete(MANAGE, "--for-real", "enable", "", env=env) == cluster.names
+    assert complete(MANAGE, "disable", f"{first},{second[:-1]}", env=env) == [f"{first},{second}"]
+    assert complete(PREFILL, "some-image", second, env=env) == [second]
+    assert complete(WAVE, "src", "/dest", first, env=env) == [first]
+
+
+def test_a_cache_directory_of_another_user_is_not_written(cluster, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o777)
+    os.chmod(cache, 0o777)
+    env = {**cluster.env, "HLTCLOUD_CACHE_DIR": str(cache)}
+    res = subprocess.run([str(REPO / "bin" / MANAGE), "status"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0 and res.stderr == ""  # only a convenience: not a word
+    assert os.listdir(cache) == []
+
+
+def test_image_names_from_glance(cluster):
+    cluster.add_image("CentOS6-completion", size_mb=1, fmt="raw")
+    assert "CentOS6-completion" in complete(PREFILL, "CentOS6-c", env=cluster.env)
+
+
+def test_a_silent_cloud_gives_no_image_names_and_no_hang(tmp_path):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    env = {**os.environ, "OS_AUTH_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/v3",
+           "OS_USERNAME": "admin", "OS_PASSWORD": "x", "OS_PROJECT_NAME": "admin",
+           "HLTCLOUD_CONFIG": str(tmp_path / "none.conf")}
+    (tmp_path / "none.conf").touch()
+    try:
+        started = time.monotonic()
+        assert complete(PREFILL, "Cen", env=env) == []
+        took = time.monotonic() - started
+    finally:
+        silent.close()
+    assert took < 10, took  # the completion's own bound (3 s) plus bash and --help
