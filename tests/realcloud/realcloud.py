@@ -234,6 +234,7 @@ class RealCloud:
             "OS_IDENTITY_API_VERSION": "3",
             "OS_REGION_NAME": REGION,
             "HLTCLOUD_CONFIG": str(self.state / "hltcloud.conf"),
+            "HLTCLOUD_CACHE_DIR": str(self.state / "cache"),  # status keeps host names there
         }
 
     # -- processes

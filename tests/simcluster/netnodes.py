@@ -290,6 +290,7 @@ class Layout:
             "OS_IDENTITY_API_VERSION": "3",
             "OS_REGION_NAME": "RegionOne",
             "HLTCLOUD_CONFIG": str(self.config_path),
+            "HLTCLOUD_CACHE_DIR": str(self.state / "cache"),  # status keeps host names there
         }
 
 
