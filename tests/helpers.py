@@ -169,12 +169,12 @@ def boot_on(cloud, nova, host, count, name="wn-grid", image=None, nics="auto", t
               if s.host != host and s.status == "enabled"]
     for other in others:
         nova.services.disable_log_reason(other.id, "test: boot on one host")
-    before = {s.id for s in nova.servers.list(search_opts={"all_tenants": 1})}
-
-    def mine():
-        return [s for s in nova.servers.list(search_opts={"all_tenants": 1})
-                if s.id not in before]
     try:
+        before = {s.id for s in nova.servers.list(search_opts={"all_tenants": 1})}
+
+        def mine():
+            return [s for s in nova.servers.list(search_opts={"all_tenants": 1})
+                    if s.id not in before]
         nova.servers.create(name, image, flavor, min_count=count, max_count=count, nics=nics)
         wait_for(lambda: len(mine()) == count and all(s.status == "ACTIVE" for s in mine()),
                  timeout, what=f"{count} VMs ACTIVE on {host}")
