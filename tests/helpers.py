@@ -35,6 +35,11 @@ def gone(value):
     return not value
 
 
+def eventually(check, seconds, step=0.2):
+    """Poll CHECK until it finds nothing (or SECONDS have passed): what it found last."""
+    return poll(check, seconds, step, until=gone)
+
+
 def wait_for(predicate, timeout=30, what="condition", step=0.3, error=AssertionError,
              message="timed out waiting for {what}"):
     """Wait until PREDICATE() is true; after TIMEOUT seconds raise ERROR(MESSAGE) (MESSAGE
@@ -59,7 +64,7 @@ def node_file(cluster, name, dest):
     return cluster.node_dir(name) / Path(dest).relative_to("/var/lib/nova")
 
 
-def hidden_twins(cluster, dest, names=None):
+def twins(cluster, dest, names=None):
     """Hidden temporary files and directories of DEST (.DEST*) on the nodes NAMES (all)."""
     base = Path(dest).name
     return [p for name in (names or cluster.names)
