@@ -13,14 +13,7 @@ import helpers  # noqa: E402
 @pytest.fixture(scope="session")
 def simcluster():
     """One cluster for the whole session, in the first free slot; always torn down."""
-    reason = fixture.unavailable()
-    if reason:
-        pytest.skip(reason)
-    cluster = fixture.SimCluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from helpers.started(fixture.unavailable, fixture.SimCluster.start)
 
 
 @pytest.fixture

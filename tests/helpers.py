@@ -11,6 +11,7 @@ simulated and the real cloud (where they differ, a parameter says how); the simu
 import hashlib
 import os
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -46,6 +47,32 @@ def wait_for(predicate, timeout=30, what="condition", step=0.3, error=AssertionE
     may name {what} and {timeout})."""
     if not poll(predicate, timeout, step):
         raise error(message.format(what=what, timeout=timeout))
+
+
+# ------------------------------------------------------------------ clouds and ports
+
+def started(unavailable, start, prepare=None):
+    """The body of a session fixture: skip (saying why) where UNAVAILABLE() says the cloud
+    cannot run here; else PREPARE(), then yield the cloud START() brings up, stopped at the
+    end whatever happens."""
+    import pytest
+    reason = unavailable()
+    if reason:
+        pytest.skip(reason)
+    if prepare:
+        prepare()
+    cloud = start()
+    try:
+        yield cloud
+    finally:
+        cloud.stop()
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 free right now (someone else may take it before we bind it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 # ------------------------------------------------------------------ files and processes

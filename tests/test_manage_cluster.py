@@ -11,8 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import (COMPUTE, SERVICES, authentications, boot_on, clear_log, lines, mutations,
-                     processes, requests, service, servers_on, start_compute, stop_compute,
+from helpers import (COMPUTE, SERVICES, authentications, boot_on, clear_log, free_port, lines,
+                     mutations, processes, requests, service, servers_on, start_compute, stop_compute,
                      table_rows, tool, wait_for)
 
 from hltcloud.hostlist import fold
@@ -55,14 +55,11 @@ def lone_simulator(tmp_path):
     shared cluster (hosts survive its reset). Yields (sim(method, path, body), env)."""
     import os
     import secrets
-    import socket
     import urllib.request
     password = secrets.token_urlsafe(12)
     (tmp_path / "admin-password").write_text(password)
     (tmp_path / "hltcloud.conf").write_text("[runvms]\nuser_data =\n")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "simulator.log", "wb")
     proc = subprocess.Popen(["python3", str(REPO / "tests" / "simcluster" / "simulator.py"), "--state",

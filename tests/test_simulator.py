@@ -4,7 +4,6 @@ against temporary instance directories."""
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import poll  # generous default (30 s): the test machine may be loaded
+from helpers import free_port, poll  # generous default (30 s): the test machine may be loaded
 from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
@@ -23,12 +22,6 @@ SIMDIR = Path(__file__).resolve().parent / "simcluster"
 NODES = ["cn01.internal", "cn02.internal", "cn03.internal"]
 DOWN_TIME = 4  # seconds; agents beat every second
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Sim:

@@ -30,14 +30,14 @@ class SimError(Exception):
         self.status = status
 
 
-def unavailable():
-    """Why the cluster cannot run here (one line), or None."""
+def unavailable(what="simulated cluster", root_for="network namespaces, sshd", tools=TOOLS):
+    """Why WHAT cannot run here (one line), or None: it needs root (ROOT_FOR) and TOOLS."""
     if os.geteuid() != 0:
-        return "simulated cluster needs root (network namespaces, sshd)"
+        return f"{what} needs root ({root_for})"
     path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    missing = [t for t in TOOLS if not shutil.which(t, path=path)]
+    missing = [t for t in tools if not shutil.which(t, path=path)]
     if missing:
-        return f"simulated cluster needs {', '.join(missing)} (make deps)"
+        return f"{what} needs {', '.join(missing)} (make deps)"
     return None
 
 
