@@ -15,8 +15,6 @@ import socket
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-
 
 # ------------------------------------------------------------------ waiting
 
@@ -31,14 +29,9 @@ def poll(check, timeout=30, step=0.1, until=bool):
         time.sleep(step)
 
 
-def gone(value):
-    """For poll(until=gone): wait until CHECK finds nothing left."""
-    return not value
-
-
 def eventually(check, seconds, step=0.2):
     """Poll CHECK until it finds nothing (or SECONDS have passed): what it found last."""
-    return poll(check, seconds, step, until=gone)
+    return poll(check, seconds, step, until=lambda found: not found)
 
 
 def wait_for(predicate, timeout=30, what="condition", step=0.3, error=AssertionError,
