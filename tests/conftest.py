@@ -1,4 +1,5 @@
-"""Shared fixtures: the simulated cluster (tests/simcluster/fixture.py, API in its README)."""
+"""Shared fixtures: the simulated cluster (tests/simcluster/fixture.py, API in its README), a
+novaclient on it, the image runvms boots. The shared helpers are in tests/helpers.py."""
 import sys
 from pathlib import Path
 
@@ -6,19 +7,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "simcluster"))
 import fixture  # noqa: E402
+import helpers  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def simcluster():
     """One cluster for the whole session, in the first free slot; always torn down."""
-    reason = fixture.unavailable()
-    if reason:
-        pytest.skip(reason)
-    cluster = fixture.SimCluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from helpers.started(fixture.unavailable, fixture.SimCluster.start)
 
 
 @pytest.fixture
@@ -26,6 +21,20 @@ def cluster(simcluster):
     """The session cluster with a fresh state: no daemons, empty nodes, healed links, cloud reset."""
     simcluster.reset()
     return simcluster
+
+
+@pytest.fixture
+def nova(cluster):
+    """A novaclient with the cluster's credentials, already authenticated."""
+    nova, _ = helpers.client(cluster)
+    nova.services.list()  # authenticate now, before a test clears the request log
+    return nova
+
+
+@pytest.fixture
+def worker_image(cluster):
+    """The image runvms boots exists in Glance (images survive the cluster's reset): its id."""
+    return helpers.worker_image(cluster)
 
 
 def pytest_collection_modifyitems(items):

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import processes
 
 REPO = Path(__file__).resolve().parents[1]
 LIB = REPO / "lib"
@@ -376,16 +377,8 @@ def listing(root):
 
 def processes_marked(marker):
     """Processes whose environment holds MARKER: what a row started, however detached."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    return processes(lambda entry: int(entry.name) if marker in (entry / "environ").read_bytes()
+                     else None)
 
 
 def _limit_memory():

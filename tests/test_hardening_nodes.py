@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from hltcloud import pipeline, prefill, runner, wave
-from test_prefill_cluster import base_file, config_with, sha1_of
+from helpers import base_file, config_with, sha1_of
 
 NOBODY = pwd.getpwnam("nobody")
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}",

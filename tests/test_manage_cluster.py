@@ -8,151 +8,26 @@ exit codes and printed lines.
 import json
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
-from novaclient import client as nova_client
+from helpers import (COMPUTE, SERVICES, authentications, boot_on, clear_log, free_port, lines,
+                     mutations, processes, requests, service, servers_on, start_compute, stop_compute,
+                     table_rows, tool, wait_for)
 
 from hltcloud.hostlist import fold
 
 REPO = Path(__file__).resolve().parent.parent
 TOOL = "openstack-hlt-manage"
 NODE_SERVICE = str(REPO / "tests" / "simcluster" / "node-service")
-COMPUTE = "openstack-nova-compute"
-SERVICES = ("openstack-nova-network", "openstack-nova-metadata-api", COMPUTE, "libvirtd")
-MUTATING = ("POST", "PUT", "DELETE", "PATCH")
-IMAGE = "CentOS6-build13"
-FLAVOR = "ali1.xlarge"
 
 
-# ------------------------------------------------------------------ helpers (shared with test_manage_vms)
-
-def client(cluster):
-    env = cluster.env
-    auth = v3.Password(auth_url=env["OS_AUTH_URL"], username=env["OS_USERNAME"],
-                       password=env["OS_PASSWORD"], project_name=env["OS_PROJECT_NAME"],
-                       user_domain_name=env.get("OS_USER_DOMAIN_NAME", "Default"),
-                       project_domain_name=env.get("OS_PROJECT_DOMAIN_NAME", "Default"))
-    sess = ks_session.Session(auth=auth)
-    return nova_client.Client("2.60", session=sess), sess
-
-
-@pytest.fixture
-def nova(cluster):
-    nova, _ = client(cluster)
-    nova.services.list()  # authenticate now, before a test clears the request log
-    return nova
-
-
-def tool(cluster, *args, timeout=180):
-    return cluster.run_tool(TOOL, *args, timeout=timeout)
-
-
-def lines(result):
-    return result.stdout.splitlines()
-
-
-def requests(cluster):
-    log = cluster.sim("GET", "/sim/requests")
-    log = log["requests"] if isinstance(log, dict) else log
-    return [r for r in log if r.get("service") != "sim"]
-
-
-def clear_log(cluster):
-    cluster.sim("DELETE", "/sim/requests")
-
-
-def authentications(log):
-    return [r for r in log if r["service"] == "identity" and r["method"] == "POST"
-            and r["path"].rstrip("/").endswith("/auth/tokens")]
-
-
-def mutations(log):
-    """Every request that changes something, the password authentication excepted."""
-    auth = authentications(log)
-    return [r for r in log if r["method"] in MUTATING and r not in auth]
-
-
-def service(nova, host):
-    return nova.services.list(host=host, binary="nova-compute")[0]
-
-
-def wait_for(predicate, timeout=30, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def start_compute(cluster, nova, hosts):
-    for host in hosts:
-        done = cluster.ssh(host, [NODE_SERVICE, COMPUTE, "start"])
-        assert done.returncode == 0, done.stderr
-    # Only HOSTS up: a compute stopped by the reset stays "up" for Nova's service_down_time.
-    wait_for(lambda: {s.host for s in nova.services.list(binary="nova-compute")
-                      if s.state == "up" and s.host in cluster.names} == set(hosts),
-             what=f"exactly {hosts} up")
-
-
-def stop_compute(cluster, nova, host):
-    done = cluster.ssh(host, [NODE_SERVICE, COMPUTE, "stop"])
-    assert done.returncode == 0, done.stderr
-    wait_for(lambda: service(nova, host).state == "down", what=f"{host} down")
-
-
-def image_id(cluster, sess):
-    images = sess.get("/v2/images", endpoint_filter={"service_type": "image"}).json()["images"]
-    for image in images:
-        if image["name"] == IMAGE:
-            return image["id"]
-    return cluster.add_image(IMAGE, size_mb=1)
-
-
-def servers_on(nova, host):
-    return nova.servers.list(search_opts={"all_tenants": 1, "host": host})
-
-
-def boot_on(cluster, nova, host, count, name="wn-grid"):
-    """COUNT ACTIVE VMs on HOST (the other hosts disabled meanwhile): their ids."""
-    _, sess = client(cluster)
-    image = image_id(cluster, sess)
-    flavor = nova.flavors.find(name=FLAVOR)
-    others = [s for s in nova.services.list(binary="nova-compute")
-              if s.host != host and s.status == "enabled"]
-    for other in others:
-        nova.services.disable_log_reason(other.id, "test: boot on one host")
-    try:
-        before = {s.id for s in nova.servers.list(search_opts={"all_tenants": 1})}
-        nova.servers.create(name, image, flavor, min_count=count, max_count=count, nics="auto")
-        def mine():
-            return [s for s in nova.servers.list(search_opts={"all_tenants": 1}) if s.id not in before]
-        wait_for(lambda: len(mine()) == count and all(s.status == "ACTIVE" for s in mine()),
-                 what=f"{count} VMs ACTIVE on {host}")
-    finally:
-        for other in others:
-            nova.services.enable(other.id)
-    vms = mine()
-    assert {getattr(s, "OS-EXT-SRV-ATTR:host") for s in vms} == {host}
-    return [s.id for s in vms]
-
+# ------------------------------------------------------------------ helpers (the shared ones: helpers.py)
 
 def vm_dirs(cluster, host):
     """The VM directories Nova left on the node (instances/ minus _base and the lock dirs)."""
     instances = cluster.node_dir(host) / "instances"
     return sorted(p.name for p in instances.iterdir() if p.is_dir() and p.name not in ("_base", "locks"))
-
-
-def table_rows(text):
-    rows = []
-    for line in text.splitlines():
-        if line.startswith("| ") and not line.startswith("| Hypervisor"):
-            rows.append([cell.strip() for cell in line.strip("|").split("|")])
-    return rows
 
 
 # ------------------------------------------------------------------ status
@@ -180,14 +55,11 @@ def lone_simulator(tmp_path):
     shared cluster (hosts survive its reset). Yields (sim(method, path, body), env)."""
     import os
     import secrets
-    import socket
     import urllib.request
     password = secrets.token_urlsafe(12)
     (tmp_path / "admin-password").write_text(password)
     (tmp_path / "hltcloud.conf").write_text("[runvms]\nuser_data =\n")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "simulator.log", "wb")
     proc = subprocess.Popen(["python3", str(REPO / "tests" / "simcluster" / "simulator.py"), "--state",
@@ -542,19 +414,14 @@ def test_bad_credentials_exit_3_nothing_done(cluster, nova):
 
 def _tool_processes(cluster):
     """Pids of openstack-hlt-manage processes (and their pdsh) working for this cluster."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            environ = (proc / "environ").read_bytes()
-        except OSError:
-            continue
+    def inspect(proc):
+        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        environ = (proc / "environ").read_bytes()
         if any(TOOL.encode() in word or word == b"pdsh" for word in cmdline) and \
                 f"HLTCLOUD_CONFIG={cluster.config_path}".encode() in environ:
-            found.append(int(proc.name))
-    return found
+            return int(proc.name)
+        return None
+    return processes(inspect)
 
 
 def _interrupt_while_waiting(cluster, args):

@@ -6,8 +6,10 @@ request. runvms must delete those VMs, count again, boot once more, and leave no
 """
 import re
 
-from test_manage_cluster import clear_log, lines, nova, requests, start_compute, tool  # noqa: F401
-from test_manage_vms import boots, expected_fit, statuses, worker_image  # noqa: F401 (fixture)
+import pytest
+from helpers import boots, clear_log, expected_fit, lines, requests, start_compute, statuses, tool
+
+pytestmark = pytest.mark.usefixtures("worker_image")  # conftest.py: runvms' image in Glance
 
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
 DELETED = re.compile(r"\[ OK \] Deleting VM (\S+) \(ERROR\) of this run")

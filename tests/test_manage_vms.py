@@ -6,42 +6,10 @@ cloud's state after the run is checked with novaclient and the simulator's reque
 import json
 
 import pytest
+from helpers import (FLAVOR, boot_on, boots, clear_log, expected_fit, lines, mutations,
+                     requests, start_compute, statuses, tool)
 
-from test_manage_cluster import (FLAVOR, boot_on, clear_log, client, image_id, lines, mutations,
-                                 nova, requests, start_compute, tool)  # noqa: F401 (nova: fixture)
-
-PLACEMENT = {"service_type": "placement"}
-PLACEMENT_HEADERS = {"OpenStack-API-Version": "placement 1.10"}
-
-
-@pytest.fixture(autouse=True)
-def worker_image(cluster):
-    """The configured runvms image exists in Glance (images survive the cluster's reset)."""
-    _, sess = client(cluster)
-    return image_id(cluster, sess)
-
-
-def expected_fit(cluster, nova, empty=False):
-    """VMs of the flavor that fit the enabled, up hosts: computed from Placement here."""
-    _, sess = client(cluster)
-    flavor = nova.flavors.find(name=FLAVOR)
-    need = {"VCPU": flavor.vcpus, "MEMORY_MB": flavor.ram, "DISK_GB": flavor.disk}
-    usable = {s.host for s in nova.services.list(binary="nova-compute")
-              if s.status == "enabled" and s.state == "up"}
-    providers = sess.get("/resource_providers", endpoint_filter=PLACEMENT,
-                         headers=PLACEMENT_HEADERS).json()["resource_providers"]
-    total = 0
-    for rp in providers:
-        if rp["name"] not in usable:
-            continue
-        inv = sess.get(f"/resource_providers/{rp['uuid']}/inventories", endpoint_filter=PLACEMENT,
-                       headers=PLACEMENT_HEADERS).json()["inventories"]
-        used = {} if empty else sess.get(f"/resource_providers/{rp['uuid']}/usages",
-                                         endpoint_filter=PLACEMENT,
-                                         headers=PLACEMENT_HEADERS).json()["usages"]
-        total += min(int(((inv[rc]["total"] - inv[rc]["reserved"]) * inv[rc]["allocation_ratio"]
-                          - used.get(rc, 0)) // amount) for rc, amount in need.items())
-    return total
+pytestmark = pytest.mark.usefixtures("worker_image")  # conftest.py: runvms' image in Glance
 
 
 def expected_quota_room(nova):
@@ -54,14 +22,6 @@ def expected_quota_room(nova):
         if lim[maximum] >= 0:
             room.append((lim[maximum] - lim[used]) // per)
     return min(room) if room else 10 ** 9
-
-
-def boots(log):
-    return [r for r in log if r["method"] == "POST" and r["path"].rstrip("/").endswith("/servers")]
-
-
-def statuses(nova):
-    return sorted(s.status for s in nova.servers.list(search_opts={"all_tenants": 1}))
 
 
 def test_runvms_dry_run_shows_the_one_request_and_boots_nothing(cluster, nova):

@@ -1,5 +1,4 @@
 """rsync-wave.py --pipeline on the simulated cluster: real files through real ssh chains."""
-import hashlib
 import os
 import re
 import signal
@@ -9,13 +8,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import (cmdline, eventually, node_file, poll, processes, sha1_of, transfer_lines,
+                     twins)
 
 INSTANCES = "/var/lib/nova/instances"
 TOOL = Path(__file__).resolve().parents[1] / "bin" / "rsync-wave.py"
-
-
-def sha1(path):
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -30,50 +27,17 @@ def payload(tmp_path):
     return make
 
 
-def node_file(cluster, name, dest):
-    return cluster.node_dir(name) / Path(dest).relative_to("/var/lib/nova")
-
-
-def twins(cluster, dest, names=None):
-    """Hidden temporary files and directories of DEST on the nodes."""
-    base = Path(dest).name
-    return [p for name in (names or cluster.names)
-            for p in node_file(cluster, name, dest).parent.glob(f".{base}*")]
-
-
 def our_processes():
     """Processes (on the head or in any node: one pid namespace) running our node scripts."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "hltpipe-" in cmdline:
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                wchan = (entry / "wchan").read_text()
-            except OSError:
-                continue
-            # pid, state, ppid, pgid, where it sleeps, what it is: enough to see what hangs
-            found.append((entry.name, stat[0], stat[1], stat[2], wchan,
-                          cmdline[:40] + " ... " + cmdline[-60:]))
-    return found
-
-
-def eventually(check, seconds):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if not value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
-
-
-def chain_lines(out):
-    return re.findall(r"^\[ ok \] (\S+) --> (\S+) \(([\d.]+ [kMG]B/s)\)$", out, re.M)
+    def inspect(entry):
+        line = cmdline(entry)
+        if "hltpipe-" not in line:
+            return None
+        stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        wchan = (entry / "wchan").read_text()
+        # pid, state, ppid, pgid, where it sleeps, what it is: enough to see what hangs
+        return (entry.name, stat[0], stat[1], stat[2], wchan, line[:40] + " ... " + line[-60:])
+    return processes(inspect)
 
 
 def test_every_node_gets_the_file_through_one_chain(cluster, payload):
@@ -82,8 +46,8 @@ def test_every_node_gets_the_file_through_one_chain(cluster, payload):
                            ",".join(cluster.names))
     assert res.returncode == 0, res.stdout + res.stderr
     for name in cluster.names:
-        assert sha1(node_file(cluster, name, dest)) == sha1(source), name
-    pairs = {target: src for src, target, _ in chain_lines(res.stdout)}
+        assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source), name
+    pairs = {target: src for src, target, _ in transfer_lines(res.stdout)}
     assert sorted(pairs) == sorted(cluster.names)
     # One chain in host order: each host got it from the one before it.
     for before, host in zip(cluster.names, cluster.names[1:]):
@@ -103,7 +67,7 @@ def test_two_chains_start_at_the_head(cluster, payload):
     res = cluster.run_tool("rsync-wave.py", "--pipeline", "--head-slots", "2", str(source), dest,
                            *cluster.names)
     assert res.returncode == 0, res.stdout + res.stderr
-    pairs = {target: src for src, target, _ in chain_lines(res.stdout)}
+    pairs = {target: src for src, target, _ in transfer_lines(res.stdout)}
     half = len(cluster.names) // 2
     first, second = cluster.names[:half], cluster.names[half:]
     assert pairs[first[0]] == pairs[second[0]] and pairs[first[0]] not in cluster.names
@@ -111,7 +75,7 @@ def test_two_chains_start_at_the_head(cluster, payload):
         for before, host in zip(chain, chain[1:]):
             assert pairs[host] == before
     for name in cluster.names:
-        assert sha1(node_file(cluster, name, dest)) == sha1(source)
+        assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source)
 
 
 def test_dry_run_prints_the_chains_and_copies_nothing(cluster, payload):
@@ -162,7 +126,7 @@ def test_middle_host_lost_mid_transfer_the_rest_still_get_it(cluster, payload):
     assert proc.returncode == 1, out + err
     for name in cluster.names:
         if name != victim:
-            assert sha1(node_file(cluster, name, dest)) == sha1(source), (name, out)
+            assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source), (name, out)
     assert not node_file(cluster, victim, dest).exists()
     assert re.search(rf"^\[WARN\] \S+ --> {re.escape(victim)}: ", out, re.M), out
     assert "completing" in out and "with the wave" in out
@@ -183,10 +147,8 @@ def test_sigint_leaves_no_process_and_no_final_file(cluster, payload):
                             env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(
-                p.stat().st_size > 0 for t in twins(cluster, dest) for p in t.glob("data")):
-            time.sleep(0.2)
+        poll(lambda: any(p.stat().st_size > 0 for t in twins(cluster, dest) for p in t.glob("data")),
+             30, step=0.2)
         time.sleep(1)  # data flowing through the whole chain
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)

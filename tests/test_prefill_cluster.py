@@ -1,6 +1,5 @@
 """openstack-prefill-cache on the simulated cluster: a real qcow2 image in the simulated
 Glance ends up as a raw file in each node's _base, named by the sha1 of the image id."""
-import hashlib
 import json
 import pwd
 import re
@@ -10,22 +9,9 @@ import time
 from pathlib import Path
 
 import pytest
-from fixture import processes_mentioning
+from helpers import base_file, config_with, eventually, poll, processes_mentioning, sha1_of
 
 TOOL = "openstack-prefill-cache"
-
-
-def sha1_of(path):
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def base_file(cluster, node, image_id):
-    name = hashlib.sha1(image_id.encode()).hexdigest()
-    return cluster.node_dir(node) / "instances" / "_base" / name
 
 
 def instances_leftovers(cluster, node):
@@ -44,18 +30,6 @@ def raw_sha1_on_head(cluster, image_id, tmp_path):
     subprocess.run(["qemu-img", "convert", "-f", "qcow2", "-O", "raw",
                     str(store_file(cluster, image_id)), str(raw)], check=True)
     return sha1_of(raw)
-
-
-def config_with(cluster, tmp_path, **paths):
-    """The cluster's site config with some [paths] keys changed."""
-    text = Path(cluster.config_path).read_text()
-    for key, value in paths.items():
-        text, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
-        if not count:
-            text = text.replace("[paths]\n", f"[paths]\n{key} = {value}\n")
-    path = tmp_path / "hltcloud.conf"
-    path.write_text(text)
-    return str(path)
 
 
 def test_image_is_cached_raw_on_each_node(cluster, tmp_path):
@@ -158,11 +132,8 @@ def test_node_down_mid_way_fails_alone(cluster):
                             env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(
-                list((cluster.node_dir(n) / "instances").glob(".hlt-glance-cache-*"))
-                for n in cluster.names):
-            time.sleep(0.1)
+        poll(lambda: any(list((cluster.node_dir(n) / "instances").glob(".hlt-glance-cache-*"))
+                         for n in cluster.names), 60)
         cluster.fault(victim, "down")
         out, err = proc.communicate(timeout=120)
     finally:
@@ -241,10 +212,7 @@ def test_sigint_stops_everything_and_leaves_no_final_file(cluster):
                              "interrupted", *cluster.names], env=cluster.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not any(
-                instances_leftovers(cluster, n) for n in cluster.names):
-            time.sleep(0.1)
+        poll(lambda: any(instances_leftovers(cluster, n) for n in cluster.names), 60)
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -254,10 +222,9 @@ def test_sigint_stops_everything_and_leaves_no_final_file(cluster):
     assert proc.returncode == 130, out + err
     assert "Chain transferring on every node" in out and "interrupted" in err
     # The node side ends when its session closes; give it the few seconds that takes.
-    deadline = time.monotonic() + 10
-    while processes_mentioning(image_id) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    lingered = 10 - (deadline - time.monotonic())
+    started = time.monotonic()
+    eventually(lambda: processes_mentioning(image_id), 10)
+    lingered = time.monotonic() - started
     assert processes_mentioning(image_id) == [], f"still there after {lingered:.1f} s"
     for node in cluster.names:
         assert not base_file(cluster, node, image_id).exists()

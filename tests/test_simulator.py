@@ -4,7 +4,6 @@ against temporary instance directories."""
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port, poll  # generous default (30 s): the test machine may be loaded
 from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
@@ -22,21 +22,6 @@ SIMDIR = Path(__file__).resolve().parent / "simcluster"
 NODES = ["cn01.internal", "cn02.internal", "cn03.internal"]
 DOWN_TIME = 4  # seconds; agents beat every second
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout=30, step=0.1):  # generous: the test machine may be loaded
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 class Sim:
@@ -57,7 +42,7 @@ class Sim:
                 [sys.executable, str(SIMDIR / "simulator.py"), "--state", str(self.state),
                  "--listen", "127.0.0.1", "--port", str(self.port), "--down-time", str(down_time),
                  "--hosts", ",".join(NODES)], stdout=self.log, stderr=subprocess.STDOUT)
-            if wait_for(lambda: self._healthy() or self.proc.poll() is not None, timeout=20) \
+            if poll(lambda: self._healthy() or self.proc.poll() is not None, timeout=20) \
                     and self.proc.poll() is None:
                 break
             self.proc.kill()
@@ -138,7 +123,7 @@ def services_by_host(nova):
 
 
 def wait_state(nova, host, state):
-    return wait_for(lambda: services_by_host(nova)[host].state == state, timeout=DOWN_TIME + 30)
+    return poll(lambda: services_by_host(nova)[host].state == state, timeout=DOWN_TIME + 30)
 
 
 def fit_per_host(cloud, host, flavor):
@@ -256,7 +241,7 @@ def test_forced_down_wins_over_heartbeats_until_unset(sim, nova):
 
 def test_agent_exits_cleanly_on_sigterm(sim):
     sim.start_agent("cn01.internal")
-    assert wait_for(lambda: [h for h in sim.sim("GET", "/hosts")["hosts"]
+    assert poll(lambda: [h for h in sim.sim("GET", "/hosts")["hosts"]
                              if h["name"] == "cn01.internal" and h["up"]])
     assert sim.stop_agent("cn01.internal") == 0
 
@@ -310,7 +295,7 @@ def test_boot_that_fits_goes_active_spread_over_hosts(sim, nova):
         servers = all_servers(nova)
         return servers if all(s.status == "ACTIVE" for s in servers) else None
 
-    servers = wait_for(active)
+    servers = poll(active)
     assert servers and len(servers) == count
     hosts = [getattr(s, "OS-EXT-SRV-ATTR:host") for s in servers]
     assert {h: hosts.count(h) for h in hosts} == {"cn01.internal": per_host, "cn02.internal": per_host}
@@ -385,7 +370,7 @@ def test_delete_waits_for_the_agent_while_the_service_is_up(sim, nova):
     sim.start_agent(node)
     assert wait_state(nova, node, "up")
     server = boot(nova, sim, 1)
-    assert wait_for(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    assert poll(lambda: nova.servers.get(server.id).status == "ACTIVE")
     vm_dir = sim.instances_dir(node) / server.id
     assert vm_dir.is_dir()
     sim.kill_agent(node)
@@ -397,7 +382,7 @@ def test_delete_waits_for_the_agent_while_the_service_is_up(sim, nova):
     assert pending.status == "ACTIVE"
     assert vm_dir.is_dir()
     sim.start_agent(node)
-    assert wait_for(lambda: not all_servers(nova))
+    assert poll(lambda: not all_servers(nova))
     assert not vm_dir.exists()
 
 
@@ -407,7 +392,7 @@ def test_stuck_vm_never_finishes_deleting(sim, nova):
     sim.start_agent(node)
     assert wait_state(nova, node, "up")
     server = boot(nova, sim, 1)
-    assert wait_for(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    assert poll(lambda: nova.servers.get(server.id).status == "ACTIVE")
     sim.sim("POST", f"/servers/{server.id}/stuck")
     nova.servers.delete(server.id)
     time.sleep(2.5)  # two heartbeats
@@ -421,7 +406,7 @@ def test_delete_while_service_down_is_local_and_leaves_an_orphan(sim, nova):
     sim.start_agent(node)
     assert wait_state(nova, node, "up")
     server = boot(nova, sim, 1)
-    assert wait_for(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    assert poll(lambda: nova.servers.get(server.id).status == "ACTIVE")
     sim.kill_agent(node)
     assert wait_state(nova, node, "down")
     nova.servers.delete(server.id)
@@ -561,7 +546,7 @@ def test_listens_on_every_address_and_refuses_a_missing_password(tmp_path):
                     return json.load(r)["pid"] == proc.pid
             except OSError:
                 return False
-        assert wait_for(lambda: health("127.0.0.1"), timeout=10), log.read_text()
+        assert poll(lambda: health("127.0.0.1"), timeout=10), log.read_text()
         assert health("127.0.0.2")
     finally:
         proc.terminate()

@@ -1,5 +1,4 @@
 """rsync-wave.py on the simulated cluster: real files on real ssh nodes."""
-import hashlib
 import io
 import os
 import re
@@ -10,15 +9,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fixture import processes_mentioning
+from helpers import node_file, poll, processes_mentioning, sha1_of, transfer_lines, twins
 
 from hltcloud import report, runner, wave
 
 INSTANCES = "/var/lib/nova/instances"
-
-
-def sha1(path):
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -27,21 +22,6 @@ def payload(tmp_path):
     source = tmp_path / "payload file.img"  # a space: SOURCE is an argument, never a shell word
     source.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
     return source, f"{INSTANCES}/wave-{uuid.uuid4().hex[:12]}"
-
-
-def node_file(cluster, name, dest):
-    return cluster.node_dir(name) / Path(dest).relative_to("/var/lib/nova")
-
-
-def leftovers(cluster, dest):
-    """Hidden temporary files of DEST on any node."""
-    base = Path(dest).name
-    return [p for name in cluster.names
-            for p in node_file(cluster, name, dest).parent.glob(f".{base}*")]
-
-
-def ok_lines(out):
-    return re.findall(r"^\[ ok \] (\S+) --> (\S+) \(([\d.]+ [kMG]B/s)\)$", out, re.M)
 
 
 def engine(cluster, timeout=5):
@@ -59,8 +39,8 @@ def test_every_node_gets_the_file_and_sources_double(cluster, payload):
     lines = res.stdout.splitlines()
     assert lines[0] == f"transferring {source} to {len(cluster.names)} host(s)..."
     for name in cluster.names:
-        assert sha1(node_file(cluster, name, dest)) == sha1(source)
-    transfers = ok_lines(res.stdout)
+        assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source)
+    transfers = transfer_lines(res.stdout)
     assert sorted(t for _, t, _ in transfers) == sorted(cluster.names)
     holders = set()
     head = transfers[0][0]
@@ -70,7 +50,7 @@ def test_every_node_gets_the_file_and_sources_double(cluster, payload):
     assert any(src != head for src, _, _ in transfers), "no node-to-node transfer"
     assert "file size: 3MB" in lines and any(l.startswith("elapsed time: ") for l in lines)
     assert lines[-1] == f"All {len(cluster.names)} host(s) have the file."
-    assert leftovers(cluster, dest) == []
+    assert twins(cluster, dest) == []
 
 
 def test_dry_run_prints_rounds_and_copies_nothing(cluster, payload):
@@ -82,7 +62,7 @@ def test_dry_run_prints_rounds_and_copies_nothing(cluster, payload):
         [f"round {i}:" for i in range(1, rounds + 1)]
     assert len(re.findall(r"^\[DRY \] \S+ --> \S+$", res.stdout, re.M)) == len(cluster.names)
     assert not any(node_file(cluster, n, dest).exists() for n in cluster.names)
-    assert leftovers(cluster, dest) == []
+    assert twins(cluster, dest) == []
 
 
 def test_unreachable_node_fails_alone(cluster, payload):
@@ -114,7 +94,7 @@ def test_broken_seed_is_dropped_and_good_seed_used(cluster, payload):
     assert result.broken_sources == [bad]
     assert any(src == good for src, _, ok, _, _ in result.transfers if ok)
     for name in targets:
-        assert sha1(node_file(cluster, name, dest)) == sha1(source)
+        assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source)
         assert result.hosts[name].tries == 1 and result.hosts[name].bytes == source.stat().st_size
     assert f"(source {bad} is broken: no longer used)" in out.getvalue()
 
@@ -136,8 +116,8 @@ def test_corrupt_copy_is_refused_and_retried_from_another_source(cluster, payloa
                          r"sha1 checksum mismatch \(try 1 of 3, retrying\)$", text, re.M)
     assert refused, text
     for name in targets:
-        assert sha1(node_file(cluster, name, dest)) == sha1(source)
-    assert leftovers(cluster, dest) == []
+        assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source)
+    assert twins(cluster, dest) == []
 
 
 def test_sigint_kills_everything_and_leaves_no_final_file(cluster, tmp_path):
@@ -151,10 +131,8 @@ def test_sigint_kills_everything_and_leaves_no_final_file(cluster, tmp_path):
                             env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
-        deadline = time.monotonic() + 30
-        while not leftovers(cluster, dest) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert leftovers(cluster, dest), "no transfer started"
+        poll(lambda: twins(cluster, dest), 30, step=0.2)
+        assert twins(cluster, dest), "no transfer started"
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
@@ -166,7 +144,7 @@ def test_sigint_kills_everything_and_leaves_no_final_file(cluster, tmp_path):
     time.sleep(1)  # remote rsync processes see their connection close
     assert processes_mentioning(token) == []
     assert not any(node_file(cluster, n, dest).exists() for n in cluster.names)
-    assert leftovers(cluster, dest) == []
+    assert twins(cluster, dest) == []
 
 
 def wave_tool():

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import helpers  # noqa: E402
 import realfixture  # noqa: E402
 
 
@@ -12,15 +13,8 @@ import realfixture  # noqa: E402
 def realcloud():
     """Keystone, Nova, Placement, Glance for real, a nova-compute on each node; torn down at
     the end. Installs the services first if needed (`realcloud install`)."""
-    reason = realfixture.unavailable()
-    if reason:
-        pytest.skip(reason)
-    realfixture.ensure_installed()
-    cluster = realfixture.RealCluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from helpers.started(realfixture.unavailable, realfixture.RealCluster.start,
+                               prepare=realfixture.ensure_installed)
 
 
 @pytest.fixture

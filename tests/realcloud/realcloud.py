@@ -15,6 +15,7 @@ run under tests/realcloud/wsgi_server.py. Everything lives in one state director
 Ports of slot K: base 6100 + 20 K; keystone +0, nova +1, placement +2, glance +3,
 network stub +4, postgres +5, rabbitmq +6, erlang distribution +7, epmd +8.
 """
+import functools
 import json
 import os
 import secrets
@@ -31,6 +32,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))  # tests/: helpers.py
+import helpers  # noqa: E402
 VENV = Path(os.environ.get("HLTREAL_VENV", "/opt/hltcloud-realcloud/venv"))
 VPY = VENV / "bin" / "python"
 DEB_PKGS = ["postgresql", "rabbitmq-server"]
@@ -124,13 +128,8 @@ def ini(sections):
     return "\n".join(out)
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise RealCloudError(f"{what} not ready after {timeout}s")
+wait_for = functools.partial(helpers.wait_for, step=0.2, error=RealCloudError,
+                             message="{what} not ready after {timeout}s")
 
 
 def port_open(addr, port):

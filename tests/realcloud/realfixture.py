@@ -7,7 +7,6 @@ without the simulator); the cloud is tests/realcloud/realcloud.py; each node's c
 openstack-nova-compute is a real nova-compute (tests/realcloud/node-service).
 """
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ REPO = HERE.parent.parent
 sys.path[:0] = [str(HERE), str(REPO / "tests" / "simcluster"), str(REPO / "lib")]
 import netnodes  # noqa: E402
 import realcloud  # noqa: E402
+import fixture  # noqa: E402
 from fixture import NodesCluster, empty_nova, write_image_file  # noqa: E402
 
 COMPUTE = "openstack-nova-compute"
@@ -33,13 +33,8 @@ def unavailable():
     """Why the real cloud cannot run here (one line), or None."""
     if os.environ.get("HLTREAL_SKIP"):
         return "real-cloud tests switched off (HLTREAL_SKIP is set)"
-    if os.geteuid() != 0:
-        return "real cloud needs root (network namespaces, private PostgreSQL/RabbitMQ)"
-    path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    missing = [t for t in TOOLS if not shutil.which(t, path=path)]
-    if missing:
-        return f"real cloud needs {', '.join(missing)} (make deps)"
-    return None
+    return fixture.unavailable("real cloud", "network namespaces, private PostgreSQL/RabbitMQ",
+                               TOOLS)
 
 
 def ensure_installed():

@@ -10,7 +10,6 @@ the simulator is fixed they pass, fail as XPASS, and the mark must go.
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from hltcloud.cloud import Cloud
 
@@ -28,12 +28,6 @@ FLAVOR = "ali1.xlarge"
 MISSING = "11111111-1111-1111-1111-111111111111"
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class SimSide:
     """The simulator alone on loopback, as a second cloud for the same requests."""
 
@@ -42,7 +36,7 @@ class SimSide:
         (tmp / "glance" / "images").mkdir(parents=True)
         (tmp / "admin-password").write_text("parity-password\n")
         os.chmod(tmp / "admin-password", 0o600)
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, str(SIMULATOR), "--state", str(tmp), "--listen", "127.0.0.1",
              "--port", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -7,24 +7,24 @@ servers, default quotas. The tools run as bin/<tool> with the cloud's OS_* crede
 site config whose node services are tests/realcloud/node-service.
 """
 import datetime
+import functools
 import hashlib
 import json
 import re
 import subprocess
 import time
 
+import helpers
 import pytest
+from helpers import COMPUTE, FLAVOR, MUTATING, SERVICES, lines, service, servers_on, table_rows
 from realcloud import SERVICE_DOWN_TIME  # as Nova is configured here
 
 MANAGE = "openstack-hlt-manage"
 PREFILL = "openstack-prefill-cache"
-COMPUTE = "openstack-nova-compute"
-SERVICES = ("openstack-nova-network", "openstack-nova-metadata-api", COMPUTE, "libvirtd")
-MUTATING = ("POST", "PUT", "DELETE", "PATCH")
-FLAVOR = "ali1.xlarge"
+WAIT = 60  # seconds: a real Nova is slower than the simulator
 
 
-# ------------------------------------------------------------------ helpers
+# ------------------------------------------------------------------ helpers (the shared ones: tests/helpers.py)
 
 def tool(rc, name, *args, timeout=300):
     """Run bin/NAME; skip (saying why) only while it is still the usage stub."""
@@ -35,64 +35,15 @@ def tool(rc, name, *args, timeout=300):
     return result
 
 
-def lines(result):
-    return result.stdout.splitlines()
-
-
-def table_rows(text):
-    return [[cell.strip() for cell in line.strip("|").split("|")]
-            for line in text.splitlines()
-            if line.startswith("| ") and not line.startswith(("| Hypervisor", "| ID"))]
-
-
-def wait_for(predicate, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def service(nova, host):
-    return nova.services.list(host=host, binary="nova-compute")[0]
-
-
-def servers_on(nova, host):
-    return nova.servers.list(search_opts={"all_tenants": 1, "host": host})
-
-
-def stop_compute(rc, nova, host):
-    """Kill the host's nova-compute; wait until Nova's heartbeat check calls it down."""
-    done = rc.node_service(host, COMPUTE, "stop")
-    assert done.returncode == 0, done.stderr
-    wait_for(lambda: service(nova, host).state == "down", what=f"{host} down")
+wait_for = functools.partial(helpers.wait_for, timeout=WAIT)
+stop_compute = functools.partial(helpers.stop_compute, timeout=WAIT)
 
 
 def boot_on(rc, nova, host, count, name="wn-grid"):
-    """COUNT ACTIVE VMs on HOST (the other hosts disabled meanwhile): their ids."""
-    flavor = nova.flavors.find(name=FLAVOR)
-    others = [s for s in nova.services.list(binary="nova-compute")
-              if s.host != host and s.status == "enabled"]
-    for other in others:
-        nova.services.disable_log_reason(other.id, "test: boot on one host")
-    before = {s.id for s in nova.servers.list(search_opts={"all_tenants": 1})}
-
-    def mine():
-        return [s for s in nova.servers.list(search_opts={"all_tenants": 1})
-                if s.id not in before]
-    try:
-        # No Neutron here: nics='none' (microversion >= 2.37), so the VMs have no address.
-        nova.servers.create(name, rc.image_id, flavor, min_count=count, max_count=count,
-                            nics="none")
-        wait_for(lambda: len(mine()) == count and all(s.status == "ACTIVE" for s in mine()),
-                 what=f"{count} VMs ACTIVE on {host}")
-    finally:
-        for other in others:
-            nova.services.enable(other.id)
-    vms = mine()
-    assert {getattr(s, "OS-EXT-SRV-ATTR:host") for s in vms} == {host}
-    return [s.id for s in vms]
+    """COUNT ACTIVE VMs on HOST from the cloud's image: their ids. No Neutron here:
+    nics='none' (microversion >= 2.37), so the VMs have no address."""
+    return helpers.boot_on(rc, nova, host, count, name, image=rc.image_id, nics="none",
+                           timeout=WAIT)
 
 
 def mutations_during(rc, action):

@@ -12,7 +12,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import netnodes
 from netnodes import ClusterError
@@ -31,14 +30,14 @@ class SimError(Exception):
         self.status = status
 
 
-def unavailable():
-    """Why the cluster cannot run here (one line), or None."""
+def unavailable(what="simulated cluster", root_for="network namespaces, sshd", tools=TOOLS):
+    """Why WHAT cannot run here (one line), or None: it needs root (ROOT_FOR) and TOOLS."""
     if os.geteuid() != 0:
-        return "simulated cluster needs root (network namespaces, sshd)"
+        return f"{what} needs root ({root_for})"
     path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
-    missing = [t for t in TOOLS if not shutil.which(t, path=path)]
+    missing = [t for t in tools if not shutil.which(t, path=path)]
     if missing:
-        return f"simulated cluster needs {', '.join(missing)} (make deps)"
+        return f"{what} needs {', '.join(missing)} (make deps)"
     return None
 
 
@@ -135,6 +134,10 @@ class SimCluster(NodesCluster):
 
     # ------------------------------------------------------------ nodes
 
+    def node_service(self, name, service, action):
+        """Run the node's service script (tests/simcluster/node-service) on node NAME."""
+        return self.ssh(name, [str(netnodes.NODE_SERVICE), service, action])
+
     def service_running(self, name, service):
         pid = netnodes.read_pid(self.layout.run_dir(name) / f"{service}.pid")
         return bool(pid) and netnodes.pid_alive(pid)
@@ -181,22 +184,6 @@ def write_image_file(path, size_mb, fmt):
                            check=True, capture_output=True)
     finally:
         raw.unlink(missing_ok=True)
-
-
-def processes_mentioning(text):
-    """(pid, command line) of every process (head and nodes share one pid namespace) whose
-    command line holds TEXT, this test process aside."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline:
-            found.append((entry.name, cmdline))
-    return found
 
 
 def empty_nova(nova):

@@ -8,6 +8,7 @@ Commands are argument lists; the only shell strings are constants that take valu
 positional arguments ("$1"), never built from names or paths.
 """
 import fcntl
+import functools
 import json
 import os
 import re
@@ -25,6 +26,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SIMULATOR = HERE / "simulator.py"
 NODE_SERVICE = HERE / "node-service"
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))  # tests/: helpers.py
+import helpers  # noqa: E402
 
 SLOTS = range(4)
 MAX_NODES = 50
@@ -206,12 +210,7 @@ def write_private(path, text, mode=0o600):
     os.chmod(path, mode)
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise ClusterError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+wait_for = functools.partial(helpers.wait_for, step=0.02, error=ClusterError)
 
 
 # ---------------------------------------------------------------- the cluster description
