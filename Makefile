@@ -8,7 +8,7 @@ MANDIR   = $(DESTDIR)$(PREFIX)/share/man/man1
 COMPDIR  = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 
 TOOLS    = openstack-hlt-manage openstack-prefill-cache rsync-wave.py openstack-enter
-DEB_PKGS = openssh-client openssh-server pdsh rsync qemu-utils iproute2 procps psmisc man-db groff-base
+DEB_PKGS = openssh-client openssh-server pdsh rsync qemu-utils iproute2 procps psmisc man-db groff-base openssl
 PY_MODS  = keystoneauth1,novaclient,yaml,pytest,hypothesis
 
 .PHONY: all deps test test-realcloud demo install uninstall bench clean
