@@ -42,7 +42,7 @@ def main(argv=None):
     try:
         if command:
             _exec(command, env)  # returns only on failure
-        return enter_shell.run(program, env, banner(creds))
+        return enter_shell.run_shell(program, env, banner(creds))
     except OSError as err:
         print(f"{PROG}: cannot run {program}: {err.strerror}", file=sys.stderr)
         return EXIT_NOT_FOUND if isinstance(err, FileNotFoundError) else EXIT_CANNOT_RUN

@@ -29,7 +29,7 @@ def choose(env):
     return FALLBACK
 
 
-def run(shell, env, banner):
+def run_shell(shell, env, banner):
     """Run SHELL interactively in ENV with BANNER before its prompt; its exit status."""
     tmp = tempfile.mkdtemp(prefix="hltcloud-enter-")
     if not _PLAIN_PATH.match(tmp):  # odd $TMPDIR: sh would expand ENV=...
