@@ -129,9 +129,9 @@ def check_caches(hosts, plan, cmds_ssh, children, timeout):
     return runner.in_parallel(hosts, check, FANOUT)
 
 
-def run(args, reporter, children):
-    # Every check of the input comes before the first request (the configuration checks
-    # its paths and image_owner when loaded): bad input costs no download.
+def check_input(args):
+    """Every check of the input, before the first request (the configuration checks its
+    paths and image_owner when loaded): bad input costs no download. -> (cfg, ssh, hosts)"""
     cfg = config.load(args.config)
     ssh = make_ssh(args, cfg)
     hosts = [check_name(host, "host name") for host in hostlist.expand(*args.hosts)]
@@ -139,14 +139,12 @@ def run(args, reporter, children):
         raise PrefillError("no hosts given")
     if not args.image.strip():
         raise PrefillError("IMAGE must be a name or an id, not empty")
-    if ssh.config_file and not args.wave:  # the chains refuse it too, but after the download
-        check_node_path(ssh.config_file, "the nodes' ssh config")
-    owner = cfg.image_owner
-    if not args.dry_run:
-        try:
-            hostlock.prepare()  # an untrusted lock directory stops us before any request
-        except hostlock.LockDirError as err:
-            raise PrefillError(str(err)) from None
+    return cfg, ssh, hosts
+
+
+def find_image(args, cfg):
+    """The active Glance image IMAGE names, and qemu-img's name of its format:
+    (glance, image, fmt)."""
     glance = Cloud(read_timeout=cfg.read_timeout, os_cloud=args.os_cloud).glance()
     image = glance_image.find_image(glance, args.image)
     try:
@@ -157,6 +155,20 @@ def run(args, reporter, children):
     if fmt is None:
         raise PrefillError(f"Image {image['name']} has disk format {image.get('disk_format')!r}; "
                            f"supported: {', '.join(sorted(QEMU_FORMATS))}")
+    return glance, image, fmt
+
+
+def run(args, reporter, children):
+    cfg, ssh, hosts = check_input(args)
+    if ssh.config_file and not args.wave:  # the chains refuse it too, but after the download
+        check_node_path(ssh.config_file, "the nodes' ssh config")
+    owner = cfg.image_owner
+    if not args.dry_run:
+        try:
+            hostlock.prepare()  # an untrusted lock directory stops us before any request
+        except hostlock.LockDirError as err:
+            raise PrefillError(str(err)) from None
+    glance, image, fmt = find_image(args, cfg)
     if not args.dry_run:
         lock_image(glance, image)
     try:
