@@ -149,12 +149,9 @@ def owner_matches(state, owner):
     return True
 
 
-def problems(state, virtual_size, owner):
-    """Why STATE is not a good cached copy of an image of VIRTUAL_SIZE bytes ([] = good)."""
-    if not state.reachable:
-        return [f"unreachable: {state.error}"]
-    if state.error:
-        return [f"cannot check: {state.error}"]
+def copy_problems(state, virtual_size):
+    """Why the file itself is not a cached copy of an image of VIRTUAL_SIZE bytes: a raw
+    regular file of that size ([] = it is; what a prefill skips)."""
     found = {"file": [], "missing": ["not cached"], "link": ["a link"]}.get(
         state.cache, [f"not cached ({state.cache})" if state.cache.startswith("no directory")
                       else f"{state.cache or 'unknown'}, not a file"])
@@ -168,8 +165,19 @@ def problems(state, virtual_size, owner):
         # qemu-img -f raw rounds up to 512 bytes: the file's own size must match too
         if {state.file_size, state.virtual_size} - {None} != {virtual_size}:
             found.append("wrong size")
-        if not owner_matches(state, owner):
-            found.append("wrong owner")
+    return found
+
+
+def problems(state, virtual_size, owner):
+    """Why STATE is not a good cached copy ([] = good): the copy, its OWNER (image_owner),
+    and whether Nova would purge it."""
+    if not state.reachable:
+        return [f"unreachable: {state.error}"]
+    if state.error:
+        return [f"cannot check: {state.error}"]
+    found = copy_problems(state, virtual_size)
+    if state.cache == "file" and not owner_matches(state, owner):
+        found.append("wrong owner")
     if state.purge is None:
         found.append(state.purge_note)
     elif state.purge:
