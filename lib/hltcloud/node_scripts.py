@@ -222,7 +222,7 @@ STAT="%F|%d:%i|%s|%U:%G|%u:%g"
 if [ ! -e "$conf" ]; then say novaconf missing
 elif [ ! -f "$conf" ]; then say novaconf "not a regular file"
 else
-  found=$(timeout 10 grep -E -e "^(\[|remove_unused_base_images[[:space:]]*[=:])" -- "$conf")
+  found=$(timeout 10 grep -m 1000 -E -e "^(\[|remove_unused_base_images[[:space:]]*[=:])" -- "$conf")
   say novaconf_rc $?
   printf "%s\n" "$found" | head -n 1000 | cut -c 1-300 | sed -e "s/^/conf:/"
 fi
