@@ -19,6 +19,7 @@ def test_defaults_when_no_file(monkeypatch, tmp_path):
                           "network": "auto"}
     assert (cfg.ssh_user, cfg.image_owner) == ("root", "nova:nova")
     assert cfg.credentials_dir == "/etc/hltcloud/credentials"
+    assert cfg.nova_conf == "/etc/nova/nova.conf"
 
 
 def test_file_from_env_and_switch(monkeypatch, tmp_path):
@@ -59,6 +60,11 @@ def test_file_from_env_and_switch(monkeypatch, tmp_path):
     ("[paths]\nglance_images_dir = images\n", "paths.glance_images_dir"),
     ("[runvms]\nuser_data = user-data.txt\n", "runvms.user_data"),
     ("[enter]\ncredentials_dir = creds\n", "enter.credentials_dir must be an absolute path"),
+    # nova_conf is read on every node by openstack-prefill-cache --check
+    ("[paths]\nnova_conf = nova.conf\n", "paths.nova_conf must be an absolute path"),
+    ("[paths]\nnova_conf =\n", "paths.nova_conf must be an absolute path"),
+    ("[paths]\nnova_conf = /etc/nova/$(id)\n", "paths.nova_conf"),
+    ("[paths]\nnova_conf = /etc/nova/../shadow\n", "paths.nova_conf"),
     ("[enter]\ncredentials_dir =\n", "enter.credentials_dir must be an absolute path"),
 ])
 def test_bad_values(tmp_path, text, message):

@@ -2,7 +2,6 @@
 validity check of a cached copy, Glance checksums, and the remote scripts run for real in a
 local shell (they are plain sh)."""
 import hashlib
-import json
 import os
 import subprocess
 import sys
@@ -11,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hltcloud import config, glance_image, prefill, runner
+from hltcloud import cache_state, config, glance_image, prefill, runner
+from hltcloud.node_scripts import CACHE_STATE_SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,14 +30,30 @@ def make_plan(tmp_path, owner=None, fmt="qcow2", size=4 << 20):
     return prefill.Plan(cfg, "0b4fcd34-1c8b-4a0f-9d1e-7a1f1e2b3c4d", fmt, size, owner)
 
 
-def test_valid_cache_means_raw_with_the_image_virtual_size(tmp_path):
+def cache_state_here(plan):
+    """The node's read-only state script, run in a local shell for PLAN's cache name."""
+    res = subprocess.run(["sh", "-c", CACHE_STATE_SCRIPT, "t", plan.base_dir,
+                          Path(plan.final).name, ""], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    return cache_state.parse("here", res.stdout)
+
+
+def test_valid_cache_means_a_raw_file_of_the_image_virtual_size(tmp_path):
     plan = make_plan(tmp_path)
-    raw = json.dumps({"format": "raw", "virtual-size": 4 << 20})
-    assert plan.is_valid_cache(raw)
-    assert not plan.is_valid_cache(json.dumps({"format": "qcow2", "virtual-size": 4 << 20}))
-    assert not plan.is_valid_cache(json.dumps({"format": "raw", "virtual-size": 1000}))
-    assert not plan.is_valid_cache("missing\n")
-    assert not plan.is_valid_cache("qemu-img: garbage")
+    base = Path(plan.base_dir)
+    base.mkdir()
+    assert not plan.is_valid_cache(cache_state_here(plan))  # missing
+    Path(plan.final).write_bytes(os.urandom(4 << 20))
+    assert plan.is_valid_cache(cache_state_here(plan))
+    Path(plan.final).write_bytes(os.urandom(1000))
+    assert not plan.is_valid_cache(cache_state_here(plan))
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", plan.final, "4M"], check=True)
+    assert not plan.is_valid_cache(cache_state_here(plan))  # a qcow2 header: not raw
+    os.unlink(plan.final)
+    (tmp_path / "elsewhere").write_bytes(os.urandom(4 << 20))
+    os.symlink(tmp_path / "elsewhere", plan.final)
+    assert not plan.is_valid_cache(cache_state_here(plan))  # a link, never followed
+    assert not plan.is_valid_cache(cache_state.State("h", reachable=False, error="ssh: down"))
     assert plan.final == f"{tmp_path}/instances/_base/{prefill.cache_name(plan.image_id)}"
     assert plan.transfer == f"{tmp_path}/instances/hlt-glance-cache-{plan.image_id}"
 
@@ -65,9 +81,7 @@ def test_convert_script_writes_raw_via_temp_name_and_removes_the_copy(tmp_path):
     assert Path(plan.final).read_bytes() == raw.read_bytes()
     assert not Path(plan.transfer).exists()
     assert [p.name for p in Path(plan.base_dir).iterdir()] == [Path(plan.final).name]
-    check = subprocess.run(["sh", "-c", plan.cache_check_script()], capture_output=True,
-                           text=True)
-    assert plan.is_valid_cache(check.stdout)
+    assert plan.is_valid_cache(cache_state_here(plan))
 
 
 def test_failed_conversion_leaves_no_final_and_no_temp_file(tmp_path):
@@ -77,8 +91,7 @@ def test_failed_conversion_leaves_no_final_and_no_temp_file(tmp_path):
     assert res.returncode != 0 and "qemu-img" in res.stderr
     assert not Path(plan.final).exists() and not Path(plan.transfer).exists()
     assert list(Path(plan.base_dir).iterdir()) == []
-    assert subprocess.run(["sh", "-c", plan.cache_check_script()], capture_output=True,
-                          text=True).stdout == "missing\n"
+    assert cache_state_here(plan).cache == "missing"
 
 
 def test_watched_script_dies_with_its_connection(tmp_path):

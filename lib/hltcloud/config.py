@@ -46,6 +46,8 @@ DEFAULTS = {
         "base_dir": "",  # empty: <instances_dir>/_base
         "glance_images_dir": "/var/lib/glance/images",
         "image_owner": "nova:nova",
+        # Read by openstack-prefill-cache --check: does Nova purge unused cached images?
+        "nova_conf": "/etc/nova/nova.conf",
     },
     "runvms": {
         "flavor": "ali1.xlarge",
@@ -81,6 +83,7 @@ class Config:
     base_dir: str
     glance_images_dir: str
     image_owner: str
+    nova_conf: str
     runvms: dict
     credentials_dir: str
 
@@ -188,6 +191,7 @@ def load(path=None):
     owner = parser.get("paths", "image_owner").strip()
     if not _OWNER.match(owner):
         raise ConfigError(f"paths.image_owner must be USER or USER:GROUP: {owner!r}")
+    nova_conf = _node_path("paths", "nova_conf", parser.get("paths", "nova_conf").strip())
     _absolute(parser, "runvms", "user_data")
     credentials_dir = _absolute(parser, "enter", "credentials_dir").rstrip("/")
     if not credentials_dir:
@@ -209,6 +213,7 @@ def load(path=None):
         base_dir=base,
         glance_images_dir=glance_images_dir,
         image_owner=owner,
+        nova_conf=nova_conf,
         runvms=dict(parser.items("runvms")),
         credentials_dir=credentials_dir,
     )

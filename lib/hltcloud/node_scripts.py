@@ -1,11 +1,12 @@
 """The sh scripts run as root on the nodes, in one place: each one works beside directories
-the nova user may write, so each one enters a private directory of root (checked after
-`cd -P`) and works on relative names inside it. dash runs them: no bashisms, no single
+the nova user may write, so each one that writes enters a private directory of root (checked
+after `cd -P`) and works on relative names inside it. dash runs them: no bashisms, no single
 quotes. Arguments come as "$1"..., never inside the script text.
 
 - CHECK_SCRIPT: the wave's verification and rename on a target;
 - RECV_SCRIPT, FORWARD_SCRIPT, CLEANUP_SCRIPT: the pipelined chains;
-- CONVERT_SCRIPT: openstack-prefill-cache's conversion into Nova's image cache.
+- CONVERT_SCRIPT: openstack-prefill-cache's conversion into Nova's image cache;
+- CACHE_STATE_SCRIPT: what a host holds in Nova's image cache (read only).
 """
 
 # Verify and rename on the target, as root, in DEST's directory (which the nova user may
@@ -198,4 +199,40 @@ mv -f -- "$src" ./copy || die "cannot take $src"
 got=$(sha1sum ./copy) && [ "${got%% *}" = "$sum" ] || die "refusing: $src has the wrong sha1"
 qemu-img convert -f "$fmt" -O raw ./copy ./raw || exit 1
 chown -- "$owner" ./raw && mv -f -- ./raw "../$name" || die "cannot move the raw image into $base"
+"""
+
+
+# The state of one host's cached image, for openstack-prefill-cache --check (and the skip
+# check of a prefill): read only, changes nothing, prints key=value lines (and "conf:" lines)
+# that cache_state.parse() reads. Safe as root in _base, which the nova user can write:
+# - the cache name is looked at with lstat (stat without -L): a link is reported as one, never
+#   followed; only a regular file is opened;
+# - qemu-img is told the format (-f raw): never probe, a planted qcow2 or vmdk header could
+#   name a backing, data or extent file that root would then open and read;
+# - the first 512 bytes are read by dd with O_NOFOLLOW and O_NONBLOCK (a link swapped in
+#   meanwhile is refused, a fifo does not block), to tell another format's header on the head;
+# - the file is stat-ed again afterwards: a change in between is reported, not trusted;
+# - nova.conf (root's) is read by grep for section headers and the one key only; every read
+#   is bounded in time (timeout) and size (head, cut).
+# $1 base dir, $2 cache name, $3 nova.conf
+CACHE_STATE_SCRIPT = r"""
+base=$1 name=$2 conf=$3
+say() { printf "%s=%s\n" "$1" "$2"; }
+STAT="%F|%d:%i|%s|%U:%G|%u:%g"
+if [ ! -e "$conf" ]; then say novaconf missing
+elif [ ! -f "$conf" ]; then say novaconf "not a regular file"
+else
+  found=$(timeout 10 grep -m 1000 -E -e "^(\[|remove_unused_base_images[[:space:]]*[=:])" -- "$conf")
+  say novaconf_rc $?
+  printf "%s\n" "$found" | head -n 1000 | cut -c 1-300 | sed -e "s/^/conf:/"
+fi
+if ! cd -P -- "$base" 2>/dev/null; then say cache "no directory $base"; exit 0; fi
+st=$(stat -c "$STAT" -- "./$name" 2>/dev/null) || { say cache missing; exit 0; }
+say stat "$st"
+case "$st" in "regular file|"*|"regular empty file|"*) ;; *) exit 0;; esac
+info=$(timeout 20 qemu-img info -f raw --output=json -- "./$name" 2>&1)
+say qemu_rc $?
+printf "qemu=%s\n" "$(printf "%s" "$info" | head -c 4096 | tr -d "\n")"
+say magic "$(dd if="./$name" bs=512 count=1 iflag=nofollow,nonblock 2>/dev/null | od -An -v -tx1 | tr -d " \n")"
+say stat2 "$(stat -c "$STAT" -- "./$name" 2>/dev/null)"
 """

@@ -2,8 +2,9 @@
 
 1. Look the image up in Glance (v2 API, keystoneauth1 session); its source is the Glance
    file store copy, checked against Glance's checksums (or a verified API download).
-2. Hosts already holding a valid cached copy (<base_dir>/<sha1 of the image id>, raw, the
-   image's virtual size) are skipped; the others get the file by rsync-wave into
+2. Hosts already holding a valid cached copy (<base_dir>/<sha1 of the image id>, a raw
+   regular file of the image's virtual size and image_owner's, read safely by cache_state)
+   are skipped; the others get the file by rsync-wave into
    <instances_dir>/hlt-glance-cache-<id>.
 3. Each host converts it in parallel with `qemu-img convert -O raw` inside a private directory
    of root in <base_dir> (the transferred copy moved in and checked first), sets the owner,
@@ -16,7 +17,7 @@ import json
 import os
 import shlex
 
-from . import broadcast, config, glance_image, hostlist, hostlock, runner
+from . import broadcast, cache_state, config, glance_image, hostlist, hostlock, runner
 from .cloud import Cloud
 from .errors import FAILED, OK, ToolError
 from .node_scripts import CONVERT_SCRIPT
@@ -83,24 +84,17 @@ class Plan:
         self.final = check_dest(os.path.join(self.base_dir, cache_name(image_id)))
         self.transfer = check_dest(os.path.join(cfg.instances_dir, CACHE_PREFIX + image_id))
 
-    def cache_check_script(self):
-        """Prints qemu-img's JSON for the cached file, or "missing"."""
-        q = shlex.quote(self.final)
-        return f"if [ -e {q} ]; then qemu-img info --output=json {q}; else echo missing; fi"
-
-    def is_valid_cache(self, output):
-        if output.strip() == "missing":
-            return False
-        try:
-            info = json.loads(output)
-        except ValueError:
-            return False
-        return info.get("format") == "raw" and info.get("virtual-size") == self.virtual_size
-
     def check_argv(self, ssh_options, host):
-        """ssh HOST: print qemu-img's JSON for the cached file (or "missing")."""
-        return ["ssh", *ssh_options, "--", check_name(host, "host name"),
-                shlex.join(["sh", "-c", self.cache_check_script()])]
+        """ssh HOST: the read-only state of the cached copy (cache_state; nova.conf aside)."""
+        return cache_state.argv(ssh_options, host, self.base_dir,
+                                os.path.basename(self.final), "")
+
+    def is_valid_cache(self, state):
+        """A raw regular file (not a link) of the image's virtual size, the owner's: what
+        --check calls good, nova.conf aside (a prefill cannot change that)."""
+        return state.reachable and not state.error and \
+            not cache_state.copy_problems(state, self.virtual_size) and \
+            cache_state.owner_matches(state, self.owner)
 
     def convert_script(self, size, sha1):
         """The remote command: convert the transferred copy (SIZE bytes, SHA1 as the head
@@ -120,18 +114,16 @@ class Plan:
 
 def check_caches(hosts, plan, cmds_ssh, children, timeout):
     """{host: "cached" | "missing" | reason it cannot be reached}."""
-    def check(host):
-        argv = plan.check_argv(cmds_ssh, host)
-        out = children.run(argv, timeout + 30)
-        if out.returncode == 255 or out.timed_out or out.aborted:
-            return out.cause("ssh")
-        return "cached" if out.ok and plan.is_valid_cache(out.stdout) else "missing"
-    return runner.in_parallel(hosts, check, FANOUT)
+    states = cache_state.read(hosts, lambda host: plan.check_argv(cmds_ssh, host), children,
+                              timeout + 30, FANOUT)
+    return {host: state.error if not state.reachable else
+            "cached" if plan.is_valid_cache(state) else "missing"
+            for host, state in states.items()}
 
 
-def run(args, reporter, children):
-    # Every check of the input comes before the first request (the configuration checks
-    # its paths and image_owner when loaded): bad input costs no download.
+def check_input(args):
+    """Every check of the input, before the first request (the configuration checks its
+    paths and image_owner when loaded): bad input costs no download. -> (cfg, ssh, hosts)"""
     cfg = config.load(args.config)
     ssh = make_ssh(args, cfg)
     hosts = [check_name(host, "host name") for host in hostlist.expand(*args.hosts)]
@@ -139,14 +131,12 @@ def run(args, reporter, children):
         raise PrefillError("no hosts given")
     if not args.image.strip():
         raise PrefillError("IMAGE must be a name or an id, not empty")
-    if ssh.config_file and not args.wave:  # the chains refuse it too, but after the download
-        check_node_path(ssh.config_file, "the nodes' ssh config")
-    owner = cfg.image_owner
-    if not args.dry_run:
-        try:
-            hostlock.prepare()  # an untrusted lock directory stops us before any request
-        except hostlock.LockDirError as err:
-            raise PrefillError(str(err)) from None
+    return cfg, ssh, hosts
+
+
+def find_image(args, cfg):
+    """The active Glance image IMAGE names, and qemu-img's name of its format:
+    (glance, image, fmt)."""
     glance = Cloud(read_timeout=cfg.read_timeout, os_cloud=args.os_cloud).glance()
     image = glance_image.find_image(glance, args.image)
     try:
@@ -157,6 +147,20 @@ def run(args, reporter, children):
     if fmt is None:
         raise PrefillError(f"Image {image['name']} has disk format {image.get('disk_format')!r}; "
                            f"supported: {', '.join(sorted(QEMU_FORMATS))}")
+    return glance, image, fmt
+
+
+def run(args, reporter, children):
+    cfg, ssh, hosts = check_input(args)
+    if ssh.config_file and not args.wave:  # the chains refuse it too, but after the download
+        check_node_path(ssh.config_file, "the nodes' ssh config")
+    owner = cfg.image_owner
+    if not args.dry_run:
+        try:
+            hostlock.prepare()  # an untrusted lock directory stops us before any request
+        except hostlock.LockDirError as err:
+            raise PrefillError(str(err)) from None
+    glance, image, fmt = find_image(args, cfg)
     if not args.dry_run:
         lock_image(glance, image)
     try:

@@ -1,14 +1,17 @@
-"""Command line of openstack-prefill-cache: parse, then prefill.run(). Bad input: one line,
-exit 2, nothing sent."""
-from . import prefill, runner
+"""Command line of openstack-prefill-cache: parse, then prefill.run() (or, with --check,
+prefill_check.run()). Bad input: one line, exit 2, nothing sent."""
+import sys
+
+from . import prefill, prefill_check, runner
 from .errors import run_main
 from .inputs import OneLineParser
 from .report import Reporter
+from .transfer import DEFAULT_TRIES
 from .transfer_cli import add_switch
 
 USAGE = ("openstack-prefill-cache [--ssh-config FILE] [--dry-run] [--no-colors] "
-         "[--line-output] [--tries N] [--timeout S] [--wave] [--config FILE] "
-         "[--os-cloud NAME] IMAGE HOSTS...")
+         "[--line-output] [--tries N] [--timeout S] [--wave] [--check [--json]] "
+         "[--config FILE] [--os-cloud NAME] IMAGE HOSTS...")
 
 
 def build_parser():
@@ -19,10 +22,19 @@ def build_parser():
     add_switch(parser, "--dry-run", help="look up and check, print the plan, change nothing")
     add_switch(parser, "--no-colors")
     add_switch(parser, "--line-output")
-    add_switch(parser, "--tries")
+    # None: not given (--check refuses it); the default is set after parsing.
+    add_switch(parser, "--tries", default=None,
+               help=f"transfers tried per host (default {DEFAULT_TRIES})")
     add_switch(parser, "--timeout")
     parser.add_argument("--wave", action="store_true",
                         help="transfer in rsync waves instead of pipelined chains")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing: tell per host whether its cached copy is good "
+                             "(raw, the image's virtual size, image_owner's, not purged by "
+                             "Nova); exit 0 when every host's is")
+    parser.add_argument("--json", action="store_true",
+                        help="with --check: the hosts as a JSON list on standard output "
+                             "(messages on standard error)")
     add_switch(parser, "--config")
     parser.add_argument("--os-cloud", metavar="NAME", default=None,
                         help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* "
@@ -32,11 +44,34 @@ def build_parser():
     return parser
 
 
+def parse(argv):
+    """The switches, their combinations checked: --check transfers and changes nothing, so
+    --dry-run, --wave and --tries would be silently meaningless with it: refused."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.json and not args.check:
+        parser.error("--json needs --check")
+    if args.check:
+        useless = [switch for switch, given in (("--dry-run", args.dry_run),
+                                                ("--wave", args.wave),
+                                                ("--tries", args.tries is not None)) if given]
+        if useless:
+            parser.error(f"--check changes and transfers nothing: {', '.join(useless)} "
+                         "cannot go with it")
+    if args.tries is None:
+        args.tries = DEFAULT_TRIES
+    return args
+
+
 def main(argv=None):
     groups = runner.ProcessGroups()  # every process of the run: Ctrl-C ends them all
 
     def body():
-        args = build_parser().parse_args(argv)
-        reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
+        args = parse(argv)
+        # --json: the data alone on standard output, every message on standard error
+        reporter = Reporter(stream=sys.stderr if args.json else None, no_colors=args.no_colors,
+                            line_output=args.line_output)
+        if args.check:
+            return prefill_check.run(args, reporter, groups)
         return prefill.run(args, reporter, groups)
     return run_main("openstack-prefill-cache", body, on_interrupt=groups.abort)
