@@ -39,7 +39,7 @@ def disable(ctx, host, service):
     if not daemons.run(ctx, host, "start"):
         return False  # deletes now would be local deletes: leave the VMs alone
     try:
-        vms = computes.servers(ctx.nova, host)
+        vms = computes.servers(ctx.cloud, host)
     except computes.API_ERRORS as err:
         ctx.rep.fail(f"Listing VMs on {host}: {describe_error(err)}", host=host)
         return False
@@ -48,7 +48,7 @@ def disable(ctx, host, service):
         # A delete reaches the node only through a compute Nova sees up.
         if not computes.set_forced_down(ctx, host, service, down=False):
             return False
-    if vms and not ctx.dry and service.state != "up":
+    if vms and not ctx.dry and service["state"] != "up":
         if not _wait_compute_up(ctx, host, timeout):
             return False
     all_sent = _delete(ctx, host, vms)
@@ -59,7 +59,7 @@ def disable(ctx, host, service):
     if left is None:
         return False  # the API failed while waiting; already reported
     if left:
-        ids = " ".join(vm.id for vm in left)
+        ids = " ".join(vm["id"] for vm in left)
         ctx.rep.fail(f"{host}: {len(left)} VM(s) still there after {timeout} s: {ids}", host=host)
         if ctx.opts.force_shutoff:
             ctx.rep.warn(f"--force-shutoff: shutting down the daemons on {host} all the same")
@@ -95,12 +95,12 @@ def _lock(ctx, host):
 def _delete(ctx, host, vms):
     ok = True
     for vm in vms:
-        message = f"Deleting VM {vm.id} on hypervisor {host}"
+        message = f"Deleting VM {vm['id']} on hypervisor {host}"
         if ctx.dry:
-            ctx.rep.dry(f"{message}: DELETE /servers/{vm.id}")
+            ctx.rep.dry(f"{message}: DELETE /servers/{vm['id']}")
             continue
         try:
-            ctx.nova.servers.delete(vm.id)
+            ctx.nova.servers.delete(vm["id"])
         except computes.NOT_FOUND:
             pass  # gone already: what we wanted
         except computes.API_ERRORS as err:
@@ -138,7 +138,7 @@ def _wait_gone(ctx, host, timeout):
     remaining = []
 
     def look():
-        remaining[:] = computes.servers(ctx.nova, host)
+        remaining[:] = computes.servers(ctx.cloud, host)
         if not remaining:
             return True, "all gone in {elapsed}!"
         return False, f"{len(remaining)} running"
@@ -154,8 +154,8 @@ def _wait_gone(ctx, host, timeout):
 def _wait_compute_up(ctx, host, timeout):
     """After starting the daemons of a host whose compute was down: wait until Nova sees it up."""
     def look():
-        service = computes.services_by_host(ctx.nova, host).get(host)
-        if service and service.state == "up":
+        service = computes.services_by_host(ctx.cloud, host).get(host)
+        if service and service["state"] == "up":
             return True, "up in {elapsed}!"
         return False, "down"
 
