@@ -10,10 +10,8 @@ good: --help, a usage error or a bad host list never load them.
 import signal
 import sys
 
-from . import hostlock, manage_cli
-from .config import load
+from . import manage_cli
 from .errors import FAILED, OK, USAGE, ToolError, run_main
-from .manage_ctx import Context
 
 PROG = "openstack-hlt-manage"
 LOCKING_COMMANDS = ("enable", "disable", "runvms")  # take locks when run --for-real
@@ -43,6 +41,9 @@ def main(argv=None):
 
 def _run(argv):
     opts = manage_cli.parse(argv)
+    from . import hostlock
+    from .config import load
+    from .manage_ctx import Context
     ctx = Context(opts, load(opts.config), stream=sys.stderr if opts.json else sys.stdout)
     if opts.for_real and opts.command in LOCKING_COMMANDS:
         hostlock.prepare()  # an untrusted lock directory stops us before any action
