@@ -240,48 +240,39 @@ def _prepare(cluster, hosts):
 
 
 def _timeline(log, launched, wall):
-    """The run's phases from the simulator's request log: [(phase, seconds)]."""
+    """Where a disable of one node spends its time, from the simulator's request log:
+    [(phase, seconds)]. The requests come in this order: [authentication,] the service,
+    PUT disable, (ssh: start), the VMs, DELETEs, looks at the VMs, (ssh: stop), PUT forced down."""
     api = [r for r in log if r["service"] != "sim"]
-    phases, cursor = [], launched
-    def gap(label, until):
-        nonlocal cursor
-        if until - cursor > 0.0005:
-            phases.append((label, until - cursor))
-        cursor = max(cursor, until)
-    polls = 0
-    for index, entry in enumerate(api):
-        what = f"{entry['method']} {entry['path'].split('/')[-1] if entry['method'] != 'GET' else entry['path']}"
-        before = api[index - 1] if index else None
-        if index == 0:
-            gap("start-up (python, imports, config)", entry["time"])
-        elif before["method"] == "PUT" and entry["method"] == "GET":
-            gap("ssh session: start the daemons", entry["time"])
-        elif before["method"] == "GET" and entry["method"] == "PUT" and polls:
-            gap("ssh session: stop the daemons", entry["time"])
-        elif before["method"] == "GET" and entry["method"] == "GET" and polls:
-            gap("  waiting between looks", entry["time"])
-        else:
-            gap("  (client between requests)", entry["time"])
-        if entry["method"] == "DELETE":
-            polls = 1
-        elif polls and entry["method"] == "GET":
-            polls += 1
-        gap(f"{entry['service']} {what[:40]}", entry["time"] + entry["duration"])
-    gap("to exit", launched + wall)
-    return phases, polls - 1 if polls else 0
+    def end(entry):
+        return entry["time"] + entry["duration"]
+    puts = [i for i, r in enumerate(api) if r["method"] == "PUT"]
+    deletes = [i for i, r in enumerate(api) if r["method"] == "DELETE"]
+    first, last = puts[0], puts[-1]
+    startup = api[0]["time"] - launched
+    ssh_start = api[first + 1]["time"] - end(api[first])
+    ssh_stop = api[last]["time"] - end(api[last - 1])
+    waiting = end(api[last - 1]) - end(api[deletes[-1]])
+    looks = last - 1 - deletes[-1]
+    leaving = launched + wall - end(api[-1])
+    auth = sum(r["duration"] for r in api if r["service"] == "identity")
+    rest = wall - startup - ssh_start - ssh_stop - waiting - leaving
+    return [("start-up: python, imports, config", startup),
+            (f"{len(api) - looks} API requests and the client between them", rest),
+            ("  of which Keystone's answer", auth),
+            ("ssh session: start the daemons", ssh_start),
+            (f"waiting for the cloud's deletes ({looks} looks)", waiting),
+            ("ssh session: stop the daemons", ssh_stop),
+            ("exit", leaving),
+            ("total", wall)]
 
 
-def _print_timeline(title, phases, looks):
+def _print_timeline(title, one, other):
     print(title)
-    merged = []
-    for label, seconds in phases:  # consecutive identical labels (the looks) as one line
-        if merged and merged[-1][0] == label:
-            merged[-1] = (label, merged[-1][1] + seconds, merged[-1][2] + 1)
-        else:
-            merged.append((label, seconds, 1))
-    for label, seconds, count in merged:
-        print(f"    {label:50}{seconds:>8.3f} s" + (f"  (x{count})" if count > 1 else ""))
-    print(f"    looks at the VMs after the deletes: {looks}")
+    print(f"    {'':50}{'1 node':>10}{'1 subworker':>13}")
+    for (label, seconds), (label2, seconds2) in zip(one, other):
+        print(f"    {label:50}{seconds:>9.3f}s{seconds2:>12.3f}s"
+              + (f"  ({label2.split('(')[-1]}" if label != label2 else ""))
 
 
 def _round_trip(cluster, host, runs=20):
@@ -414,9 +405,8 @@ def _report_parallel(results, sequential, subworker, rtt, delete, deleted, ssh):
     print(f"    floor{'':44}{floor:>8.3f} s")
     print(f"    1 node measured: {one[2]:.3f} s = {one[2] / floor:.2f}x the floor")
     print()
-    _print_timeline("timeline of the 1-node sequential disable (from the simulator's log)",
-                    *sequential)
-    _print_timeline("timeline of 1 subworker alone (token handed over)", *subworker)
+    _print_timeline("where one node's disable spends its time (from the simulator's request log)",
+                    sequential, subworker)
 
 
 def _wait_up(cluster, names, timeout=60):
