@@ -63,7 +63,7 @@ def set_status(ctx, host, service, enable, reason=""):
             ctx.nova.services.enable(service["id"])
         else:
             ctx.nova.services.disable_log_reason(service["id"], reason)
-    except API_ERRORS as err:  # this host's failure, one line
+    except _api_errors()[0] as err:  # this host's failure, one line
         ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
         return False
     ctx.rep.ok(message)
@@ -80,7 +80,7 @@ def set_forced_down(ctx, host, service, down):
         return True
     try:
         ctx.nova.services.force_down(service["id"], down)
-    except API_ERRORS as err:
+    except _api_errors()[0] as err:
         ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
         return False
     ctx.rep.ok(message)
@@ -97,10 +97,19 @@ def usable(service):
 
 
 def _api_errors():
+    """(API_ERRORS, NOT_FOUND), imported on first use: novaclient costs a command that only
+    reads (status, listwns) a good part of its run, and an except clause evaluates its
+    exception types only when an exception reaches it."""
     from keystoneauth1 import exceptions as ks_exc
     from novaclient import exceptions as nova_exc
-    return (nova_exc.ClientException, ks_exc.ClientException), nova_exc.NotFound
+    errors = (nova_exc.ClientException, ks_exc.ClientException), nova_exc.NotFound
+    globals().update(API_ERRORS=errors[0], NOT_FOUND=errors[1])
+    return errors
 
 
-# Imported only by the commands that talk to the cloud (manage.py loads us in its dispatch).
-API_ERRORS, NOT_FOUND = _api_errors()
+def __getattr__(name):
+    """computes.API_ERRORS (any API error: novaclient's or keystoneauth1's) and
+    computes.NOT_FOUND (novaclient's NotFound), loaded when first asked for."""
+    if name in ("API_ERRORS", "NOT_FOUND"):
+        return _api_errors()[0 if name == "API_ERRORS" else 1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
