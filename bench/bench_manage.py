@@ -1,16 +1,29 @@
 #!/usr/bin/env python3
 """Benchmarks of openstack-hlt-manage, printed side by side (nothing asserted).
 
-1. `status --nvms` at 50 hypervisors / 1,000 VMs and at 500 hypervisors / 10,000 VMs
+    bench_manage.py [--repo CHECKOUT] [startup] [status] [parallel]
+
+--repo: the checkout whose bin/openstack-hlt-manage is measured (default: this one), e.g. a
+worktree of main, to compare old and new with the same benchmark; the simulator, the
+cluster and the helpers are always this checkout's.
+
+1. start-up: `--help`, a usage error and a bad host list against a bare `python3 -c pass`
+   (median of STARTUP_RUNS runs each, and the ratio).
+2. `status --nvms` at 50 hypervisors / 1,000 VMs and at 500 hypervisors / 10,000 VMs
    (virtual hosts of a standalone simulator on loopback): API requests and wall time.
-2. `--for-real --parallel disable` of 16 nodes against `--for-real disable` of one node on
-   the simulated cluster (needs root; skipped with a reason otherwise): wall time ratio and
-   Keystone authentications.
+3. on the simulated cluster (needs root; skipped with a reason otherwise), 16 nodes with 3
+   VMs each: `--for-real disable` of one node (with its timeline from the simulator's
+   request log, and its floor: API round trips, the two ssh sessions, the cloud's own
+   delete time, each measured), one `--parallel` subworker alone, and `--for-real --parallel
+   disable` of all 16 nodes: wall time, ratio, Keystone authentications, and the head's CPU
+   per host (the CPU of every process the run started, from getrusage(RUSAGE_CHILDREN)).
 """
 import json
 import os
+import resource
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,9 +32,10 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-TOOL = str(REPO / "bin" / "openstack-hlt-manage")
+TOOL = str(REPO / "bin" / "openstack-hlt-manage")  # --repo changes it
 SIMULATOR = REPO / "tests" / "simcluster" / "simulator.py"
 RUNS = 3
+STARTUP_RUNS = 21
 
 
 def _free_port():
@@ -111,7 +125,7 @@ def bench_status(hosts, vms):
                                        "inventory": {"VCPU": 64, "MEMORY_MB": 65536, "DISK_GB": 4000}})
         sim.sim("POST", "/sim/quota", {"instances": -1, "cores": -1, "ram": -1})
         _boot(sim, vms)
-        times, counts = [], []
+        times, counts, server = [], [], []
         for _ in range(RUNS):
             sim.sim("DELETE", "/sim/requests")
             start = time.monotonic()
@@ -125,9 +139,12 @@ def bench_status(hosts, vms):
                        if line.startswith("| hv"))
             log = [r for r in sim.requests() if r["service"] != "sim"]
             counts.append(len(log))
+            server.append(sum(r["duration"] for r in log))
         assert rows == hosts and nvms == vms, (rows, nvms)
+        best = times.index(min(times))
         return {"hosts": hosts, "vms": vms, "requests": counts[-1],
-                "by_service": _by_service(log), "best": min(times), "median": sorted(times)[RUNS // 2]}
+                "by_service": _by_service(log), "best": min(times), "median": sorted(times)[RUNS // 2],
+                "server": server[best]}
     finally:
         sim.close()
 
@@ -149,8 +166,164 @@ def part_status():
         f"{' '.join(f'{k}={v}' for k, v in sorted(r['by_service'].items())):>22}" for r in runs))
     print(f"{'wall time, best (s)':24}" + "".join(f"{r['best']:>22.2f}" for r in runs))
     print(f"{'wall time, median (s)':24}" + "".join(f"{r['median']:>22.2f}" for r in runs))
+    print(f"{'  the cloud answering (s)':24}" + "".join(f"{r['server']:>22.2f}" for r in runs))
+    print(f"{'  the tool (s)':24}" + "".join(f"{r['best'] - r['server']:>22.2f}" for r in runs))
     print(f"{'ratio to the first':24}" + "".join(f"{r['best'] / runs[0]['best']:>21.2f}x" for r in runs))
-    print("  (hosts x10: same requests; VMs x10: one more request a page of 1,000 servers)")
+    print("  (hosts x10: same requests; VMs x10: one more request a page of 1,000 servers;")
+    print("   the cloud answering: the simulator's own time for the requests of the best run)")
+
+
+def _median_seconds(argvs, runs=STARTUP_RUNS, env=None):
+    """Median wall and CPU (user + system) seconds of each of ARGVS, run in turn (a burst of
+    load on the machine falls on all of them alike)."""
+    times, cpus = [[] for _ in argvs], [[] for _ in argvs]
+    for _ in range(runs):
+        for index, argv in enumerate(argvs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            started = time.perf_counter()
+            subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL, env=env, timeout=60)
+            times[index].append(time.perf_counter() - started)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus[index].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return [(statistics.median(t), statistics.median(c)) for t, c in zip(times, cpus)]
+
+
+def part_startup():
+    """The tool's start-up when it needs no cloud, against the interpreter's own."""
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as home:
+        config = Path(home, "hltcloud.conf")
+        config.write_text("")
+        env = {**os.environ, "HOME": home, "HLTCLOUD_CONFIG": str(config)}
+        rows = [("python3 -c pass (PATH, as typed)", ["python3", "-c", "pass"]),
+                (f"{Path(sys.executable).name} -c pass (interpreter itself)",
+                 [sys.executable, "-c", "pass"]),
+                ("openstack-hlt-manage --help", [TOOL, "--help"]),
+                ("  same, interpreter itself", [sys.executable, TOOL, "--help"]),
+                ("usage error (frobnicate)", [TOOL, "frobnicate"]),
+                ("host list error (cn[03-01])", [TOOL, "--for-real", "disable", "cn[03-01]"])]
+        times = list(zip([label for label, _ in rows],
+                         _median_seconds([argv for _, argv in rows], env=env)))
+    typed, bare = times[0][1], times[1][1]
+    print(f"start-up without the cloud (median of {STARTUP_RUNS} runs)")
+    print(f"{'':44}{'wall (s)':>10}{'ratio':>8}{'CPU (s)':>10}{'ratio':>8}")
+    for index, (label, (wall, cpu)) in enumerate(times):
+        base = bare if index in (1, 3) else typed
+        print(f"{label:44}{wall:>10.3f}{wall / base[0]:>7.2f}x{cpu:>10.3f}{cpu / base[1]:>7.2f}x")
+    print("  (ratio: to python3 -c pass started the same way; python3 on PATH is a pyenv shim here)")
+
+
+def _log(cluster):
+    log = cluster.sim("GET", "/sim/requests")
+    return log["requests"] if isinstance(log, dict) else log
+
+
+def _tool(cluster, *args, env=None, timeout=600):
+    """Run the measured tool: (result, wall seconds, CPU seconds of it and everything it
+    started, its start as a time.time())."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    launched, started = time.time(), time.perf_counter()
+    done = subprocess.run([TOOL, *args], env=env or cluster.env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return done, wall, cpu, launched
+
+
+def _prepare(cluster, hosts):
+    """HOSTS enabled and up, every other host disabled, 3 VMs on each of HOSTS; the VM count."""
+    cluster.reset()
+    cluster.sim("POST", "/sim/quota", {"instances": -1, "cores": -1, "ram": -1})
+    up, _, _, _ = _tool(cluster, "--for-real", "--parallel", "enable", *hosts, timeout=300)
+    if up.returncode != 0:
+        raise SystemExit(f"bench: enable failed: {up.stdout[-500:]}")
+    _wait_up(cluster, hosts)
+    fill, _, _, _ = _tool(cluster, "--for-real", "--vm-timeout", "120", "runvms", timeout=300)
+    if fill.returncode != 0:
+        raise SystemExit(f"bench: runvms failed: {fill.stdout[-500:]}")
+    servers = cluster.sim("GET", "/sim/servers")["servers"]
+    return len(servers)
+
+
+def _timeline(log, launched, wall):
+    """Where a disable of one node spends its time, from the simulator's request log:
+    [(phase, seconds)]. The requests come in this order: [authentication,] the service,
+    PUT disable, (ssh: start), the VMs, DELETEs, looks at the VMs, (ssh: stop), PUT forced down."""
+    api = [r for r in log if r["service"] != "sim"]
+    def end(entry):
+        return entry["time"] + entry["duration"]
+    puts = [i for i, r in enumerate(api) if r["method"] == "PUT"]
+    deletes = [i for i, r in enumerate(api) if r["method"] == "DELETE"]
+    first, last = puts[0], puts[-1]
+    startup = api[0]["time"] - launched
+    ssh_start = api[first + 1]["time"] - end(api[first])
+    ssh_stop = api[last]["time"] - end(api[last - 1])
+    waiting = end(api[last - 1]) - end(api[deletes[-1]])
+    looks = last - 1 - deletes[-1]
+    leaving = launched + wall - end(api[-1])
+    auth = sum(r["duration"] for r in api if r["service"] == "identity")
+    rest = wall - startup - ssh_start - ssh_stop - waiting - leaving
+    return [("start-up: python, imports, config", startup),
+            (f"{len(api) - looks} API requests and the client between them", rest),
+            ("  of which Keystone's answer", auth),
+            ("ssh session: start the daemons", ssh_start),
+            (f"waiting for the cloud's deletes ({looks} looks)", waiting),
+            ("ssh session: stop the daemons", ssh_stop),
+            ("exit", leaving),
+            ("total", wall)]
+
+
+def _print_timeline(title, one, other):
+    print(title)
+    print(f"    {'':50}{'1 node':>10}{'1 subworker':>13}")
+    for (label, seconds), (label2, seconds2) in zip(one, other):
+        print(f"    {label:50}{seconds:>9.3f}s{seconds2:>12.3f}s"
+              + (f"  ({label2.split('(')[-1]}" if label != label2 else ""))
+
+
+def _round_trip(cluster, host, runs=20):
+    """Median seconds of one light Nova request through keystoneauth1 (the tool's stack)."""
+    sys.path.insert(0, str(REPO / "lib"))
+    from hltcloud.cloud import Cloud
+    compute = Cloud(cluster.env).adapter("compute", "2.60")
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        compute.get(f"/os-services?host={host}&binary=nova-compute")
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _ssh_sessions(cluster, host):
+    """Seconds of the two ssh sessions of a disable, run as the tool runs them."""
+    sys.path.insert(0, str(REPO / "lib"))
+    from hltcloud import daemons
+    from hltcloud.config import load
+    from hltcloud.runner import Ssh
+    config = load(cluster.config_path)
+    ssh = Ssh(config.ssh_config, config.ssh_user, config.connect_timeout)
+    out = {}
+    for action in ("start", "stop"):
+        started = time.perf_counter()
+        result = ssh.run(host, daemons.remote_argv(config, action))
+        out[action] = time.perf_counter() - started
+        if not result.ok:
+            raise SystemExit(f"bench: ssh {action} on {host}: {result.reason()}")
+    return out
+
+
+def _delete_time(cluster, host):
+    """Seconds from the DELETEs of HOST's VMs (compute running) until the cloud has none."""
+    sys.path.insert(0, str(REPO / "lib"))
+    from hltcloud.cloud import Cloud
+    compute = Cloud(cluster.env).adapter("compute", "2.60")
+    ids = [v["id"] for v in cluster.sim("GET", "/sim/servers")["servers"] if v["host"] == host]
+    started = time.perf_counter()
+    for vm in ids:
+        compute.delete(f"/servers/{vm}")
+    while any(v["id"] in ids for v in cluster.sim("GET", "/sim/servers")["servers"]):
+        time.sleep(0.01)
+    return time.perf_counter() - started, len(ids)
 
 
 def part_parallel():
@@ -165,40 +338,81 @@ def part_parallel():
     try:
         cluster.reset()
         cluster.add_image("CentOS6-build13", size_mb=1)  # the configured runvms image
+        one = cluster.names[:1]
         results = {}
-        for label, switches, hosts in (("1 node, sequential", [], cluster.names[:1]),
-                                       ("16 nodes, --parallel", ["--parallel"], cluster.names)):
-            cluster.reset()
-            cluster.sim("POST", "/sim/quota", {"instances": -1, "cores": -1, "ram": -1})
-            up = cluster.run_tool("openstack-hlt-manage", "--for-real", "--parallel", "enable",
-                                  *hosts, timeout=300)
-            if up.returncode != 0:
-                raise SystemExit(f"bench: enable failed: {up.stdout[-500:]}")
-            _wait_up(cluster, hosts)
-            fill = cluster.run_tool("openstack-hlt-manage", "--for-real", "--vm-timeout", "120",
-                                    "runvms", timeout=300)
-            if fill.returncode != 0:
-                raise SystemExit(f"bench: runvms failed: {fill.stdout[-500:]}")
-            vms = len(cluster.sim("GET", "/sim/servers")["servers"])
-            cluster.sim("DELETE", "/sim/requests")
-            start = time.monotonic()
-            done = cluster.run_tool("openstack-hlt-manage", "--for-real", "--vm-timeout", "120",
-                                    *switches, "disable", *hosts, timeout=600)
-            wall = time.monotonic() - start
-            if done.returncode != 0:
-                raise SystemExit(f"bench: disable failed ({done.returncode}): {done.stdout[-800:]} {done.stderr[-800:]}")
-            log = cluster.sim("GET", "/sim/requests")
-            log = log["requests"] if isinstance(log, dict) else log
-            auths = sum(1 for r in log if r["service"] == "identity" and r["method"] == "POST")
-            results[label] = (len(hosts), vms, wall, auths)
-        one, many = results["1 node, sequential"], results["16 nodes, --parallel"]
-        print("--for-real disable (simulated cluster, real ssh nodes)")
-        print(f"{'':24}{'1 node':>14}{'16 nodes --parallel':>22}{'ratio':>8}")
-        print(f"{'VMs deleted':24}{one[1]:>14}{many[1]:>22}")
-        print(f"{'wall time (s)':24}{one[2]:>14.2f}{many[2]:>22.2f}{many[2] / one[2]:>8.2f}")
-        print(f"{'Keystone authentications':24}{one[3]:>14}{many[3]:>22}")
+        # 1. one node, sequential, with its timeline
+        vms = _prepare(cluster, one)
+        cluster.sim("DELETE", "/sim/requests")
+        done, wall, cpu, launched = _tool(cluster, "--for-real", "--vm-timeout", "120", "disable", *one)
+        _check(done, "disable")
+        log = _log(cluster)
+        results["one"] = (1, vms, wall, _auths(log), cpu, len([r for r in log if r["service"] != "sim"]))
+        sequential = _timeline(log, launched, wall)
+        # 2. one --parallel subworker alone (the parent's token handed over), with its timeline
+        vms = _prepare(cluster, one)
+        from hltcloud.cloud import Cloud
+        from hltcloud.credentials import SECRETS
+        env = {k: v for k, v in {**cluster.env, **Cloud(cluster.env).handoff_env()}.items()
+               if k not in SECRETS}
+        cluster.sim("DELETE", "/sim/requests")
+        done, wall, cpu, launched = _tool(cluster, "--line-output", "--subworker", "--for-real",
+                                          "--vm-timeout", "120", "disable", *one, env=env)
+        _check(done, "subworker disable")
+        log = _log(cluster)
+        results["sub"] = (1, vms, wall, _auths(log), cpu, len([r for r in log if r["service"] != "sim"]))
+        subworker = _timeline(log, launched, wall)
+        # 3. the floor of one node: its parts, measured one by one
+        vms = _prepare(cluster, one)
+        rtt = _round_trip(cluster, one[0])
+        delete, deleted = _delete_time(cluster, one[0])
+        ssh = _ssh_sessions(cluster, one[0])
+        # 4. 16 nodes --parallel
+        vms = _prepare(cluster, cluster.names)
+        cluster.sim("DELETE", "/sim/requests")
+        done, wall, cpu, launched = _tool(cluster, "--for-real", "--vm-timeout", "120",
+                                          "--parallel", "disable", *cluster.names)
+        _check(done, "parallel disable")
+        log = _log(cluster)
+        results["many"] = (len(cluster.names), vms, wall, _auths(log), cpu,
+                           len([r for r in log if r["service"] != "sim"]))
+        _report_parallel(results, sequential, subworker, rtt, delete, deleted, ssh)
     finally:
         cluster.stop()
+
+
+def _check(done, what):
+    if done.returncode != 0:
+        raise SystemExit(f"bench: {what} failed ({done.returncode}): {done.stdout[-800:]} "
+                         f"{done.stderr[-800:]}")
+
+
+def _auths(log):
+    return sum(1 for r in log if r["service"] == "identity" and r["method"] == "POST")
+
+
+def _report_parallel(results, sequential, subworker, rtt, delete, deleted, ssh):
+    one, sub, many = results["one"], results["sub"], results["many"]
+    print("--for-real disable (simulated cluster, real ssh nodes, 3 VMs a node)")
+    print(f"{'':34}{'1 node':>10}{'1 subworker':>13}{'16 nodes --parallel':>21}{'ratio':>8}")
+    print(f"{'VMs deleted':34}{one[1]:>10}{sub[1]:>13}{many[1]:>21}")
+    print(f"{'wall time (s)':34}{one[2]:>10.2f}{sub[2]:>13.2f}{many[2]:>21.2f}{many[2] / one[2]:>7.2f}x")
+    print(f"{'API requests (Keystone included)':34}{one[5]:>10}{sub[5]:>13}{many[5]:>21}")
+    print(f"{'Keystone authentications':34}{one[3]:>10}{sub[3]:>13}{many[3]:>21}")
+    print(f"{'head CPU, all processes (s)':34}{one[4]:>10.2f}{sub[4]:>13.2f}{many[4]:>21.2f}")
+    print(f"{'head CPU per host (s)':34}{one[4]:>10.2f}{sub[4]:>13.2f}{many[4] / many[0]:>21.3f}")
+    requests = one[5] - one[3]
+    floor = requests * rtt + ssh["start"] + ssh["stop"] + delete
+    print()
+    print("floor of `--for-real disable` of one node (each part measured on its own)")
+    print(f"    {requests} API round trips x {rtt * 1000:.1f} ms{'':20}{requests * rtt:>8.3f} s")
+    print(f"    ssh session: start the daemons{'':19}{ssh['start']:>8.3f} s")
+    print(f"    ssh session: stop the daemons{'':20}{ssh['stop']:>8.3f} s")
+    print(f"    the cloud's own delete of {deleted} VMs{'':19}{delete:>8.3f} s")
+    print(f"    floor{'':44}{floor:>8.3f} s")
+    print(f"    1 node measured: {one[2]:.3f} s = {one[2] / floor:.2f}x the floor")
+    print()
+    _print_timeline("where one node's disable spends its time (from the simulator's request log)",
+                    sequential, subworker)
 
 
 def _wait_up(cluster, names, timeout=60):
@@ -212,7 +426,17 @@ def _wait_up(cluster, names, timeout=60):
     raise SystemExit(f"bench: hosts not up: {names}")
 
 
+def main(argv):
+    global TOOL
+    if argv[:1] == ["--repo"]:
+        TOOL = str(Path(argv[1]).resolve() / "bin" / "openstack-hlt-manage")
+        argv = argv[2:]
+    parts = {"startup": part_startup, "status": part_status, "parallel": part_parallel}
+    print(f"measuring {TOOL}")
+    for name in argv or list(parts):
+        print()
+        parts[name]()
+
+
 if __name__ == "__main__":
-    part_status()
-    print()
-    part_parallel()
+    main(sys.argv[1:])

@@ -3,10 +3,10 @@ the enabled, up hypervisors, and the project's quota (the arithmetic itself is f
 from . import computes, fit
 
 
-def usable_hosts(nova):
+def usable_hosts(cloud):
     """Enabled and up hypervisors, in natural order: the ones the scheduler may use."""
-    return computes.natural([h for h, s in computes.services_by_host(nova).items()
-                             if s.status == "enabled" and s.state == "up"])
+    return computes.natural([h for h, s in computes.services_by_host(cloud).items()
+                             if computes.usable(s)])
 
 
 def flavor_needs(flavor):
@@ -40,7 +40,7 @@ def quota_room(nova, flavor):
 
 def room_for(ctx, flavor):
     """(count to boot, one line explaining it)."""
-    hosts = usable_hosts(ctx.nova)
+    hosts = usable_hosts(ctx.cloud)
     fits = placement_fits(ctx.cloud, hosts, flavor_needs(flavor))
     room = sum(now for now, _ in fits.values())
     quota = quota_room(ctx.nova, flavor)

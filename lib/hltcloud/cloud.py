@@ -1,8 +1,10 @@
 """Access to the cloud: one keystoneauth1 session, credentials as the openstack CLI takes
 them (credentials.py: a clouds.yaml entry or the OS_* variables).
 
-Nova through python-novaclient; Placement and Glance through keystoneauth1 adapters on the
-same session. A parent process that fans out to subworkers authenticates once and hands
+Nova's changes through python-novaclient, Nova's listings as plain JSON (nova_get: the
+same requests, without building objects that are only read); Placement and Glance through
+keystoneauth1 adapters on the same session. keystoneauth1 and novaclient are imported only
+when a session is opened or used: --help and bad input never pay for them. A parent process that fans out to subworkers authenticates once and hands
 them the token and endpoints through the environment (HLTCLOUD_AUTH), never on a command
 line; subworkers then use the token as is and never authenticate again.
 """
@@ -10,9 +12,6 @@ import datetime
 import json
 import os
 import urllib.parse
-
-from keystoneauth1 import adapter, exceptions as ks_exc, session as ks_session
-from keystoneauth1 import token_endpoint
 
 from . import credentials
 from .errors import CLOUD, ToolError
@@ -105,8 +104,10 @@ class Cloud:
     else a leftover variable must not win over the operator's own credentials)."""
 
     def __init__(self, env=None, handoff=False, read_timeout=READ_TIMEOUT, os_cloud=None):
+        from keystoneauth1 import exceptions as ks_exc, token_endpoint
         env = os.environ if env is None else env
         self.read_timeout = read_timeout
+        self._compute = None
         if handoff and env.get(HANDOFF_VAR):
             (self.token, self.endpoints, self.project_id, self.expires_at, self.verify,
              self.cert) = _read_handoff(env[HANDOFF_VAR])
@@ -142,6 +143,7 @@ class Cloud:
 
     def _endpoint(self, service, settings):
         """The catalog's URL of SERVICE, or None (only compute is indispensable)."""
+        from keystoneauth1 import exceptions as ks_exc
         try:
             return self.session.get_endpoint(service_type=service, interface=settings.interface,
                                              region_name=settings.region)
@@ -149,6 +151,7 @@ class Cloud:
             return None
 
     def _session(self, auth):
+        from keystoneauth1 import session as ks_session
         session = ks_session.Session(auth=auth, verify=self.verify, cert=self.cert)
         # requests takes (connect, read): a cloud that accepts connections but never answers
         # is noticed after READ_TIMEOUT, an address where nothing listens after a few seconds.
@@ -167,6 +170,7 @@ class Cloud:
         endpoint = self.endpoints.get(service)
         if not endpoint:
             raise CloudError(f"no {service} endpoint in the service catalog")
+        from keystoneauth1 import adapter
         return adapter.Adapter(self.session, service_type=service, endpoint_override=endpoint,
                                default_microversion=microversion)
 
@@ -174,6 +178,24 @@ class Cloud:
         from novaclient import client as nova_client
         return nova_client.Client(NOVA_MICROVERSION, session=self.session,
                                   endpoint_override=self.endpoints["compute"])
+
+    def nova_get(self, path):
+        """GET PATH of Nova (microversion NOVA_MICROVERSION) -> the decoded JSON answer.
+
+        The request python-novaclient would send; an error status raises the exception it
+        would raise (novaclient.exceptions, imported only then), a failed connection
+        keystoneauth1's, as through novaclient."""
+        if self._compute is None:
+            self._compute = self.adapter("compute", NOVA_MICROVERSION)
+        resp = self._compute.get(path, raise_exc=False, headers={"Accept": "application/json"})
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.status_code >= 400:
+            from novaclient import exceptions as nova_exc
+            raise nova_exc.from_response(resp, body, resp.url, "GET")
+        return body
 
     def placement(self):
         return self.adapter("placement", PLACEMENT_MICROVERSION)

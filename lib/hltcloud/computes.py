@@ -1,5 +1,11 @@
-"""nova-compute services and the VMs on them, in a constant number of API requests."""
+"""nova-compute services and the VMs on them, in a constant number of API requests.
+
+Services and servers are read as Nova's JSON (dicts: service["id"], server["status"], ...)
+with the very requests python-novaclient sends (cloud.nova_get); changes go through
+novaclient (set_status, set_forced_down, and the deletes of enable_disable).
+"""
 import json
+import urllib.parse
 
 from .cloud import describe_error
 
@@ -8,27 +14,35 @@ from .hostlist import natural_key
 BINARY = "nova-compute"
 
 
-def services_by_host(nova, only=None):
+def services_by_host(cloud, only=None):
     """{host: service} for every nova-compute service (or only host ONLY): one request."""
-    return {s.host: s for s in nova.services.list(host=only, binary=BINARY)}
+    query = urllib.parse.urlencode(([("host", only)] if only else []) + [("binary", BINARY)])
+    return {s["host"]: s for s in cloud.nova_get(f"/os-services?{query}")["services"]}
 
 
-def servers(nova, host=None):
-    """Every server of every project (on HOST only, when given); follows Nova's pages."""
-    opts = {"all_tenants": 1}
-    if host:
-        opts["host"] = host
-    return list(nova.servers.list(detailed=True, search_opts=opts, limit=-1))
+def servers(cloud, host=None):
+    """Every server of every project (on HOST only, when given), as novaclient's
+    servers.list(limit=-1) reads them: Nova's pages (1,000 servers by default) one after
+    the other, the next one from the last id of the previous, until an empty page."""
+    query = [("all_tenants", 1)] + ([("host", host)] if host else [])
+    found, marker = [], None
+    while True:
+        items = sorted(query + ([("marker", marker)] if marker else []), key=lambda x: x[0])
+        page = cloud.nova_get(f"/servers/detail?{urllib.parse.urlencode(items)}")["servers"]
+        if not page:
+            return found
+        found += page
+        marker = page[-1]["id"]
 
 
 def server_host(server):
-    return getattr(server, "OS-EXT-SRV-ATTR:host", None) or ""
+    return server.get("OS-EXT-SRV-ATTR:host") or ""
 
 
 def server_ips(server):
     """The server's addresses, in the order Nova lists them."""
     ips = []
-    for entries in (getattr(server, "addresses", None) or {}).values():
+    for entries in (server.get("addresses") or {}).values():
         ips += [entry.get("addr", "") for entry in entries if entry.get("addr")]
     return ips
 
@@ -42,14 +56,14 @@ def set_status(ctx, host, service, enable, reason=""):
     message = f"{'Enabling' if enable else 'Disabling'} hypervisor {host}"
     body = {"status": "enabled"} if enable else {"status": "disabled", "disabled_reason": reason}
     if ctx.dry:
-        ctx.rep.dry(f"{message}: PUT /os-services/{service.id} {json.dumps(body)}")
+        ctx.rep.dry(f"{message}: PUT /os-services/{service['id']} {json.dumps(body)}")
         return True
     try:
         if enable:
-            ctx.nova.services.enable(service.id)
+            ctx.nova.services.enable(service["id"])
         else:
-            ctx.nova.services.disable_log_reason(service.id, reason)
-    except API_ERRORS as err:  # this host's failure, one line
+            ctx.nova.services.disable_log_reason(service["id"], reason)
+    except _api_errors()[0] as err:  # this host's failure, one line
         ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
         return False
     ctx.rep.ok(message)
@@ -62,11 +76,11 @@ def set_forced_down(ctx, host, service, down):
     message = (f"Forcing hypervisor {host} down in Nova" if down else
                f"Clearing the forced down state of hypervisor {host}")
     if ctx.dry:
-        ctx.rep.dry(f"{message}: PUT /os-services/{service.id} {json.dumps({'forced_down': down})}")
+        ctx.rep.dry(f"{message}: PUT /os-services/{service['id']} {json.dumps({'forced_down': down})}")
         return True
     try:
-        ctx.nova.services.force_down(service.id, down)
-    except API_ERRORS as err:
+        ctx.nova.services.force_down(service["id"], down)
+    except _api_errors()[0] as err:
         ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
         return False
     ctx.rep.ok(message)
@@ -74,13 +88,28 @@ def set_forced_down(ctx, host, service, down):
 
 
 def forced_down(service):
-    return bool(getattr(service, "forced_down", False))
+    return bool(service.get("forced_down", False))
+
+
+def usable(service):
+    """Enabled and up: a hypervisor the scheduler may use."""
+    return service["status"] == "enabled" and service["state"] == "up"
 
 
 def _api_errors():
+    """(API_ERRORS, NOT_FOUND), imported on first use: novaclient costs a command that only
+    reads (status, listwns) a good part of its run, and an except clause evaluates its
+    exception types only when an exception reaches it."""
     from keystoneauth1 import exceptions as ks_exc
     from novaclient import exceptions as nova_exc
-    return (nova_exc.ClientException, ks_exc.ClientException), nova_exc.NotFound
+    errors = (nova_exc.ClientException, ks_exc.ClientException), nova_exc.NotFound
+    globals().update(API_ERRORS=errors[0], NOT_FOUND=errors[1])
+    return errors
 
 
-API_ERRORS, NOT_FOUND = _api_errors()
+def __getattr__(name):
+    """computes.API_ERRORS (any API error: novaclient's or keystoneauth1's) and
+    computes.NOT_FOUND (novaclient's NotFound), loaded when first asked for."""
+    if name in ("API_ERRORS", "NOT_FOUND"):
+        return _api_errors()[0 if name == "API_ERRORS" else 1]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,11 @@ from . import computes, daemons, hostlock
 from .cloud import describe_error
 
 TOOL = "openstack-hlt-manage"
-POLL = 1.0  # seconds between two looks at the host's VMs
+# Seconds between two looks at the host's VMs (or its compute service): FIRST_POLL after the
+# first look, then 1.5 times longer each time up to POLL. A delete the cloud finishes within a
+# second is seen within about a tenth of a second of it; a long wait costs one request a second.
+FIRST_POLL = 0.1
+POLL = 1.0
 LINE_EVERY = 10.0  # off a TTY: a progress line when the count changes or this often
 
 
@@ -39,7 +43,7 @@ def disable(ctx, host, service):
     if not daemons.run(ctx, host, "start"):
         return False  # deletes now would be local deletes: leave the VMs alone
     try:
-        vms = computes.servers(ctx.nova, host)
+        vms = computes.servers(ctx.cloud, host)
     except computes.API_ERRORS as err:
         ctx.rep.fail(f"Listing VMs on {host}: {describe_error(err)}", host=host)
         return False
@@ -48,7 +52,7 @@ def disable(ctx, host, service):
         # A delete reaches the node only through a compute Nova sees up.
         if not computes.set_forced_down(ctx, host, service, down=False):
             return False
-    if vms and not ctx.dry and service.state != "up":
+    if vms and not ctx.dry and service["state"] != "up":
         if not _wait_compute_up(ctx, host, timeout):
             return False
     all_sent = _delete(ctx, host, vms)
@@ -59,7 +63,7 @@ def disable(ctx, host, service):
     if left is None:
         return False  # the API failed while waiting; already reported
     if left:
-        ids = " ".join(vm.id for vm in left)
+        ids = " ".join(vm["id"] for vm in left)
         ctx.rep.fail(f"{host}: {len(left)} VM(s) still there after {timeout} s: {ids}", host=host)
         if ctx.opts.force_shutoff:
             ctx.rep.warn(f"--force-shutoff: shutting down the daemons on {host} all the same")
@@ -95,12 +99,12 @@ def _lock(ctx, host):
 def _delete(ctx, host, vms):
     ok = True
     for vm in vms:
-        message = f"Deleting VM {vm.id} on hypervisor {host}"
+        message = f"Deleting VM {vm['id']} on hypervisor {host}"
         if ctx.dry:
-            ctx.rep.dry(f"{message}: DELETE /servers/{vm.id}")
+            ctx.rep.dry(f"{message}: DELETE /servers/{vm['id']}")
             continue
         try:
-            ctx.nova.servers.delete(vm.id)
+            ctx.nova.servers.delete(vm["id"])
         except computes.NOT_FOUND:
             pass  # gone already: what we wanted
         except computes.API_ERRORS as err:
@@ -116,6 +120,7 @@ def _countdown(ctx, prefix, timeout, look):
     progress = ctx.rep.progress(prefix)
     start = time.monotonic()
     last_text, last_line = None, 0.0
+    interval = FIRST_POLL
     while True:
         done, text = look()
         elapsed = time.monotonic() - start
@@ -130,7 +135,8 @@ def _countdown(ctx, prefix, timeout, look):
         if progress.in_place or text != last_text or now - last_line >= LINE_EVERY:
             progress.update(f"{text} ({left:.0f} s left)")
             last_text, last_line = text, now
-        time.sleep(min(POLL, left))
+        time.sleep(min(interval, left))
+        interval = min(POLL, interval * 1.5)
 
 
 def _wait_gone(ctx, host, timeout):
@@ -138,7 +144,7 @@ def _wait_gone(ctx, host, timeout):
     remaining = []
 
     def look():
-        remaining[:] = computes.servers(ctx.nova, host)
+        remaining[:] = computes.servers(ctx.cloud, host)
         if not remaining:
             return True, "all gone in {elapsed}!"
         return False, f"{len(remaining)} running"
@@ -154,8 +160,8 @@ def _wait_gone(ctx, host, timeout):
 def _wait_compute_up(ctx, host, timeout):
     """After starting the daemons of a host whose compute was down: wait until Nova sees it up."""
     def look():
-        service = computes.services_by_host(ctx.nova, host).get(host)
-        if service and service.state == "up":
+        service = computes.services_by_host(ctx.cloud, host).get(host)
+        if service and service["state"] == "up":
             return True, "up in {elapsed}!"
         return False, "down"
 

@@ -17,7 +17,7 @@ def each_host(ctx, command):
     try:
         # A subworker has one host: ask for its service only.
         only = opts.hosts[0] if opts.subworker and len(opts.hosts) == 1 else None
-        services = computes.services_by_host(ctx.nova, only)
+        services = computes.services_by_host(ctx.cloud, only)
     except computes.API_ERRORS as err:
         raise CloudError(f"cannot list the compute services: {describe_error(err)}") from None
     known = []

@@ -8,7 +8,7 @@ from .hostlist import natural_key
 
 def rows(ctx, hosts):
     """[(host, enabled, alive, [ips] or None)] in natural order; unknown HOSTS are reported."""
-    services = computes.services_by_host(ctx.nova)
+    services = computes.services_by_host(ctx.cloud)
     hostcache.save(computes.natural(services))  # for tab completion
     wanted = hosts or list(services)
     for host in hosts:
@@ -18,19 +18,19 @@ def rows(ctx, hosts):
     ips = None
     if ctx.opts.nvms:
         ips = {host: [] for host in known}
-        for server in computes.servers(ctx.nova):
+        for server in computes.servers(ctx.cloud):
             host = computes.server_host(server)
             if host in ips:
                 ips[host].append(server_ips_or_id(server))
     for host_ips in (ips or {}).values():
         host_ips.sort(key=natural_key)
-    return [(h, services[h].status == "enabled", services[h].state == "up",
+    return [(h, services[h]["status"] == "enabled", services[h]["state"] == "up",
              ips[h] if ips is not None else None) for h in known]
 
 
 def server_ips_or_id(server):
     """A VM without an address still counts: show its id instead."""
-    return " ".join(computes.server_ips(server)) or server.id
+    return " ".join(computes.server_ips(server)) or server["id"]
 
 
 def show(ctx, hosts):

@@ -24,7 +24,7 @@ def _age(created, now):
 
 
 def _selected(ctx, hosts):
-    servers = computes.servers(ctx.nova)
+    servers = computes.servers(ctx.cloud)
     if hosts:
         wanted = set(hosts)
         servers = [s for s in servers if computes.server_host(s) in wanted]
@@ -34,11 +34,12 @@ def _selected(ctx, hosts):
 def listwns(ctx, hosts):
     prefix = params(ctx)["name"]
     now = datetime.datetime.now(datetime.timezone.utc)
-    workers = [s for s in _selected(ctx, hosts) if s.name.startswith(prefix)]
-    workers.sort(key=lambda s: (natural_key(computes.server_host(s)), natural_key(s.name)))
-    data = [{"id": s.id, "name": s.name, "status": s.status, "host": computes.server_host(s),
-             "ips": computes.server_ips(s), "created": getattr(s, "created", ""),
-             "age": _age(getattr(s, "created", ""), now)} for s in workers]
+    workers = [s for s in _selected(ctx, hosts) if s["name"].startswith(prefix)]
+    workers.sort(key=lambda s: (natural_key(computes.server_host(s)), natural_key(s["name"])))
+    data = [{"id": s["id"], "name": s["name"], "status": s["status"],
+             "host": computes.server_host(s), "ips": computes.server_ips(s),
+             "created": s.get("created", ""), "age": _age(s.get("created", ""), now)}
+            for s in workers]
     if ctx.opts.json:
         ctx.emit(json.dumps(data, indent=1))
         return True
@@ -51,7 +52,7 @@ def listwns(ctx, hosts):
 
 def vmstats(ctx, hosts):
     servers = _selected(ctx, hosts)
-    by_status = collections.Counter(s.status for s in servers)
+    by_status = collections.Counter(s["status"] for s in servers)
     by_host = collections.Counter(computes.server_host(s) or "(none)" for s in servers)
     data = {"total": len(servers), "by_status": dict(sorted(by_status.items())),
             "by_host": {h: by_host[h] for h in sorted(by_host, key=natural_key)}}
@@ -61,9 +62,8 @@ def vmstats(ctx, hosts):
         ctx.rep.warn(f"capacity not shown: {err}")
         flavor = None
     if flavor is not None:
-        services = computes.services_by_host(ctx.nova)
-        usable = [h for h, s in services.items() if s.status == "enabled" and s.state == "up"
-                  and (not hosts or h in hosts)]
+        services = computes.services_by_host(ctx.cloud)
+        usable = [h for h, s in services.items() if computes.usable(s) and (not hosts or h in hosts)]
         fits = placement_fits(ctx.cloud, usable, flavor_needs(flavor))
         total = sum(empty for _, empty in fits.values())
         free = sum(now for now, _ in fits.values())

@@ -2,25 +2,30 @@
 
 Parse, build the context, dispatch, return the exit status (errors.py: 0 all good, 1 some
 host or action failed, 2 bad usage or input, 3 the cloud cannot be used, 130 interrupted).
+
+The modules that talk to the cloud (and so load keystoneauth1, requests and novaclient, most
+of the start-up time) are imported in the dispatch, once the command line is known to be
+good: --help, a usage error or a bad host list never load them.
 """
 import signal
 import sys
 
-from . import computes, hostlock, hostloop, hosts_status, listwns, manage_cli, runvms
-from .cloud import CloudError, describe_error
-from .config import load
+from . import manage_cli
 from .errors import FAILED, OK, USAGE, ToolError, run_main
-from .manage_ctx import Context
 
 PROG = "openstack-hlt-manage"
 LOCKING_COMMANDS = ("enable", "disable", "runvms")  # take locks when run --for-real
-# Commands that read (or, runvms, fill) the whole cloud: command -> function(ctx).
-WHOLE_CLOUD = {
-    "status": lambda ctx: hosts_status.show(ctx, ctx.opts.hosts),
-    "listwns": lambda ctx: listwns.listwns(ctx, ctx.opts.hosts),
-    "vmstats": lambda ctx: listwns.vmstats(ctx, ctx.opts.hosts),
-    "runvms": runvms.fill,
-}
+
+
+def _whole_cloud_action(command):
+    """The function(ctx) of a command that reads (or, runvms, fills) the whole cloud."""
+    if command == "status":
+        from . import hosts_status
+        return lambda ctx: hosts_status.show(ctx, ctx.opts.hosts)
+    from . import listwns, runvms
+    return {"listwns": lambda ctx: listwns.listwns(ctx, ctx.opts.hosts),
+            "vmstats": lambda ctx: listwns.vmstats(ctx, ctx.opts.hosts),
+            "runvms": runvms.fill}[command]
 
 
 def _sigterm(_signum, _frame):
@@ -36,12 +41,16 @@ def main(argv=None):
 
 def _run(argv):
     opts = manage_cli.parse(argv)
+    from . import hostlock
+    from .config import load
+    from .manage_ctx import Context
     ctx = Context(opts, load(opts.config), stream=sys.stderr if opts.json else sys.stdout)
     if opts.for_real and opts.command in LOCKING_COMMANDS:
         hostlock.prepare()  # an untrusted lock directory stops us before any action
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         if opts.command in manage_cli.HOST_COMMANDS:
+            from . import hostloop
             return hostloop.each_host(ctx, opts.command)
         return _whole_cloud(ctx, opts.command)
     finally:
@@ -57,9 +66,12 @@ def _usage_or_help(argv):
 
 
 def _whole_cloud(ctx, command):
+    from . import computes, runvms
+    from .cloud import CloudError, describe_error
     rep = ctx.rep
+    action = _whole_cloud_action(command)
     try:
-        WHOLE_CLOUD[command](ctx)
+        action(ctx)
     except runvms.RunvmsError as err:  # a missing flavor, image or user data file
         raise ToolError(f"{command}: {err}") from None
     except computes.API_ERRORS as err:

@@ -2,10 +2,9 @@
 ssh settings and (opened lazily, once) the cloud."""
 import sys
 
-from .cloud import Cloud
+from .cloud import Cloud  # cheap: keystoneauth1 is loaded when the cloud is opened
 from .report import Reporter
 from .runner import Ssh
-
 
 
 class Context:

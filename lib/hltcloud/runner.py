@@ -15,10 +15,8 @@ import os
 import shlex
 import signal
 import subprocess
-import tempfile
 import threading
 import time
-from dataclasses import dataclass
 
 from .validate import check_name
 
@@ -37,16 +35,27 @@ class UsageError(ValueError):
     """Bad switch value: reported in one line, exit 2, nothing done."""
 
 
-@dataclass
 class Result:
-    """How a command ended. ABORTED: it was killed (or never started) after Ctrl-C."""
-    argv: list
-    returncode: int
-    stdout: str = ""
-    stderr: str = ""
-    timed_out: bool = False
-    dry_run: bool = False
-    aborted: bool = False
+    """How a command ended. ABORTED: it was killed (or never started) after Ctrl-C.
+
+    A plain class, not a dataclass: every tool imports this module at start-up, and
+    dataclasses (with inspect) would be most of its cost."""
+    FIELDS = ("argv", "returncode", "stdout", "stderr", "timed_out", "dry_run", "aborted")
+
+    def __init__(self, argv, returncode, stdout="", stderr="", timed_out=False, dry_run=False,
+                 aborted=False):
+        self.argv, self.returncode, self.stdout, self.stderr = argv, returncode, stdout, stderr
+        self.timed_out, self.dry_run, self.aborted = timed_out, dry_run, aborted
+
+    def __repr__(self):
+        return f"Result({', '.join(f'{f}={getattr(self, f)!r}' for f in self.FIELDS)})"
+
+    def __eq__(self, other):
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in self.FIELDS)
+
+    __hash__ = None  # as a dataclass with eq
 
     @property
     def ok(self):
@@ -168,6 +177,7 @@ def pdsh_exec_argv(host_file, command_argv, fanout=32):
 def host_file(hosts):
     """HOSTS (validated names) one a line in a new file of a private (0700) directory; both
     are gone when the block ends."""
+    import tempfile  # only here and in ProcessGroups.run: not at every start-up
     for host in hosts:
         check_name(host, "host name")
     with tempfile.TemporaryDirectory(prefix="hltcloud-") as private:
@@ -231,6 +241,7 @@ class ProcessGroups:
     def run(self, argv, timeout, keep_stdin_open=False):
         """Run ARGV to completion or TIMEOUT -> Result. KEEP_STDIN_OPEN gives it a pipe that
         stays open until it ends (remote watchdogs kill their work when that pipe closes)."""
+        import tempfile
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             with self._lock:
                 if self.aborting:
