@@ -6,13 +6,13 @@ host or action failed, 2 bad usage or input, 3 the cloud cannot be used, 130 int
 import signal
 import sys
 
-from . import computes, hostlock, hostloop, hosts_status, listwns, manage_cli, runvms
+from . import audit, computes, hostlock, hostloop, hosts_status, listwns, manage_cli, runvms
 from .cloud import CloudError, describe_error
 from .config import load
 from .errors import FAILED, OK, USAGE, ToolError, run_main
 from .manage_ctx import Context
 
-PROG = "openstack-hlt-manage"
+PROG = manage_cli.PROG
 LOCKING_COMMANDS = ("enable", "disable", "runvms")  # take locks when run --for-real
 # Commands that read (or, runvms, fill) the whole cloud: command -> function(ctx).
 WHOLE_CLOUD = {
@@ -36,7 +36,11 @@ def main(argv=None):
 
 def _run(argv):
     opts = manage_cli.parse(argv)
-    ctx = Context(opts, load(opts.config), stream=sys.stderr if opts.json else sys.stdout)
+    config = load(opts.config)
+    ctx = Context(opts, config, stream=sys.stderr if opts.json else sys.stdout)
+    # The record in the system log: the runs that act (a subworker: its host's lines only).
+    audit.start(PROG, argv, config, subworker=opts.subworker,
+                enabled=opts.for_real and opts.command in LOCKING_COMMANDS and not opts.no_syslog)
     if opts.for_real and opts.command in LOCKING_COMMANDS:
         hostlock.prepare()  # an untrusted lock directory stops us before any action
     signal.signal(signal.SIGTERM, _sigterm)
