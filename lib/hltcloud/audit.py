@@ -30,6 +30,7 @@ import sys
 from . import report
 from .hostlist import fold
 
+SEND_TIMEOUT = 2.0  # seconds a record may wait for room in a stalled daemon's socket
 MAX_TEXT = 4000  # characters of one record (a huge host list on the command line)
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -40,10 +41,16 @@ _STATUS_WORDS = {0: "all good", 1: "some host failed", 2: "bad usage or input",
 
 
 class _QuietSysLogHandler(logging.handlers.SysLogHandler):
-    """A record that cannot be sent is lost, never a traceback nor a failed run."""
+    """A record that cannot be sent (daemon gone, or stalled for SEND_TIMEOUT) is lost and
+    so are the rest: never a traceback, a failed run, nor a run waiting on a full socket."""
+    broken = False
+
+    def emit(self, record):
+        if not self.broken:
+            super().emit(record)
 
     def handleError(self, record):
-        pass
+        self.broken = True
 
 
 class _Run:
@@ -91,14 +98,21 @@ def who():
 def open_handler(prog, path):
     """A syslog handler on the socket PATH, tagged PROG[pid], or None (no socket: silent;
     any other problem: one line on standard error)."""
-    try:
-        handler = _QuietSysLogHandler(address=path, socktype=socket.SOCK_DGRAM,
-                                      facility=logging.handlers.SysLogHandler.LOG_USER)
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:  # the handler would hide why it cannot connect
+        probe.connect(path)
     except OSError as err:
         if err.errno not in (errno.ENOENT, errno.ENOTDIR):
             print(f"{prog}: warning: no record in the system log ({path}: "
                   f"{err.strerror or err}); the run goes on", file=sys.stderr)
         return None
+    finally:
+        probe.close()
+    handler = _QuietSysLogHandler(address=path, socktype=socket.SOCK_DGRAM,
+                                  facility=logging.handlers.SysLogHandler.LOG_USER)
+    if handler.socket is None or handler.socket.fileno() < 0:  # gone meanwhile
+        return None
+    handler.socket.settimeout(SEND_TIMEOUT)
     handler.ident = f"{prog}[{os.getpid()}]: "
     handler.setFormatter(logging.Formatter("%(message)s"))
     return handler
