@@ -390,7 +390,8 @@ def test_vm_that_never_goes_fails_the_host(cluster, nova, force):
     assert result.returncode == 1
     out = lines(result)
     assert f"[FAIL] {host}: 1 VM(s) still there after 4 s: {stuck}" in out
-    assert out[-3:-1] == ["", f"Failed on 1 host(s): {host}"]
+    assert out[-4:-2] == ["", f"Failed on 1 host(s): {host}"]
+    assert out[-1].startswith("Re-run on the 1 failed host(s): ")  # the new last line
     assert [s.id for s in servers_on(nova, host)] == [stuck]
     assert cluster.service_running(host, COMPUTE) is (not force)
     # Daemons left running are alive: only stopped ones are forced down.
