@@ -11,7 +11,9 @@ simulated and the real cloud (where they differ, a parameter says how); the simu
 import hashlib
 import os
 import re
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -214,6 +216,7 @@ def boot_on(cloud, nova, host, count, name="wn-grid", image=None, nics="auto", t
 # ------------------------------------------------------------------ the simulated cloud
 
 MANAGE = "openstack-hlt-manage"
+REPO = Path(__file__).resolve().parent.parent
 IMAGE = "CentOS6-build13"  # the image runvms boots (the cluster's site config)
 
 
@@ -235,6 +238,21 @@ def client(cluster):
 def tool(cluster, *args, timeout=180):
     """bin/openstack-hlt-manage ARGS with the cluster's environment."""
     return cluster.run_tool(MANAGE, *args, timeout=timeout)
+
+
+def interrupt_while_waiting(cluster, args):
+    """openstack-hlt-manage ARGS, interrupted (SIGINT) once it prints "Waiting max":
+    (exit status, every line it printed)."""
+    proc = subprocess.Popen([str(REPO / "bin" / MANAGE), *args], env=cluster.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.rstrip("\n"))
+        if "Waiting max" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    return proc.returncode, seen + rest.splitlines()
 
 
 def requests(cluster):

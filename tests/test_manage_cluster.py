@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import (COMPUTE, SERVICES, authentications, boot_on, clear_log, free_port, lines,
-                     mutations, processes, requests, service, servers_on, start_compute, stop_compute,
-                     table_rows, tool, wait_for)
+from helpers import (COMPUTE, SERVICES, authentications, boot_on, clear_log, free_port,
+                     interrupt_while_waiting, lines, mutations, processes, requests, service,
+                     servers_on, start_compute, stop_compute, table_rows, tool, wait_for)
 
 from hltcloud.hostlist import fold
 
@@ -262,7 +262,8 @@ def test_vm_that_never_goes_fails_the_host(cluster, nova, force):
     assert result.returncode == 1
     out = lines(result)
     assert f"[FAIL] {host}: 1 VM(s) still there after 4 s: {stuck}" in out
-    assert out[-3:-1] == ["", f"Failed on 1 host(s): {host}"]
+    assert out[-4:-2] == ["", f"Failed on 1 host(s): {host}"]
+    assert out[-1].startswith("Re-run on the 1 failed host(s): ")  # the new last line
     assert [s.id for s in servers_on(nova, host)] == [stuck]
     assert cluster.service_running(host, COMPUTE) is (not force)
     # Daemons left running are alive: only stopped ones are forced down.
@@ -424,20 +425,6 @@ def _tool_processes(cluster):
     return processes(inspect)
 
 
-def _interrupt_while_waiting(cluster, args):
-    import signal
-    proc = subprocess.Popen([str(REPO / "bin" / TOOL), *args], env=cluster.env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line.rstrip("\n"))
-        if "Waiting max" in line:
-            break
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
-    return proc.returncode, seen + rest.splitlines()
-
-
 @pytest.mark.parametrize("parallel", [False, True])
 def test_ctrl_c_stops_reports_and_leaves_no_process(cluster, nova, parallel):
     a, b = cluster.names[:2]
@@ -445,7 +432,7 @@ def test_ctrl_c_stops_reports_and_leaves_no_process(cluster, nova, parallel):
     stuck, = boot_on(cluster, nova, a, 1)
     cluster.sim("POST", f"/sim/servers/{stuck}/stuck")
     args = ["--for-real", "--vm-timeout", "120"] + (["--parallel", "--fanout", "1"] if parallel else [])
-    code, out = _interrupt_while_waiting(cluster, [*args, "disable", a, b])
+    code, out = interrupt_while_waiting(cluster, [*args, "disable", a, b])
     assert code != 0
     summary = [l for l in out if l.startswith("Failed on")]
     assert summary == [f"Failed on 2 host(s): {fold([a, b])}"], out

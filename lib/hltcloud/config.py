@@ -61,6 +61,11 @@ DEFAULTS = {
         # Root-only directory of openstack-enter: ROLE.openrc files and/or a clouds.yaml.
         "credentials_dir": "/etc/hltcloud/credentials",
     },
+    "log": {
+        # The record of real runs (audit.py): yes or no, and the local syslog socket.
+        "syslog": "yes",
+        "socket": "/dev/log",
+    },
 }
 
 
@@ -86,6 +91,8 @@ class Config:
     nova_conf: str
     runvms: dict
     credentials_dir: str
+    syslog: bool = True  # [log] syslog: real runs are recorded in the system log
+    syslog_socket: str = "/dev/log"  # [log] socket
 
     def service_command(self, action, service):
         """The argument list that starts/stops/queries SERVICE on a node."""
@@ -130,6 +137,14 @@ def _absolute(parser, section, key):
     if value and not os.path.isabs(value):
         raise ConfigError(f"{section}.{key} must be an absolute path: {value!r}")
     return value
+
+
+def _yes_no(parser, section, key):
+    try:
+        return parser.getboolean(section, key)
+    except ValueError:
+        raise ConfigError(f"{section}.{key} must be yes or no: "
+                          f"{parser.get(section, key).strip()!r}") from None
 
 
 def _node_path(section, key, value):
@@ -196,6 +211,9 @@ def load(path=None):
     credentials_dir = _absolute(parser, "enter", "credentials_dir").rstrip("/")
     if not credentials_dir:
         raise ConfigError("enter.credentials_dir must be an absolute path: ''")
+    syslog_socket = _absolute(parser, "log", "socket")
+    if not syslog_socket:
+        raise ConfigError("log.socket must be an absolute path: ''")
     services = tuple(parser.get("services", "names").split())
     for service in services:
         _check(service, "services", "names", "service name")
@@ -216,4 +234,6 @@ def load(path=None):
         nova_conf=nova_conf,
         runvms=dict(parser.items("runvms")),
         credentials_dir=credentials_dir,
+        syslog=_yes_no(parser, "log", "syslog"),
+        syslog_socket=syslog_socket,
     )

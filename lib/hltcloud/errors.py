@@ -3,9 +3,12 @@
 Every tool's entry point runs its body through run_main(): an error that says how the run
 ends (an `exit_status` attribute, or a ValueError: bad input) becomes one line
 `PROG: message` on standard error and its status; Ctrl-C is "interrupted", 130. Anything
-else is a bug and keeps its traceback.
+else is a bug and keeps its traceback. The run's record in the system log (audit.py) is
+closed here with that status.
 """
 import sys
+
+from . import audit
 
 OK = 0
 FAILED = 1  # some host or action failed
@@ -43,7 +46,17 @@ def report(prog, err, stream=None):
 
 def run_main(prog, body, on_interrupt=None):
     """BODY() -> exit status; its expected errors become one line and their status.
-    ON_INTERRUPT runs first after Ctrl-C (to stop what the body started)."""
+    ON_INTERRUPT runs first after Ctrl-C (to stop what the body started). A run the body
+    recorded (audit.start) gets its closing record here, with the status."""
+    status = None
+    try:
+        status = _run_body(prog, body, on_interrupt)
+        return status
+    finally:
+        audit.finish(status)
+
+
+def _run_body(prog, body, on_interrupt):
     try:
         return body()
     except KeyboardInterrupt as err:

@@ -4,9 +4,10 @@ One host's failure never stops the others; a bug in one host's action is that ho
 failure. Ctrl-C starts no new action and says which host was interrupted and which were not
 started. The summary (or, for a subworker, its "Done on" line) ends the run.
 """
-from . import computes, enable_disable, parallel
+from . import computes, enable_disable, parallel, rerun
 from .cloud import CloudError, describe_error
 from .errors import FAILED, INTERRUPTED, OK
+from .manage_cli import PROG
 
 ACTIONS = {"enable": enable_disable.enable, "disable": enable_disable.disable}
 
@@ -44,9 +45,19 @@ def each_host(ctx, command):
         rep.info("")
         rep.warn("Interrupted: no new action was started")
     ok = rep.summary()
+    ok = finish_lists(ctx) and ok
     if interrupted:
         return INTERRUPTED
     return OK if ok else FAILED
+
+
+def finish_lists(ctx):
+    """--failed-hosts, --ok-hosts and the re-run line (rerun.py): every host with a failure
+    (unknown, failed, interrupted or not started) failed. False: a list was not written."""
+    opts = ctx.opts
+    span = (len(opts.argv) - len(opts.host_words), len(opts.argv))
+    failed = {host for host, _ in ctx.rep.failures if host}
+    return rerun.HostLists(PROG, opts.argv, span, opts).finish(ctx.rep, opts.hosts, failed)
 
 
 def one_by_one(ctx, action, services, hosts):

@@ -13,7 +13,7 @@ import sys
 from . import manage_cli
 from .errors import FAILED, OK, USAGE, ToolError, run_main
 
-PROG = "openstack-hlt-manage"
+PROG = manage_cli.PROG
 LOCKING_COMMANDS = ("enable", "disable", "runvms")  # take locks when run --for-real
 
 
@@ -41,10 +41,14 @@ def main(argv=None):
 
 def _run(argv):
     opts = manage_cli.parse(argv)
-    from . import hostlock
+    from . import audit, hostlock
     from .config import load
     from .manage_ctx import Context
-    ctx = Context(opts, load(opts.config), stream=sys.stderr if opts.json else sys.stdout)
+    config = load(opts.config)
+    ctx = Context(opts, config, stream=sys.stderr if opts.json else sys.stdout)
+    # The record in the system log: the runs that act (a subworker: its host's lines only).
+    audit.start(PROG, argv, config, subworker=opts.subworker,
+                enabled=opts.for_real and opts.command in LOCKING_COMMANDS and not opts.no_syslog)
     if opts.for_real and opts.command in LOCKING_COMMANDS:
         hostlock.prepare()  # an untrusted lock directory stops us before any action
     signal.signal(signal.SIGTERM, _sigterm)

@@ -6,9 +6,11 @@ import argparse
 
 from .hostlist import HostListError, expand
 from .inputs import OneLineParser, whole_number
+from .rerun import add_switches, check_paths
 from .runner import UsageError, check_ssh_config
 from .validate import BadValue, check_name
 
+PROG = "openstack-hlt-manage"
 COMMANDS = ("enable", "disable", "status", "runvms", "listwns", "vmstats")
 HOST_COMMANDS = ("enable", "disable")  # need HOSTS
 FILTER_COMMANDS = ("status", "listwns", "vmstats")  # HOSTS optional: a filter
@@ -18,12 +20,14 @@ DEFAULT_FANOUT = 32
 USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output] [--parallel] "
          "[--fanout N] [--vm-timeout SECONDS] [--force-shutoff] [--ssh-config FILE] [--nvms] "
          "[--json] [--config FILE] [--os-cloud NAME] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
-         "[--name PREFIX] [--count N] enable|disable|status|runvms|listwns|vmstats [HOSTS...]")
+         "[--name PREFIX] [--count N] [--failed-hosts FILE] [--ok-hosts FILE] [--no-syslog] "
+         "enable|disable|status|runvms|listwns|vmstats [HOSTS...]")
 
 # Switches forwarded unchanged to --parallel subworkers: (dest, flag, takes a value).
 FORWARDED = (("for_real", "--for-real", False), ("no_colors", "--no-colors", False),
              ("vm_timeout", "--vm-timeout", True), ("force_shutoff", "--force-shutoff", False),
-             ("ssh_config", "--ssh-config", True), ("config", "--config", True))
+             ("ssh_config", "--ssh-config", True), ("config", "--config", True),
+             ("no_syslog", "--no-syslog", False))
 
 
 # Upper bounds: far above any real use, low enough that no value exhausts memory or time.
@@ -37,7 +41,7 @@ _count = whole_number(1, MAX_COUNT)
 
 
 def parser():
-    p = OneLineParser(prog="openstack-hlt-manage", usage=USAGE[len("usage: "):], add_help=True,
+    p = OneLineParser(prog=PROG, usage=USAGE[len("usage: "):], add_help=True,
                       description="Add hypervisors to the HLT cloud and take them back.")
     p.add_argument("--for-real", action="store_true", help="act (default: dry run)")
     p.add_argument("--no-colors", action="store_true", help="no colors (also: NO_COLOR set)")
@@ -64,6 +68,9 @@ def parser():
     p.add_argument("--name", metavar="PREFIX", help="runvms: VM name prefix (site default)")
     p.add_argument("--count", type=_count, metavar="N",
                    help="runvms: boot at most N VMs")
+    add_switches(p)  # --failed-hosts FILE, --ok-hosts FILE: enable and disable
+    p.add_argument("--no-syslog", action="store_true",
+                   help="no record of a --for-real run in the system log")
     # A --parallel parent starts us with this: no summary, the parent prints the only one.
     p.add_argument("--subworker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("command", choices=COMMANDS, metavar="COMMAND", help=", ".join(COMMANDS))
@@ -82,9 +89,14 @@ def parse(argv):
         raise UsageError(f"{opts.command} needs HOSTS")
     if opts.command == "runvms" and opts.hosts:
         raise UsageError("runvms takes no HOSTS: it fills every enabled, up hypervisor")
+    if opts.command not in HOST_COMMANDS and (opts.failed_path or opts.ok_path):
+        raise UsageError(f"--failed-hosts and --ok-hosts are for enable and disable, "
+                         f"not {opts.command}")
+    check_paths(opts)
     if opts.ssh_config:
         check_ssh_config(opts.ssh_config)
     words, opts.hosts = opts.hosts, []
+    opts.argv, opts.host_words = list(argv), words  # for the re-run line (rerun.py)
     if words:
         try:
             opts.hosts = [check_name(host, "host name") for host in expand(*words)]

@@ -17,7 +17,7 @@ import json
 import os
 import shlex
 
-from . import broadcast, cache_state, config, glance_image, hostlist, hostlock, runner
+from . import audit, broadcast, cache_state, config, glance_image, hostlist, hostlock, runner
 from .cloud import Cloud
 from .errors import FAILED, OK, ToolError
 from .node_scripts import CONVERT_SCRIPT
@@ -156,6 +156,7 @@ def run(args, reporter, children):
         check_node_path(ssh.config_file, "the nodes' ssh config")
     owner = cfg.image_owner
     if not args.dry_run:
+        audit.start("openstack-prefill-cache", args.argv, cfg, enabled=not args.no_syslog)
         try:
             hostlock.prepare()  # an untrusted lock directory stops us before any request
         except hostlock.LockDirError as err:
@@ -168,6 +169,10 @@ def run(args, reporter, children):
         source = get_source(glance, image, cfg, reporter)
         try:
             return prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source)
+        except KeyboardInterrupt:  # stopped first; then no host counts as done
+            children.abort()
+            args.lists.finish(reporter, hosts, hosts)
+            raise
         finally:
             source.cleanup()
     finally:
@@ -205,7 +210,7 @@ def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source
         for host in needed:
             reporter.dry(f"{host}: qemu-img convert -f {fmt} -O raw {plan.transfer} {plan.final}")
         reporter.info("Done! (dry run: nothing changed)")
-        return finish(reporter, hosts, cached, [])
+        return finish(reporter, hosts, cached, [], args.lists, done=cached + needed)
     delivered = []
     if needed:
         # Pipelined chains (faster: bench/bench_broadcast.py), the wave completing what
@@ -231,11 +236,15 @@ def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source
 
     converted = [h for h, ok in runner.in_parallel(delivered, convert, FANOUT).items() if ok]
     reporter.info("Done!")
-    return finish(reporter, hosts, cached, converted)
+    return finish(reporter, hosts, cached, converted, args.lists)
 
 
-def finish(reporter, hosts, cached, converted):
-    """Summary: how many hosts hold the image now; exit 1 (failed hosts folded) otherwise."""
+def finish(reporter, hosts, cached, converted, lists, done=None):
+    """Summary: how many hosts hold the image now; exit 1 (failed hosts folded) otherwise.
+    The hosts not DONE (default: cached or converted) are the failed ones of LISTS."""
     reporter.info(f"{len(cached) + len(converted)} of {len(hosts)} host(s) have the image cached "
                   f"({len(cached)} already, {len(converted)} now)")
-    return OK if reporter.summary() else FAILED
+    ok = reporter.summary()
+    done = set(cached + converted if done is None else done)
+    written = lists.finish(reporter, hosts, [host for host in hosts if host not in done])
+    return OK if ok and written else FAILED

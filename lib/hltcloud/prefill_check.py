@@ -60,7 +60,10 @@ def run(args, reporter, children):
     good = sum(1 for _, found in rows if not found)
     reporter.info(f"{good} of {len(hosts)} host(s) have a good copy of the image in "
                   f"{cfg.base_dir}/{name}")
-    return OK if reporter.summary() else FAILED
+    ok = reporter.summary()
+    # --failed-hosts gets the hosts without a good copy: a prefill of @FILE mends them.
+    written = args.lists.finish(reporter, hosts, [state.host for state, found in rows if found])
+    return OK if ok and written else FAILED
 
 
 def table_row(state, found):

@@ -2,7 +2,7 @@
 prefill_check.run()). Bad input: one line, exit 2, nothing sent."""
 import sys
 
-from . import prefill, prefill_check, runner
+from . import prefill, prefill_check, rerun, runner
 from .errors import run_main
 from .inputs import OneLineParser
 from .report import Reporter
@@ -11,12 +11,14 @@ from .transfer_cli import add_switch
 
 USAGE = ("openstack-prefill-cache [--ssh-config FILE] [--dry-run] [--no-colors] "
          "[--line-output] [--tries N] [--timeout S] [--wave] [--check [--json]] "
-         "[--config FILE] [--os-cloud NAME] IMAGE HOSTS...")
+         "[--config FILE] [--os-cloud NAME] [--failed-hosts FILE] [--ok-hosts FILE] "
+         "[--no-syslog] IMAGE HOSTS...")
+PROG = "openstack-prefill-cache"
 
 
 def build_parser():
     parser = OneLineParser(
-        prog="openstack-prefill-cache", usage=USAGE,
+        prog=PROG, usage=USAGE,
         description="Put a Glance image into Nova's raw image cache on every host.")
     add_switch(parser, "--ssh-config")
     add_switch(parser, "--dry-run", help="look up and check, print the plan, change nothing")
@@ -39,15 +41,17 @@ def build_parser():
     parser.add_argument("--os-cloud", metavar="NAME", default=None,
                         help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* "
                              "variables)")
+    rerun.add_switches(parser)
+    add_switch(parser, "--no-syslog")
     parser.add_argument("image", metavar="IMAGE")
     parser.add_argument("hosts", metavar="HOSTS", nargs="+")
     return parser
 
 
-def parse(argv):
+def parse(argv, parser=None):
     """The switches, their combinations checked: --check transfers and changes nothing, so
     --dry-run, --wave and --tries would be silently meaningless with it: refused."""
-    parser = build_parser()
+    parser = parser or build_parser()
     args = parser.parse_args(argv)
     if args.json and not args.check:
         parser.error("--json needs --check")
@@ -64,14 +68,19 @@ def parse(argv):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     groups = runner.ProcessGroups()  # every process of the run: Ctrl-C ends them all
 
     def body():
-        args = parse(argv)
+        parser = build_parser()
+        args = parse(argv, parser)
+        rerun.check_paths(args)
+        args.argv = argv  # the record in the system log, and the re-run line:
+        args.lists = rerun.HostLists(PROG, argv, rerun.words_span(parser, argv, args), args)
         # --json: the data alone on standard output, every message on standard error
         reporter = Reporter(stream=sys.stderr if args.json else None, no_colors=args.no_colors,
                             line_output=args.line_output)
         if args.check:
             return prefill_check.run(args, reporter, groups)
         return prefill.run(args, reporter, groups)
-    return run_main("openstack-prefill-cache", body, on_interrupt=groups.abort)
+    return run_main(PROG, body, on_interrupt=groups.abort)

@@ -5,14 +5,28 @@ TTY and never with --no-colors or $NO_COLOR; in line-output mode every message i
 complete line (pdsh prefixes and interleaves lines, so nothing may be rewritten in place).
 """
 import os
+import re
 import sys
 import threading
 import time
 
 from .hostlist import fold
 
+_WATCHERS = []  # functions given every line as printed, without colours (audit.py)
+_PAINT = re.compile(r"\033\[[0-9;]*m")
 _COLORS = {"ok": "32", "fail": "31", "warn": "33", "dry": "36", "bold": "1"}
 _TAGS = {"ok": "[ OK ]", "fail": "[FAIL]", "warn": "[WARN]", "dry": "[DRY ]"}
+
+
+def watch(function):
+    """FUNCTION(line) is called with every whole line a Reporter prints, uncoloured, in
+    the order printed (the system log record of audit.py)."""
+    _WATCHERS.append(function)
+
+
+def unwatch(function):
+    if function in _WATCHERS:
+        _WATCHERS.remove(function)
 
 
 def want_colors(stream, no_colors=False, environ=os.environ):
@@ -48,6 +62,8 @@ class Reporter:
                 self._open_line = False
             self.stream.write(text + "\n")
             self.stream.flush()
+            for function in _WATCHERS:
+                function(_PAINT.sub("", text))
 
     def _tagged(self, kind, message):
         self.write_line(f"{self.paint(kind, _TAGS[kind])} {message}")

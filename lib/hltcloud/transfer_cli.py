@@ -20,6 +20,7 @@ SWITCHES = {
     "--dry-run": dict(action="store_true"),
     "--no-colors": dict(action="store_true"),
     "--line-output": dict(action="store_true"),
+    "--no-syslog": dict(action="store_true", help="no record of the run in the system log"),
     "--config": dict(metavar="FILE", default=None,
                      help="site configuration (default $HLTCLOUD_CONFIG or /etc/hltcloud.conf)"),
 }

@@ -1,7 +1,8 @@
 """Command line of rsync-wave.py: parse, check, then the wave or the pipelined chains
 (broadcast.py), and the closing summary. Bad input: one line, exit 2, nothing copied."""
+import sys
 
-from . import broadcast, config, hostlist, inputs
+from . import audit, broadcast, config, hostlist, inputs, rerun
 from .errors import FAILED, OK, run_main
 from .report import Reporter
 from .transfer import TransferError, check_dest, check_node_path
@@ -10,13 +11,15 @@ from .validate import check_name
 
 USAGE = ("rsync-wave.py [--ssh-config FILE] [--tries N] [--head-slots K] [--timeout S] "
          "[--pipeline] [--dry-run] [--no-colors] [--line-output] [--config FILE]\n"
+         "                    [--failed-hosts FILE] [--ok-hosts FILE] [--no-syslog]\n"
          "                    SOURCE DEST HOSTS...")
+PROG = "rsync-wave.py"
 HEAD_SLOTS = inputs.whole_number(1, 1024)
 
 
 def build_parser():
     parser = inputs.OneLineParser(
-        prog="rsync-wave.py", usage=USAGE,
+        prog=PROG, usage=USAGE,
         description="Copy SOURCE to DEST on every host; every host that has it becomes a source.")
     add_switch(parser, "--ssh-config")
     add_switch(parser, "--tries")
@@ -29,6 +32,8 @@ def build_parser():
     add_switch(parser, "--no-colors")
     add_switch(parser, "--line-output")
     add_switch(parser, "--config")
+    rerun.add_switches(parser)
+    add_switch(parser, "--no-syslog")
     parser.add_argument("source", metavar="SOURCE")
     parser.add_argument("dest", metavar="DEST")
     parser.add_argument("hosts", metavar="HOSTS", nargs="+")
@@ -71,23 +76,35 @@ def print_summary(result, reporter):
 
 
 def main(argv=None):
-    return run_main("rsync-wave.py", lambda: run(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_main(PROG, lambda: run(argv))
 
 
 def run(argv):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    rerun.check_paths(args)
     reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
     # The dry run checks exactly what the real run does, before printing anything.
     hosts = [check_name(host, "host name") for host in expand_hosts(args.hosts)]
-    ssh = make_ssh(args, config.load(args.config))
+    cfg = config.load(args.config)
+    ssh = make_ssh(args, cfg)
     check_dest(args.dest)
     if args.pipeline and ssh.config_file:
         check_node_path(ssh.config_file, "the nodes' ssh config")
     source = local_source(args.source)
-    if args.dry_run:
+    lists = rerun.HostLists(PROG, argv, rerun.words_span(parser, argv, args), args)
+    if args.dry_run:  # the lists too (every host planned is "ok"); no record in the log
         broadcast.print_dry_run(source, hosts, reporter, args.pipeline, args.head_slots)
-        return OK
+        return OK if lists.finish(reporter, hosts, ()) else FAILED
+    audit.start(PROG, argv, cfg, enabled=not args.no_syslog)
     _, _, transfer = broadcast.engine(args.pipeline)
-    result = transfer(source, args.dest, hosts, ssh, reporter, tries=args.tries,
-                      head_slots=args.head_slots, timeout=args.timeout)
-    return OK if print_summary(result, reporter) else FAILED
+    try:
+        result = transfer(source, args.dest, hosts, ssh, reporter, tries=args.tries,
+                          head_slots=args.head_slots, timeout=args.timeout)
+    except KeyboardInterrupt:  # the engine has stopped everything: no host counts as done
+        lists.finish(reporter, hosts, hosts)
+        raise
+    ok = print_summary(result, reporter)
+    written = lists.finish(reporter, hosts, result.failed())
+    return OK if ok and written else FAILED

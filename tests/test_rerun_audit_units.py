@@ -1,0 +1,92 @@
+"""Units of issue 13 parts 1 and 2: the list switches and the re-run command (rerun.py),
+the record's pieces (audit.py), the [log] keys."""
+import io
+import socket
+
+import pytest
+
+from hltcloud import audit, config, manage_cli, report, rerun, wave_cli
+from hltcloud.runner import UsageError
+
+
+def test_log_keys_default_and_validated(tmp_path):
+    path = tmp_path / "site.conf"
+    path.write_text("[ssh]\nuser = root\n")
+    cfg = config.load(str(path))
+    assert (cfg.syslog, cfg.syslog_socket) == (True, "/dev/log")
+    path.write_text("[log]\nsyslog = no\nsocket = /run/x.sock\n")
+    cfg = config.load(str(path))
+    assert (cfg.syslog, cfg.syslog_socket) == (False, "/run/x.sock")
+    for text, message in (("[log]\nsyslog = perhaps\n", "log.syslog must be yes or no: 'perhaps'"),
+                          ("[log]\nsocket = dev/log\n", "log.socket must be an absolute path"),
+                          ("[log]\nsocket =\n", "log.socket must be an absolute path")):
+        path.write_text(text)
+        with pytest.raises(config.ConfigError, match=message):
+            config.load(str(path))
+
+
+def test_list_switches_are_checked_before_anything(tmp_path):
+    def parse(*argv):
+        return manage_cli.parse(list(argv))
+    with pytest.raises(UsageError, match="for enable and disable, not status"):
+        parse("--failed-hosts", str(tmp_path / "f"), "status")
+    with pytest.raises(UsageError, match="no such directory"):
+        parse("--failed-hosts", str(tmp_path / "nodir" / "f"), "enable", "cn01")
+    with pytest.raises(UsageError, match="is a directory"):
+        parse("--ok-hosts", str(tmp_path), "enable", "cn01")
+    with pytest.raises(UsageError, match="the same file"):
+        parse("--ok-hosts", str(tmp_path / "f"), "--failed-hosts", str(tmp_path / "f"),
+              "enable", "cn01")
+    opts = parse("--for-real", "--no-syslog", "--failed-hosts", str(tmp_path / "f"), "enable", "cn01")
+    assert manage_cli.forwarded_switches(opts) == ["--for-real", "--vm-timeout", "300", "--no-syslog"]
+
+
+def test_the_host_words_are_found_even_when_an_option_value_looks_the_same():
+    parser = wave_cli.build_parser()
+    argv = ["--config", "cn01", "src", "/d", "cn01", "cn02", "--tries", "2"]
+    args = parser.parse_args(argv)
+    span = rerun.words_span(parser, argv, args)
+    lists = rerun.HostLists("rsync-wave.py", argv, span, args)
+    assert lists.command("/t/f").endswith(
+        "rsync-wave.py --config cn01 src /d @/t/f --tries 2")
+
+
+def test_write_list_is_private_and_replaces(tmp_path):
+    path = tmp_path / "hosts"
+    path.write_text("old\n")
+    path.chmod(0o644)
+    rerun.write_list(str(path), ["cn01", "cn02"], "hosts that failed: x")
+    assert path.read_text() == "# hosts that failed: x\ncn01\ncn02\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hosts"]
+
+
+def test_records_are_one_line_and_names_checked(monkeypatch):
+    assert audit.one_line("a\nb\x1b[31m") == "a\\nb\\x1b[31m"
+    monkeypatch.setenv("SUDO_USER", "eve\nforged record")
+    assert audit.who().endswith(", sudo from ?)")
+
+
+def test_status_lines_reach_the_record_without_colours(tmp_path):
+    path = str(tmp_path / "log.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(1)
+    cfg = config.Config(*(["" for _ in range(15)]), syslog=True, syslog_socket=path)
+    try:
+        audit.start("tool", ["--x", "a b"], cfg)
+        out = io.StringIO()
+        rep = report.Reporter(out)
+        rep.colors = True
+        rep.ok("did cn01")
+        rep.info("progress, not recorded")
+        rep.fail("cn02 broke", "cn02")
+        audit.note_hosts(["cn01"], ["cn02"])
+    finally:
+        audit.finish(1)
+    got = [sock.recv(4096).decode().rstrip("\x00") for _ in range(4)]
+    sock.close()
+    assert [g.split(": ", 1)[1] for g in got] == [
+        "start: " + audit.who() + ": tool --x 'a b'", "[ OK ] did cn01", "[FAIL] cn02 broke",
+        "end: exit status 1 (some host failed); failed: cn02; ok: cn01"]
+    assert got[0].startswith("<14>tool[") and got[2].startswith("<11>tool[")
