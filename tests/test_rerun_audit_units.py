@@ -72,7 +72,8 @@ def test_status_lines_reach_the_record_without_colours(tmp_path):
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     sock.settimeout(1)
-    cfg = config.Config(*(["" for _ in range(15)]), syslog=True, syslog_socket=path)
+    (tmp_path / "site.conf").write_text(f"[log]\nsyslog = yes\nsocket = {path}\n")
+    cfg = config.load(str(tmp_path / "site.conf"))
     try:
         audit.start("tool", ["--x", "a b"], cfg)
         out = io.StringIO()
