@@ -17,7 +17,7 @@ def remote_argv(config, action):
     return ["sh", "-c", script]
 
 
-def run(ctx, host, action):
+def start_or_stop(ctx, host, action):
     """Start or stop the daemons on HOST; True when done (or shown, in dry-run)."""
     what = {"start": "Starting", "stop": "Shutting down"}[action]
     message = f"{what} OpenStack daemons on {host}"

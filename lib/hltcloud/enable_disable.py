@@ -28,7 +28,7 @@ def enable(ctx, host, service):
         return False
     if not computes.set_status(ctx, host, service, enable=True):
         return False
-    if not daemons.run(ctx, host, "start"):
+    if not daemons.start_or_stop(ctx, host, "start"):
         return False
     if computes.forced_down(service):  # only now that its daemons run is it really up
         return computes.set_forced_down(ctx, host, service, down=False)
@@ -40,7 +40,7 @@ def disable(ctx, host, service):
         return False
     if not computes.set_status(ctx, host, service, enable=False, reason=disable_reason()):
         return False
-    if not daemons.run(ctx, host, "start"):
+    if not daemons.start_or_stop(ctx, host, "start"):
         return False  # deletes now would be local deletes: leave the VMs alone
     try:
         vms = computes.servers(ctx.cloud, host)
@@ -78,7 +78,7 @@ def disable(ctx, host, service):
 
 def _shut_down(ctx, host, service):
     """Stop the daemons, then tell Nova the host is down (only once they are stopped)."""
-    return (daemons.run(ctx, host, "stop")
+    return (daemons.start_or_stop(ctx, host, "stop")
             and computes.set_forced_down(ctx, host, service, down=True))
 
 

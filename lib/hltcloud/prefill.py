@@ -150,7 +150,7 @@ def find_image(args, cfg):
     return glance, image, fmt
 
 
-def run(args, reporter, children):
+def prefill_hosts(args, reporter, children):
     cfg, ssh, hosts = check_input(args)
     if ssh.config_file and not args.wave:  # the chains refuse it too, but after the download
         check_node_path(ssh.config_file, "the nodes' ssh config")

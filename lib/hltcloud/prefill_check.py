@@ -33,7 +33,7 @@ def expected_size(image, fmt, cfg):
                                exit_status=FAILED)
 
 
-def run(args, reporter, children):
+def check_hosts(args, reporter, children):
     cfg, ssh, hosts = prefill.check_input(args)
     _, image, fmt = prefill.find_image(args, cfg)
     size, origin = expected_size(image, fmt, cfg)

@@ -1,5 +1,5 @@
-"""Command line of openstack-prefill-cache: parse, then prefill.run() (or, with --check,
-prefill_check.run()). Bad input: one line, exit 2, nothing sent."""
+"""Command line of openstack-prefill-cache: parse, then prefill.prefill_hosts() (or, with --check,
+prefill_check.check_hosts()). Bad input: one line, exit 2, nothing sent."""
 import sys
 
 from . import prefill, prefill_check, rerun, runner
@@ -81,6 +81,6 @@ def main(argv=None):
         reporter = Reporter(stream=sys.stderr if args.json else None, no_colors=args.no_colors,
                             line_output=args.line_output)
         if args.check:
-            return prefill_check.run(args, reporter, groups)
-        return prefill.run(args, reporter, groups)
+            return prefill_check.check_hosts(args, reporter, groups)
+        return prefill.prefill_hosts(args, reporter, groups)
     return run_main(PROG, body, on_interrupt=groups.abort)

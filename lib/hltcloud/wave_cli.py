@@ -77,10 +77,10 @@ def print_summary(result, reporter):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    return run_main(PROG, lambda: run(argv))
+    return run_main(PROG, lambda: copy_to_hosts(argv))
 
 
-def run(argv):
+def copy_to_hosts(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     rerun.check_paths(args)
