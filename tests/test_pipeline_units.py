@@ -323,3 +323,40 @@ def test_cleanup_kills_the_recorded_groups_and_removes_the_files(tmp_path):
             if proc.poll() is None:
                 proc.kill()
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------- slow nodes
+
+def test_a_host_far_below_its_upstream_is_slow_after_two_checks():
+    from hltcloud.chain_watch import HopRates
+    rates = HopRates()
+    verdicts = []
+    for second in range(6):
+        rates.note("up", second, second * 2_500_000)
+        rates.note("slow", second, second * 250_000)
+        lead = second * 2_250_000
+        verdicts.append(rates.slow("slow", second, lead, rates.rate("up", second)))
+    assert verdicts == [False, False, False, True, True, True]  # a rate after 2 s, 2 strikes
+
+
+def test_keeping_up_or_a_short_dip_is_not_slow():
+    from hltcloud.chain_watch import HopRates
+    rates = HopRates()
+    got = 0
+    for second in range(10):
+        got += 100_000 if second == 4 else 2_400_000  # one bad second (CPU noise)
+        rates.note("up", second, second * 2_500_000)
+        rates.note("next", second, got)
+        assert not rates.slow("next", second, second * 2_500_000 - got, rates.rate("up", second))
+    rates.reset("next", 10)
+    assert rates.rate("next", 10.5) is None  # a new upstream: measured afresh
+
+
+def test_a_late_heartbeat_of_a_replaced_session_is_no_slowness():
+    from hltcloud.chain_watch import HopRates
+    rates = HopRates()
+    rates.reset("next", 0)
+    for second, count in ((0.5, 700_000), (1, 100_000), (2, 2_600_000), (3, 5_100_000)):
+        rates.note("next", second, count)  # 700 kB: the old session's, queued before it ended
+        assert not rates.slow("next", second, 3_000_000, 2_500_000)
+    assert rates.rate("next", 3) == pytest.approx(2_500_000)

@@ -70,9 +70,10 @@ class ChainCommands:
                            private or self.private, "" if last else "1", str(self.size),
                            self.digest, self.tool, str(self.timeout)])
 
-    def head_recv(self, host, last):
+    def head_recv(self, host, last, private=None):
         """Run on the head: ssh HOST RECV, the file on its stdin."""
-        return ["ssh", *self._options(self.ssh.config_file), "--", host, self.recv(host, last)]
+        return ["ssh", *self._options(self.ssh.config_file), "--", host,
+                self.recv(host, last, private)]
 
     def head_forward(self, host, next_host, next_last, private=None, next_private=None,
                      late=False):

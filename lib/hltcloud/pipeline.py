@@ -30,26 +30,22 @@ behind a slow node they got only what it could pass on at its pace.
 
 Faults: a host that fails or stalls breaks the chain after it; the head kills the sessions of
 hosts without progress for TIMEOUT seconds (or a few seconds after their upstream failed),
-and the hosts that did not get the file are completed by the wave (broadcast.py composes the
-two engines) with the hosts that did as seeds. Remote work dies with its ssh: FORWARD watches its stdin (the head's
-pipe), RECV stops at end of input, at a failed heartbeat write, or after TIMEOUT seconds
-without data, and removes TMP. Their watchers kill the whole process group again and again
+and the hosts that did not get the file are completed by the wave (broadcast.py) with the
+hosts that did as seeds. Remote work dies with its ssh: FORWARD watches its stdin (the head's
+pipe), RECV stops at end of input, a failed heartbeat write, or TIMEOUT s without data. Their watchers kill the whole process group again and again
 until the script is gone: a single kill can miss a child forked just after it. Ctrl-C kills
 every session's process group and re-raises. The node scripts are in node_scripts.py.
 """
-import os
 import queue
-import signal
 import socket
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 
-from . import runner
-from . import chain_commands
+from . import chain_commands, runner
 from .chain_commands import ChainCommands
-from .chain_watch import HopRates
+from .chain_watch import HopRates, SlowNodes
 from .transfer import (DEFAULT_TIMEOUT, HostResult, TransferError, TransferResult, check_bounds,
                        check_node_path, check_request, check_source, format_rate, prepare_copy,
                        say_delivered)
@@ -77,6 +73,7 @@ class _Host:
     reason: str = ""
     seconds: float = 0.0
     slow: bool = False  # taken out of its chain: finishes on its own
+    began: float = 0.0  # when its current session began, like SECONDS (a new upstream: again)
     private: str = ""  # its private directory (a new one when it gets a new upstream)
 
 
@@ -92,7 +89,7 @@ class _Session:
     stale: bool = False  # replaced (its hosts got a new upstream): its news no longer count
 
 
-class _Pipeline:
+class _Pipeline(SlowNodes):
     def __init__(self, cmds, chains, source, reporter, head_name, progress_interval):
         self.cmds = cmds
         self.chains = chains
@@ -251,74 +248,6 @@ class _Pipeline:
                          f"{rate}, {done}/{len(chain)} host(s) done")
         self.progress.update(", ".join(parts))
 
-    # -- slow nodes
-    def _watch_rates(self, now):
-        """Once a second: the first host far slower than a host upstream of it is routed around."""
-        if now - self._last_watch < 1.0:
-            return
-        self._last_watch = now
-        for host in self.hosts.values():
-            up = self.hosts.get(host.upstream)  # None: the head feeds it, nothing to compare
-            if host.state != "wait" or host.slow or up is None or up.state == "fail":
-                continue
-            up_rate = (self.rates.rate(up.name, now) if up.state == "wait"
-                       else self.cmds.size / max(up.seconds, 1e-3))
-            if self.rates.slow(host.name, now, up.bytes - host.bytes, up_rate):
-                self._route_around(host, up, now)
-                return  # one change a round: the next round measures the new chain
-
-    def _behind(self, host):
-        """The hosts after HOST in its chain that still wait for the file, in order."""
-        behind, nxt = [], self.next_of[host]
-        while nxt and self.hosts[nxt].state == "wait":
-            behind.append(nxt)
-            nxt = self.next_of[nxt]
-        return behind
-
-    def _route_around(self, slow, up, now):
-        slow.slow = True
-        behind = self._behind(slow.name)
-        rate = format_rate(self.rates.rate(slow.name, now) or 0, 1)
-        if not behind:
-            self.reporter.info(f"{slow.name} is slow ({rate}): last of its chain, it finishes "
-                               "at its own pace")
-            return
-        # What fed them, and what they ran, stops: the old sessions end by themselves (their
-        # files go with them), their news no longer count.
-        old = [s for s in self.sessions if not s.done and
-               (s.carries in behind or s.host in behind)]
-        for session in old:
-            session.stale = True
-            try:
-                os.killpg(session.proc.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                pass
-        self.next_of[slow.name] = None
-        if up.state != "wait":  # its file is in place already: the wave serves them
-            for name in behind:
-                self._finish(name, False, f"cut off behind the slow {slow.name}")
-            return
-        self.generation += 1
-        private = self.cmds.private_dir(self.generation)
-        for name in behind:
-            state = self.hosts[name]
-            state.bytes, state.changed, state.grace_until, state.private = 0, now, 0.0, private
-            self.privates.add((name, private))
-            self.rates.reset(name, now)
-        self.hosts[behind[0]].upstream = up.name
-        self.reporter.info(f"{slow.name} is slow ({rate}, {up.name} gets "
-                           f"{format_rate(self.rates.rate(up.name, now) or 0, 1)}): taken out of "
-                           f"the chain, {up.name} --> {behind[0]} now; {slow.name} finishes on its own")
-        for position, name in enumerate(behind[:-1]):
-            nxt = behind[position + 1]
-            self._start("fwd", name, nxt, self.cmds.head_forward(
-                name, nxt, position + 2 == len(behind), private, private), subprocess.PIPE)
-        self._start("fwd", up.name, behind[0], self.cmds.head_forward(
-            up.name, behind[0], len(behind) == 1, up.private, private, late=True), subprocess.PIPE)
-        self.next_of[up.name] = behind[0]
-        for session in old:
-            self.kill(session)
-
     def run(self):
         self.start()
         while True:
@@ -336,7 +265,7 @@ class _Pipeline:
                         self._event(*self.events.get())
                     self._session_ended(session)
             self._stall_check(now)
-            self._watch_rates(now)
+            self.watch_rates(now)
             if all(session.done for session in self.sessions):
                 break
             self._show_progress(now)
