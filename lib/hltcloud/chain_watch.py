@@ -7,13 +7,13 @@ host whose rate is far below its upstream's while its upstream pulls ahead of it
 behind it keep up with their (slow) upstream and are not blamed.
 
     rates = HopRates()
-    rates.note(host, now, bytes)        # every heartbeat ("P host bytes", once a second)
+    rates.note(host, now, bytes)        # every heartbeat ("P host bytes", twice a second)
     rates.rate(host, now)               # bytes/s over the last WINDOW seconds, or None
     rates.slow(host, now, lead, upstream_rate)   # the rule below, CONFIRM times in a row
 
 The rule, robust to the CPU noise of many nodes sharing few cores: over the last WINDOW
 seconds the host got less than SLOW_FRACTION of its upstream's rate, its upstream is at least
-MIN_LEAD bytes ahead of it, and this held at CONFIRM checks in a row (about a second apart).
+MIN_LEAD bytes ahead of it, and this held at CONFIRM checks in a row (half a second apart).
 A host the head feeds is measured against the hosts done so far (none at first: the first
 host of a chain is never blamed, its slowness could be the head's uplink).
 
@@ -25,10 +25,10 @@ import subprocess
 
 from .transfer import format_rate
 
-WINDOW = 2.0  # seconds of heartbeats a rate is measured over
+WINDOW = 1.5  # seconds of heartbeats a rate is measured over
 SLOW_FRACTION = 0.3  # a host below this fraction of its upstream's rate is slow...
 MIN_LEAD = 1 << 20  # ...once its upstream is this many bytes ahead of it...
-CONFIRM = 2  # ...at this many checks in a row
+CONFIRM = 3  # ...at this many checks in a row
 
 
 class HopRates:
@@ -75,8 +75,8 @@ class SlowNodes:
     rates, privates, generation, reporter, head_name, source, _start, _finish, kill)."""
 
     def watch_rates(self, now):
-        """Once a second: the first host far slower than a host upstream of it is routed around."""
-        if now - self._last_watch < 1.0:
+        """Twice a second: the first host far slower than a host upstream of it is routed around."""
+        if now - self._last_watch < 0.5:
             return
         self._last_watch = now
         done = sorted(self.cmds.size / max(h.seconds - h.began, 1e-3)

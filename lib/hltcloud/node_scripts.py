@@ -93,11 +93,11 @@ echo "$$" > recv.pid || fail "cannot write $priv/recv.pid"
 (
   trap "" PIPE
   last=-1 idle=0
-  while sleep 1; do
+  while sleep 0.5; do  # twice a second: the head sees a slow hop early
     n=$(stat -c %s data 2>/dev/null) || { reap $$; exit 0; }
     if [ "$n" = "$last" ]; then idle=$((idle + 1)); else idle=0; last=$n; fi
     if ! say P "$n" 2>/dev/null; then reap $$; exit 0; fi
-    if [ "$idle" -ge "$stall" ]; then say F "no data for $stall s"; reap $$; exit 0; fi
+    if [ "$idle" -ge $((stall * 2)) ]; then say F "no data for $stall s"; reap $$; exit 0; fi
   done
 ) &
 mon=$!
