@@ -15,7 +15,7 @@ a chain):
 - head -> first host of a chain: RECV, with the file on its stdin;
 - head -> every host H but the last of its chain: FORWARD, which runs
   `tail -f TMP | ssh NEXT RECV` on H; the ssh to NEXT carries NEXT's RECV.
-RECV on a host: dd writes what arrives into TMP and stops at the file's size, a once-a-second
+RECV on a host: dd writes what arrives into TMP and stops at the file's size, a twice-a-second
 "P host bytes" heartbeat, then size and checksum (read from TMP) are checked and TMP is renamed
 into place. TMP and the records of the process groups live in a private directory of the run
 (root only, hidden beside DEST). Status lines travel back to the head on the stdout of the
