@@ -251,10 +251,12 @@ class _Pipeline(SlowNodes):
     def run(self):
         self.start()
         while True:
+            # Every news first, then the checks: with many hosts (two heartbeats a second each)
+            # the queue is seldom empty for long, and the checks must run all the same.
             try:
-                event = self.events.get(timeout=0.2)
-                self._event(*event)
-                continue
+                self._event(*self.events.get(timeout=0.2))
+                while not self.events.empty():
+                    self._event(*self.events.get())
             except queue.Empty:
                 pass
             now = time.monotonic()
