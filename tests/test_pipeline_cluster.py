@@ -197,13 +197,13 @@ def test_a_slow_node_is_taken_out_of_the_chain(cluster, payload, slow_at):
     print(res.stdout, res.stderr, f"{time.monotonic() - started:.1f} s")
     assert res.returncode == 0, res.stdout + res.stderr
     for name in cluster.names:
-        assert sha1(node_file(cluster, name, dest)) == sha1(source), name
+        assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source), name
     for name in slow:
         assert re.search(rf"^{re.escape(name)} is slow .*: taken out of the chain, "
                          rf"\S+ --> \S+ now; {re.escape(name)} finishes on its own$",
                          res.stdout, re.M), res.stdout
     assert "with the wave" not in res.stdout  # routed around, not failed
-    done = chain_lines(res.stdout)  # in the order the hosts finished
+    done = transfer_lines(res.stdout)  # in the order the hosts finished
     order = [target for _, target, _ in done]
     assert sorted(order) == sorted(cluster.names)
     fast = [n for n in cluster.names if n not in slow]
