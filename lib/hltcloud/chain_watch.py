@@ -95,6 +95,23 @@ class SlowNodes:
                 self._route_around(host, up, now)
                 return  # one change a round: the next round measures the new chain
 
+    def _feed_from_head(self, name, last, private):
+        with open(self.source, "rb") as data:
+            self._start("recv", name, name, self.cmds.head_recv(name, last, private), data)
+
+    def refeed_from_head(self, session, host):
+        """A late forwarder that found its host's receiver gone: that host's copy was complete
+        (and renamed into place) meanwhile. HOST is then fed by the head, as a chain of its own
+        (nothing is read back from a final path). True when that was the case."""
+        feeder = self.hosts.get(session.host)
+        if not (session.role == "fwd" and session.late and feeder and feeder.state == "ok"):
+            return False
+        host.upstream = self.head_name
+        self.reporter.info(f"{feeder.name} got the whole file meanwhile: "
+                           f"{self.head_name} --> {host.name} now")
+        self._feed_from_head(host.name, self.next_of.get(host.name) is None, host.private)
+        return True
+
     def _behind(self, host):
         """The hosts after HOST in its chain that still wait for the file, in order."""
         behind, nxt = [], self.next_of[host]
@@ -145,11 +162,9 @@ class SlowNodes:
         if up is not None and feeder == up.name:
             self._start("fwd", up.name, behind[0], self.cmds.head_forward(
                 up.name, behind[0], len(behind) == 1, up.private, private, late=True),
-                subprocess.PIPE)
+                subprocess.PIPE).late = True
             self.next_of[up.name] = behind[0]
         else:
-            with open(self.source, "rb") as data:
-                self._start("recv", behind[0], behind[0],
-                            self.cmds.head_recv(behind[0], len(behind) == 1, private), data)
+            self._feed_from_head(behind[0], len(behind) == 1, private)
         for session in old:
             self.kill(session)

@@ -87,6 +87,7 @@ class _Session:
     readers: list = field(default_factory=list)
     done: bool = False
     stale: bool = False  # replaced (its hosts got a new upstream): its news no longer count
+    late: bool = False  # a forwarder started on a host already receiving (a route around)
 
 
 class _Pipeline(SlowNodes):
@@ -125,6 +126,7 @@ class _Pipeline(SlowNodes):
             session.readers.append(reader)
             reader.start()
         self.sessions.append(session)
+        return session
 
     def _read_stdout(self, session, stream):
         for raw in stream:
@@ -203,7 +205,9 @@ class _Pipeline(SlowNodes):
     def _session_ended(self, session):
         session.done = True
         host = self.hosts[session.carries]
-        if host.state == "wait" and not session.stale:
+        if host.state == "wait" and not session.stale and self.refeed_from_head(session, host):
+            pass
+        elif host.state == "wait" and not session.stale:
             detail = session.stderr[-1] if session.stderr else \
                 f"ssh exited with {session.proc.returncode}"
             where = "" if session.role == "recv" else f" (forwarding on {session.host})"
