@@ -8,7 +8,6 @@ closed here with that status.
 """
 import sys
 
-from . import audit
 
 OK = 0
 FAILED = 1  # some host or action failed
@@ -53,7 +52,11 @@ def run_main(prog, body, on_interrupt=None):
         status = _run_body(prog, body, on_interrupt)
         return status
     finally:
-        audit.finish(status)
+        # Only a run that loaded audit can have started a record: a usage error, or --help,
+        # never pays for the logging modules.
+        audit = sys.modules.get(f"{__package__}.audit")
+        if audit is not None:
+            audit.finish(status)
 
 
 def _run_body(prog, body, on_interrupt):

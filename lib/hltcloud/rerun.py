@@ -15,10 +15,8 @@ import os
 import secrets
 import shlex
 import sys
-import tempfile
 import time
 
-from . import audit
 from .runner import UsageError
 
 SWITCHES = (("--failed-hosts", "failed_path", "write the hosts that failed to FILE (@FILE list)"),
@@ -112,6 +110,7 @@ class HostLists:
         return shlex.join([self.invoked(), *self.argv[:start], f"@{path}", *self.argv[end:]])
 
     def header(self, what):
+        from . import audit
         when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         run = audit.one_line(shlex.join([self.prog, *self.argv]))
         return f"hosts that {what}: {self.prog} run (pid {os.getpid()}) at {when}: {run}"
@@ -122,6 +121,7 @@ class HostLists:
         failed = set(failed)
         bad = [host for host in hosts if host in failed]
         good = [host for host in hosts if host not in failed]
+        from . import audit  # here, not at start-up: the logging modules cost every run
         audit.note_hosts(good, bad)
         written = True
         for path, listed, what in ((self.failed_path, bad, "failed"),
@@ -147,6 +147,7 @@ class HostLists:
 
     def _private_list(self, reporter, hosts):
         """A new 0700 directory holding the failed hosts' list: its path, or "" (said)."""
+        import tempfile
         try:
             directory = tempfile.mkdtemp(prefix=f"{self.prog}-rerun-")
         except OSError as err:
