@@ -1,19 +1,21 @@
 """Access to the cloud: one keystoneauth1 session, credentials as the openstack CLI takes
 them (credentials.py: a clouds.yaml entry or the OS_* variables).
 
-Nova's changes through python-novaclient, Nova's listings as plain JSON (nova_get: the
-same requests, without building objects that are only read); Placement and Glance through
-keystoneauth1 adapters on the same session. keystoneauth1 and novaclient are imported only
-when a session is opened or used: --help and bad input never pay for them. A parent process that fans out to subworkers authenticates once and hands
+Nova's requests go as plain JSON (nova_request: the requests python-novaclient would send,
+without building objects that are only read) through the standard library's http.client
+(jsonapi.py) with the session's token; Placement and Glance, and novaclient where runvms
+uses it, through keystoneauth1 on the same session. keystoneauth1 and novaclient are imported
+only when a session is opened or used: --help and bad input never pay for them. A parent process that fans out to subworkers authenticates once and hands
 them the token and endpoints through the environment (HLTCLOUD_AUTH), never on a command
-line; subworkers then use the token as is and never authenticate again.
+line; subworkers then use the token as is, never authenticate again, and load keystoneauth1
+only if they need more than Nova.
 """
 import datetime
 import json
 import os
 import urllib.parse
 
-from . import credentials
+from . import credentials, jsonapi
 from .errors import CLOUD, ToolError
 
 NOVA_MICROVERSION = "2.60"  # >= 2.53 (service ids, hypervisors with servers), >= 2.37 (nics)
@@ -104,21 +106,22 @@ class Cloud:
     else a leftover variable must not win over the operator's own credentials)."""
 
     def __init__(self, env=None, handoff=False, read_timeout=READ_TIMEOUT, os_cloud=None):
-        from keystoneauth1 import exceptions as ks_exc, token_endpoint
         env = os.environ if env is None else env
         self.read_timeout = read_timeout
         self._compute = None
+        self._light = not jsonapi.proxied(env)
         if handoff and env.get(HANDOFF_VAR):
             (self.token, self.endpoints, self.project_id, self.expires_at, self.verify,
              self.cert) = _read_handoff(env[HANDOFF_VAR])
-            self.session = self._session(token_endpoint.Token(None, self.token))
+            self._session_obj = None  # made only if Placement or Glance is asked for
             return
         try:
             settings = credentials.resolve(env, os_cloud)
         except credentials.CredentialsError as err:
             raise CloudError(str(err)) from None
         self.verify, self.cert = settings.verify, settings.cert
-        self.session = self._session(auth_plugin(settings))
+        from keystoneauth1 import exceptions as ks_exc
+        self._session_obj = self._session(auth_plugin(settings))
         url = settings.auth["auth_url"]
         try:
             self.token = self.session.get_token()
@@ -140,6 +143,20 @@ class Cloud:
             where = f" in region {settings.region}" if settings.region else ""
             raise CloudError(f"no {settings.interface} compute endpoint{where} in the service "
                              "catalog (OS_INTERFACE, OS_REGION_NAME)")
+
+    @property
+    def session(self):
+        """The keystoneauth1 session (a subworker makes one from the handed-over token only
+        when it needs Placement, Glance or novaclient)."""
+        if self._session_obj is None:
+            from keystoneauth1 import token_endpoint
+            self._session_obj = self._session(token_endpoint.Token(None, self.token))
+        return self._session_obj
+
+    def _current_token(self):
+        """The parent's session renews its token when it is about to expire; a subworker's
+        is the handed-over one."""
+        return self._session_obj.get_token() if self._session_obj is not None else self.token
 
     def _endpoint(self, service, settings):
         """The catalog's URL of SERVICE, or None (only compute is indispensable)."""
@@ -164,7 +181,13 @@ class Cloud:
                                          "project_id": self.project_id,
                                          "expires_at": self.expires_at.isoformat(),
                                          # the parent's TLS settings, the same in every process
-                                         "verify": self.verify, "cert": self.cert})}
+                                         "verify": self._verify_for_subworkers(),
+                                         "cert": self.cert})}
+
+    def _verify_for_subworkers(self):
+        """verify=True is requests' CA bundle: name it, so that subworkers (which never load
+        requests) check certificates against the very same file."""
+        return (jsonapi.default_ca_bundle() or True) if self.verify is True else self.verify
 
     def adapter(self, service, microversion=None):
         endpoint = self.endpoints.get(service)
@@ -179,29 +202,54 @@ class Cloud:
         return nova_client.Client(NOVA_MICROVERSION, session=self.session,
                                   endpoint_override=self.endpoints["compute"])
 
-    def nova_get(self, path):
-        """GET PATH of Nova (microversion NOVA_MICROVERSION) -> the decoded JSON answer.
-
-        The request python-novaclient would send; an error status raises the exception it
-        would raise (novaclient.exceptions, imported only then), a failed connection
-        keystoneauth1's, as through novaclient."""
+    def nova_request(self, method, path, body=None):
+        """METHOD PATH of Nova (microversion NOVA_MICROVERSION), BODY as JSON -> the decoded
+        JSON answer; jsonapi.ApiError for an error status or a failed connection."""
         if self._compute is None:
-            self._compute = self.adapter("compute", NOVA_MICROVERSION)
-        resp = self._compute.get(path, raise_exc=False, headers={"Accept": "application/json"})
-        try:
-            body = resp.json()
-        except ValueError:
-            body = None
-        if resp.status_code >= 400:
-            from novaclient import exceptions as nova_exc
-            raise nova_exc.from_response(resp, body, resp.url, "GET")
-        return body
+            endpoint = self.endpoints.get("compute")
+            if not endpoint:
+                raise CloudError("no compute endpoint in the service catalog")
+            version = {"OpenStack-API-Version": f"compute {NOVA_MICROVERSION}",
+                       "X-OpenStack-Nova-API-Version": NOVA_MICROVERSION}
+            if self._light:
+                self._compute = jsonapi.JsonApi(
+                    "compute", endpoint, self._current_token, version, verify=self.verify,
+                    cert=self.cert, connect_timeout=CONNECT_TIMEOUT, read_timeout=self.read_timeout)
+            else:
+                self._compute = _AdapterApi(self.adapter("compute", NOVA_MICROVERSION))
+        return self._compute.request(method, path, body)
+
+    def nova_get(self, path):
+        return self.nova_request("GET", path)
 
     def placement(self):
         return self.adapter("placement", PLACEMENT_MICROVERSION)
 
     def glance(self):
         return self.adapter("image")
+
+
+class _AdapterApi:
+    """jsonapi.JsonApi's request() through a keystoneauth1 adapter (when a proxy is set)."""
+
+    def __init__(self, adapter):
+        self._adapter = adapter
+
+    def request(self, method, path, body=None):
+        from keystoneauth1 import exceptions as ks_exc
+        try:
+            resp = self._adapter.request(path, method, json=body, raise_exc=False,
+                                         headers={"Accept": "application/json"})
+        except ks_exc.ClientException as err:
+            raise jsonapi.ApiError(_short(err)) from None
+        try:
+            answer = resp.json() if resp.content else None
+        except ValueError:
+            answer = None
+        if resp.status_code >= 400:
+            raise jsonapi.ApiError(jsonapi.error_message(answer, resp.content, resp.reason),
+                                   resp.status_code)
+        return answer
 
 
 def _short(err):

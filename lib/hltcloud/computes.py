@@ -1,13 +1,15 @@
 """nova-compute services and the VMs on them, in a constant number of API requests.
 
-Services and servers are read as Nova's JSON (dicts: service["id"], server["status"], ...)
-with the very requests python-novaclient sends (cloud.nova_get); changes go through
-novaclient (set_status, set_forced_down, and the deletes of enable_disable).
+Services and servers are read and changed as Nova's JSON (dicts: service["id"],
+server["status"], ...) with the very requests python-novaclient sends (cloud.nova_request),
+without building objects that are only read once.
 """
 import json
+import sys
 import urllib.parse
 
 from .cloud import describe_error
+from .jsonapi import ApiError
 
 from .hostlist import natural_key
 
@@ -59,11 +61,8 @@ def set_status(ctx, host, service, enable, reason=""):
         ctx.rep.dry(f"{message}: PUT /os-services/{service['id']} {json.dumps(body)}")
         return True
     try:
-        if enable:
-            ctx.nova.services.enable(service["id"])
-        else:
-            ctx.nova.services.disable_log_reason(service["id"], reason)
-    except _api_errors()[0] as err:  # this host's failure, one line
+        ctx.cloud.nova_request("PUT", f"/os-services/{service['id']}", body)
+    except ApiError as err:  # this host's failure, one line
         ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
         return False
     ctx.rep.ok(message)
@@ -79,8 +78,8 @@ def set_forced_down(ctx, host, service, down):
         ctx.rep.dry(f"{message}: PUT /os-services/{service['id']} {json.dumps({'forced_down': down})}")
         return True
     try:
-        ctx.nova.services.force_down(service["id"], down)
-    except _api_errors()[0] as err:
+        ctx.cloud.nova_request("PUT", f"/os-services/{service['id']}", {"forced_down": down})
+    except ApiError as err:
         ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
         return False
     ctx.rep.ok(message)
@@ -97,19 +96,26 @@ def usable(service):
 
 
 def _api_errors():
-    """(API_ERRORS, NOT_FOUND), imported on first use: novaclient costs a command that only
-    reads (status, listwns) a good part of its run, and an except clause evaluates its
-    exception types only when an exception reaches it."""
-    from keystoneauth1 import exceptions as ks_exc
-    from novaclient import exceptions as nova_exc
-    errors = (nova_exc.ClientException, ks_exc.ClientException), nova_exc.NotFound
-    globals().update(API_ERRORS=errors[0], NOT_FOUND=errors[1])
-    return errors
+    """Every API error a call can raise: ours (jsonapi), and novaclient's and keystoneauth1's
+    once they are loaded (runvms and listwns use novaclient). Not loaded, they cannot have
+    raised anything: a subworker or a status run never imports them for an except clause,
+    which evaluates its exception types only when an exception reaches it."""
+    errors = [ApiError]
+    if "keystoneauth1" in sys.modules:
+        from keystoneauth1 import exceptions as ks_exc
+        errors.append(ks_exc.ClientException)
+    if "novaclient" in sys.modules:
+        from novaclient import exceptions as nova_exc
+        errors.append(nova_exc.ClientException)
+    return tuple(errors)
 
 
 def __getattr__(name):
-    """computes.API_ERRORS (any API error: novaclient's or keystoneauth1's) and
-    computes.NOT_FOUND (novaclient's NotFound), loaded when first asked for."""
-    if name in ("API_ERRORS", "NOT_FOUND"):
-        return _api_errors()[0 if name == "API_ERRORS" else 1]
+    """computes.API_ERRORS: any API error (see _api_errors); computes.NOT_FOUND:
+    novaclient's NotFound (only novaclient's calls raise it)."""
+    if name == "API_ERRORS":
+        return _api_errors()
+    if name == "NOT_FOUND":
+        from novaclient import exceptions as nova_exc
+        return nova_exc.NotFound
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ import time
 
 from . import computes, daemons, hostlock
 from .cloud import describe_error
+from .jsonapi import ApiError
 
 TOOL = "openstack-hlt-manage"
 # Seconds between two looks at the host's VMs (or its compute service): FIRST_POLL after the
@@ -104,13 +105,12 @@ def _delete(ctx, host, vms):
             ctx.rep.dry(f"{message}: DELETE /servers/{vm['id']}")
             continue
         try:
-            ctx.nova.servers.delete(vm["id"])
-        except computes.NOT_FOUND:
-            pass  # gone already: what we wanted
-        except computes.API_ERRORS as err:
-            ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
-            ok = False
-            continue
+            ctx.cloud.nova_request("DELETE", f"/servers/{vm['id']}")
+        except ApiError as err:
+            if err.code != 404:  # 404: gone already, what we wanted
+                ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
+                ok = False
+                continue
         ctx.rep.ok(message)
     return ok
 
