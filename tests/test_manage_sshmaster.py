@@ -6,6 +6,7 @@ master. The runs get a TMPDIR of their own, where the control sockets' directori
 """
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
@@ -146,6 +147,29 @@ def test_ctrl_c_leaves_no_master_and_no_directory(cluster, nova, tmpdir_env, par
     assert code != 0
     assert any(f"{host}: interrupted" in line for line in out), out
     assert_nothing_left(cluster, tmp)
+
+
+def test_ctrl_c_while_connecting_ends_the_connecting_ssh_at_once(cluster, nova, tmpdir_env):
+    env, tmp = tmpdir_env
+    host = cluster.names[0]
+    sshd = int((cluster.state / "nodes" / host / "sshd.pid").read_text().split()[0])
+    os.kill(sshd, signal.SIGSTOP)  # connections are accepted, the handshake never comes
+    try:
+        proc = subprocess.Popen([str(REPO / "bin" / MANAGE), "--for-real", "disable", host],
+                                env=env, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        seen = []
+        for line in proc.stdout:  # the master is connecting while the API is used
+            seen.append(line)
+            if "Disabling hypervisor" in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        os.kill(sshd, signal.SIGCONT)
+    assert proc.returncode != 0
+    assert f"{host}: interrupted" in "".join(seen) + rest
+    assert leftovers(cluster, tmp) == []  # no waiting: the tool ended it before exiting
 
 
 def test_an_ssh_that_refuses_a_master_gives_plain_sessions(cluster, nova, tmpdir_env, tmp_path):

@@ -98,7 +98,7 @@ class Master:
     def run(self, host, remote_argv, timeout=runner.SSH_DEFAULT_TIMEOUT):
         """Like Ssh.run: REMOTE_ARGV on HOST (ours) -> Result, within TIMEOUT seconds."""
         deadline = time.monotonic() + timeout
-        failed = self._connected(timeout)
+        failed = self.connected(timeout)
         if failed is not None:
             return failed
         if self.up:
@@ -110,17 +110,19 @@ class Master:
             self.up = False  # the master is unusable: plain ssh from now on
         return self.ssh.run(host, remote_argv, timeout=max(1, deadline - time.monotonic()))
 
-    def _connected(self, timeout):
+    def connected(self, timeout):
         """Wait for the launcher. None: go on (self.up says how); a Result: the host is
         unreachable or the connection never came within TIMEOUT (today's failures)."""
-        if self.launcher is None:
+        launcher = self.launcher
+        if launcher is None:
             return None
-        launcher, self.launcher = self.launcher, None
         try:
-            code = launcher.wait(timeout)
+            code = launcher.wait(timeout)  # Ctrl-C here: close() still ends the launcher
         except subprocess.TimeoutExpired:
+            self.launcher = None
             runner.kill_group(launcher)
             return runner.Result(launcher.args, -1, timed_out=True)
+        self.launcher = None
         self.up = code == 0
         if self.up:
             return None
