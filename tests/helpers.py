@@ -240,11 +240,11 @@ def tool(cluster, *args, timeout=180):
     return cluster.run_tool(MANAGE, *args, timeout=timeout)
 
 
-def interrupt_while_waiting(cluster, args, env=None):
+def interrupt_while_waiting(cluster, args):
     """openstack-hlt-manage ARGS, interrupted (SIGINT) once it prints "Waiting max":
-    (exit status, every line it printed). ENV: the environment (default the cluster's)."""
-    proc = subprocess.Popen([str(REPO / "bin" / MANAGE), *args], env=env or cluster.env,
-                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    (exit status, every line it printed)."""
+    proc = subprocess.Popen([str(REPO / "bin" / MANAGE), *args], env=cluster.env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen = []
     for line in proc.stdout:
         seen.append(line.rstrip("\n"))

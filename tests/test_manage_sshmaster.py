@@ -2,17 +2,20 @@
 simulated cluster: counted by the node itself (the kernel's count of the connections its
 namespace accepted, cluster.connections), with nothing left behind (no ssh master, no
 private directory) after success, failure and Ctrl-C; and plain ssh when there can be no
-master. The runs get a TMPDIR of their own, where the control sockets' directories go.
+master. The runs get a short TMPDIR of their own, where the control sockets' directories go
+(pytest's tmp_path is too long for a socket: they would go to /tmp).
 """
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import (MANAGE, REPO, boot_on, eventually, interrupt_while_waiting, lines,
-                     processes_mentioning, servers_on, start_compute)
+from helpers import (MANAGE, REPO, boot_on, eventually, lines, processes_mentioning,
+                     servers_on, start_compute)
 
 from hltcloud import sshmaster
 
@@ -20,16 +23,35 @@ PRIVATE = "hltcloud-ssh-"
 
 
 @pytest.fixture
-def tmpdir_env(cluster, tmp_path):
-    """(the cluster's environment with a TMPDIR of its own, that TMPDIR)."""
-    tmp = tmp_path / "tmp"
-    tmp.mkdir(mode=0o700)
-    return {**cluster.env, "TMPDIR": str(tmp)}, tmp
+def tmpdir_env(cluster):
+    """(the cluster's environment with a short TMPDIR of its own, that TMPDIR)."""
+    tmp = Path(tempfile.mkdtemp(prefix="hltt-", dir="/tmp"))
+    assert len(f"{tmp}/{PRIVATE}XXXXXXXX/s") <= sshmaster.MAX_SOCKET_PATH
+    try:
+        yield {**cluster.env, "TMPDIR": str(tmp)}, tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(env, *args):
     return subprocess.run([str(REPO / "bin" / MANAGE), *args], env=env, capture_output=True,
                           text=True, timeout=180, stdin=subprocess.DEVNULL)
+
+
+def interrupted(env, args, mark, look=lambda: None):
+    """openstack-hlt-manage ARGS, interrupted (SIGINT) once a line holds MARK: (exit status,
+    every line it printed, what LOOK() said just before the signal)."""
+    proc = subprocess.Popen([str(REPO / "bin" / MANAGE), *args], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line.rstrip("\n"))
+        if mark in line:
+            break
+    seen_then = look()
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    return proc.returncode, seen + rest.splitlines(), seen_then
 
 
 def connections(cluster, hosts):
@@ -41,12 +63,15 @@ def opened(cluster, before):
     return {host: cluster.connections(host) - count for host, count in before.items()}
 
 
+def private_dirs(parent):
+    return sorted(str(p) for p in Path(parent).iterdir() if p.name.startswith(PRIVATE))
+
+
 def leftovers(cluster, tmp):
     """ssh masters of this cluster's runs still there, private directories left in TMP."""
     masters = [line for _, line in processes_mentioning(cluster.ssh_config)
                if "ControlMaster=yes" in line]
-    dirs = sorted(p.name for p in tmp.iterdir() if p.name.startswith(PRIVATE)) if tmp else []
-    return masters + dirs
+    return masters + private_dirs(tmp)
 
 
 def assert_nothing_left(cluster, tmp):
@@ -142,8 +167,12 @@ def test_ctrl_c_leaves_no_master_and_no_directory(cluster, nova, tmpdir_env, par
     stuck, = boot_on(cluster, nova, host, 1)
     cluster.sim("POST", f"/sim/servers/{stuck}/stuck")
     args = ["--for-real", "--vm-timeout", "120"] + (["--parallel"] if parallel else [])
-    # Interrupted while it waits for the VM: the master is up, between its two sessions.
-    code, out = interrupt_while_waiting(cluster, [*args, "disable", host], env=env)
+
+    def look():  # the master is up, between its two sessions: its socket in TMPDIR
+        return [(Path(d).stat().st_mode & 0o777, sorted(os.listdir(d)))
+                for d in private_dirs(tmp)]
+    code, out, during = interrupted(env, [*args, "disable", host], "Waiting max", look)
+    assert during == [(0o700, ["err", "s"])]
     assert code != 0
     assert any(f"{host}: interrupted" in line for line in out), out
     assert_nothing_left(cluster, tmp)
@@ -155,20 +184,12 @@ def test_ctrl_c_while_connecting_ends_the_connecting_ssh_at_once(cluster, nova, 
     sshd = int((cluster.state / "nodes" / host / "sshd.pid").read_text().split()[0])
     os.kill(sshd, signal.SIGSTOP)  # connections are accepted, the handshake never comes
     try:
-        proc = subprocess.Popen([str(REPO / "bin" / MANAGE), "--for-real", "disable", host],
-                                env=env, text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
-        seen = []
-        for line in proc.stdout:  # the master is connecting while the API is used
-            seen.append(line)
-            if "Disabling hypervisor" in line:
-                break
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
+        # The master is connecting while the API is used.
+        code, out, _ = interrupted(env, ["--for-real", "disable", host], "Disabling hypervisor")
     finally:
         os.kill(sshd, signal.SIGCONT)
-    assert proc.returncode != 0
-    assert f"{host}: interrupted" in "".join(seen) + rest
+    assert code != 0
+    assert any(f"{host}: interrupted" in line for line in out), out
     assert leftovers(cluster, tmp) == []  # no waiting: the tool ended it before exiting
 
 
@@ -197,11 +218,13 @@ def test_a_long_tmpdir_puts_the_socket_in_tmp(cluster, nova, tmp_path):
     tmp = tmp_path / ("t" * 100)  # too long for a socket path
     tmp.mkdir(mode=0o700)
     host = cluster.names[0]
-    before = connections(cluster, [host])
+    before, dirs = connections(cluster, [host]), set(private_dirs("/tmp"))
     result = run({**cluster.env, "TMPDIR": str(tmp)}, "--for-real", "enable", host)
     assert result.returncode == 0, result.stdout + result.stderr
     assert opened(cluster, before) == {host: 1}
-    assert_nothing_left(cluster, tmp)  # nor in /tmp: no master names this cluster's config
+    assert_nothing_left(cluster, tmp)
+    # Another run may have one there for a moment: wait until only the old ones are left.
+    assert eventually(lambda: set(private_dirs("/tmp")) - dirs, 10) == set()
 
 
 # ------------------------------------------------------------------ the private directory
