@@ -16,6 +16,7 @@ class Context:
                             line_output=opts.line_output or opts.subworker)
         self.ssh = Ssh(opts.ssh_config or config.ssh_config, config.ssh_user,
                        config.connect_timeout)
+        self.connections = {}  # host -> its sshmaster.Master while its action runs
         self._cloud = None
         self._nova = None
 

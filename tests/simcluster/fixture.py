@@ -56,6 +56,10 @@ class NodesCluster:
                               capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
 
+    def connections(self, name):
+        """How many connections node NAME has accepted so far (ssh: its only listener)."""
+        return netnodes.tcp_passive_opens(self.layout, name)
+
     def run_tool(self, tool, *args, timeout=None, stdin=None):
         return subprocess.run([str(REPO / "bin" / tool), *args], env=self.env,
                               capture_output=True, text=True,

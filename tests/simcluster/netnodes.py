@@ -175,6 +175,16 @@ def pid_alive(pid):
         return False
 
 
+def tcp_passive_opens(layout, name):
+    """Connections node NAME has accepted since it came up (sshd is the only thing listening
+    in its namespace): the kernel's Tcp PassiveOpens of the namespace, read through its
+    sshd's /proc/PID/net (no process is started in the node)."""
+    pid = read_pid(layout.node_dir(name) / "sshd.pid")
+    rows = [line.split() for line in Path(f"/proc/{pid}/net/snmp").read_text().splitlines()
+            if line.startswith("Tcp:")]
+    return int(rows[1][rows[0].index("PassiveOpens")])
+
+
 def read_pid(path):
     try:
         return int(Path(path).read_text().split()[0])
