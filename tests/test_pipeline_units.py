@@ -322,3 +322,31 @@ def test_cleanup_kills_the_recorded_groups_and_removes_the_files(tmp_path):
             if proc.poll() is None:
                 proc.kill()
     assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------- the engine's checks
+
+class _SteadyHeartbeats(pipeline._Pipeline):
+    """The engine with its one session replaced by a local process that says, twenty times a
+    second, that cn01 holds 5 bytes (the news never stops; the count never moves)."""
+    def start(self):
+        beat = "while :; do echo HLTPIPE P cn01.internal 5; sleep 0.05; done"
+        self._start("recv", "cn01.internal", "cn01.internal", ["sh", "-c", beat],
+                    subprocess.DEVNULL)
+
+
+def test_checks_run_while_news_keeps_coming():
+    """A stall is found even when heartbeats arrive more often than the engine's 0.2 s poll
+    (16 hosts' heartbeats did that): the checks run after every batch of news."""
+    run = _SteadyHeartbeats(commands(timeout=1), [["cn01.internal"]], "/dev/null",
+                            report.Reporter(io.StringIO()), "head", 10)
+    worker = threading.Thread(target=run.run, daemon=True)
+    worker.start()
+    try:
+        worker.join(30)  # stalled after 1 s; generous for a loaded machine
+        assert not worker.is_alive(), "the checks never ran"
+    finally:
+        run.kill_all()
+        worker.join(10)
+    assert (run.hosts["cn01.internal"].state, run.hosts["cn01.internal"].reason) == \
+        ("fail", "no data for 1 s")

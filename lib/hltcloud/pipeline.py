@@ -301,10 +301,12 @@ class _Pipeline:
     def run(self):
         self.start()
         while True:
+            # Every news first, then the checks: with many hosts (heartbeats from each) the
+            # queue is seldom empty for long, and the checks must run all the same.
             try:
-                event = self.events.get(timeout=0.2)
-                self._event(*event)
-                continue
+                self._event(*self.events.get(timeout=0.2))
+                for _ in range(self.events.qsize()):  # the batch there now, never an endless one
+                    self._event(*self.events.get_nowait())
             except queue.Empty:
                 pass
             now = time.monotonic()
