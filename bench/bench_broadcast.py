@@ -13,6 +13,16 @@ sshd, ssh, tee, checksum: a cpuacct cgroup holding this script and the cluster's
 the head tools alone (children's rusage). Needs root. Cleans up what it made.
 
 usage: bench_broadcast.py [--rate 200mbit] [--size-mb 64] [--nodes 8,16,32] [--skip-head-only]
+                          [--cases broadcast,slow,cpu] [--slow-nodes 16] [--cpu-nodes 4]
+
+Two more cases (issue 14), in the same run and the same table style:
+  slow  --slow-nodes N nodes at 20mbit, one of them (the 4th) at 2mbit, 16 MiB: every host's
+        completion time (when its "[ ok ]" line came) as a multiple of one plain copy at
+        20mbit, and the slow host against its own link's time (size at 2mbit);
+  cpu   CPU per node and per MB: a forwarding node of a pipeline over --cpu-nodes nodes (the
+        CPU of everything its sshd started: sshd, RECV, dd, checksum, tail, ssh to the next)
+        against one plain copy (`ssh NODE cat > FILE` from the head: the node's side, and the
+        head's ssh), each node in a cpuacct cgroup of its own.
 
 Every node of the simulated cluster shares this machine's CPUs, and a pipeline runs all N
 hops at once (~1-1.6 CPU s per node for 64 MiB: sshd decrypt, tee, sha1sum, cat, ssh
@@ -49,6 +59,7 @@ class CpuMeter:
 
     def __init__(self):
         self.group = None
+        self.node_groups = {}
         try:
             group = CPUACCT / f"hltbench-{os.getpid()}"
             group.mkdir()
@@ -61,6 +72,21 @@ class CpuMeter:
         if not self.group:
             return None
         return int((self.group / "cpuacct.usage").read_text()) / 1e9
+
+    def node(self, name, sshd_pid):
+        """A group of NAME's own, holding its sshd (what it starts from now on goes there too)."""
+        if not self.group:
+            return None
+        if name not in self.node_groups:
+            group = self.group / f"node-{name}"
+            group.mkdir()
+            (group / "cgroup.procs").write_text(str(sshd_pid))
+            self.node_groups[name] = group
+        return self.node_groups[name]
+
+    def node_seconds(self, name):
+        group = self.node_groups.get(name)
+        return None if group is None else int((group / "cpuacct.usage").read_text()) / 1e9
 
     def close(self):
         if not self.group:
@@ -111,12 +137,19 @@ class Bench:
             res = run([str(CLUSTER), "--slot", self.slot, "shape", name, rate])
             if res.returncode != 0:
                 raise SystemExit(f"shape {name}: {res.stderr.strip()}")
-        # The head's own uplink: what it sends leaves through the bridge device.
+
+    def shape_bridge(self, rate):
+        """The head's own uplink: what it sends leaves through the bridge device."""
         burst = str(max(32 * 1024, int(rate_bits(rate) / 8 / 100)))
         res = run(["tc", "qdisc", "replace", "dev", f"hltbr{self.slot}", "root", "tbf", "rate",
                    rate, "burst", burst, "latency", "50ms"])
         if res.returncode != 0:
             raise SystemExit(f"tc on the bridge: {res.stderr.strip()}")
+
+    def shape(self, name, rate):
+        res = run([str(CLUSTER), "--slot", self.slot, "shape", name, rate])
+        if res.returncode != 0:
+            raise SystemExit(f"shape {name}: {res.stderr.strip()}")
 
     def down(self):
         if self.slot is not None:
@@ -171,6 +204,21 @@ class Bench:
         if res.returncode != 0:
             raise SystemExit(f"rsync to {host}: {res.stderr.strip()}")
 
+    def rsync_one_file(self, source, host, dest, plain=False):
+        """One copy of SOURCE: rsync as T1 does, or (PLAIN) ssh HOST cat > DEST."""
+        if not plain:
+            res = run(["rsync", "--whole-file", "-e", shlex.join(
+                ["ssh", "-F", self.ssh_config(), "-o", "BatchMode=yes", "-l", "root",
+                 *runner.FAST_SSH_OPTIONS]), "--", str(source), f"{host}:{dest}"])
+        else:
+            with open(source, "rb") as data:
+                res = subprocess.run(["ssh", "-F", self.ssh_config(), "-o", "BatchMode=yes",
+                                      "-l", "root", *runner.FAST_SSH_OPTIONS, "--", host,
+                                      shlex.join(["sh", "-c", 'cat > "$1"', "plain", dest])],
+                                     stdin=data, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"copy to {host}: {res.stderr.strip()}")
+
     def t1(self):
         times = []
         for _ in range(3):
@@ -212,7 +260,18 @@ class Bench:
         print(f"bench_broadcast: {args.size_mb} MiB, every link (nodes and head) at {args.rate}, "
               f"N = {', '.join(map(str, counts))}; {os.cpu_count()} CPU(s), "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
-        self.up(max(counts))
+        self.up(max(counts + [args.slow_nodes if "slow" in args.cases else 1,
+                              args.cpu_nodes if "cpu" in args.cases else 1]))
+        if "broadcast" in args.cases:  # the head's uplink at the same rate
+            self.shape_bridge(args.rate)
+        if "slow" in args.cases:
+            SlowCase(self).run()
+        if "cpu" in args.cases:
+            CpuCase(self).run()
+        if "broadcast" not in args.cases:
+            return
+        for name in self.names:  # as up() left them (the cases above changed them)
+            self.shape(name, args.rate)
         t1 = self.t1()
         self.rows.append(("1", "T1 (one copy)", t1))
         print(f"T1 = {t1[0]:.2f} s ({args.size_mb * 8 * 1.048576 / t1[0]:.0f} Mbit/s)", flush=True)
@@ -243,8 +302,146 @@ class Bench:
 
     def close(self):
         self.down()
+        for group in self.meter.node_groups.values():
+            for _ in range(50):
+                try:
+                    group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
         self.meter.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class SlowCase:
+    """N nodes at 20mbit, one at 2mbit: per-host completion times of the pipeline."""
+    FAST, SLOW, SIZE_MB = "20mbit", "2mbit", 16
+
+    def __init__(self, bench):
+        self.bench = bench
+
+    def run(self):
+        bench, count = self.bench, self.bench.args.slow_nodes
+        hosts = bench.names[:count]
+        slow = hosts[min(3, count - 1)]
+        source = bench.tmp / "slow.raw"
+        with open(source, "wb") as handle:
+            for _ in range(self.SIZE_MB):
+                handle.write(os.urandom(1 << 20))
+        for name in bench.names:
+            bench.shape(name, self.FAST)
+        run(["tc", "qdisc", "del", "dev", f"hltbr{bench.slot}", "root"])  # the nodes' links only
+        t1s = []
+        for _ in range(3):
+            dest = bench.fresh_dest()
+            t0 = time.monotonic()
+            bench.rsync_one_file(source, hosts[0], dest)
+            t1s.append(time.monotonic() - t0)
+            bench.clean(dest)
+        t1 = sorted(t1s)[1]
+        bench.shape(slow, self.SLOW)
+        dest = bench.fresh_dest()
+        done, wall, out = self.pipeline(source, dest, hosts)
+        bench.clean(dest)
+        bench.shape(slow, self.FAST)
+        own = self.SIZE_MB * 8 * 1.048576 / rate_bits(self.SLOW) * 1e6
+        print(f"\n# slow node: {count} nodes at {self.FAST}, {slow} at {self.SLOW}, "
+              f"{self.SIZE_MB} MiB; T1 (one plain copy at {self.FAST}) {t1:.2f} s; "
+              f"{slow}'s own link: {own:.1f} s; load {os.getloadavg()[0]:.1f}")
+        print(f"{'host':<16} {'from':<16} {'done s':>7} {'x T1':>6}")
+        for host in hosts:
+            src, seconds = done.get(host, ("-", float("nan")))
+            mark = f"  (slow; {seconds / own:.2f} x its own link)" if host == slow else ""
+            print(f"{host:<16} {src:<16} {seconds:7.2f} {seconds / t1:6.2f}{mark}")
+        others = [done[h][1] for h in hosts if h != slow and h in done]
+        if others:
+            print(f"others: last done at {max(others):.2f} s = {max(others) / t1:.2f} x T1, "
+                  f"median {sorted(others)[len(others) // 2] / t1:.2f} x T1; whole run "
+                  f"{wall:.2f} s = {wall / t1:.2f} x T1")
+        for line in out:
+            if "is slow" in line:
+                print(f"  tool: {line}")
+
+    def pipeline(self, source, dest, hosts):
+        """Run the pipeline; when each host's "[ ok ]" line came, from the start."""
+        bench = self.bench
+        t0 = time.monotonic()
+        proc = subprocess.Popen([str(TOOL), "--ssh-config", bench.ssh_config(), "--pipeline",
+                                 "--line-output", str(source), dest, *hosts], env=bench.env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        done, out = {}, []
+        for line in proc.stdout:
+            out.append(line.rstrip("\n"))
+            match = re.match(r"\[ ok \] (\S+) --> (\S+) ", line)
+            if match and match.group(2) not in done:
+                done[match.group(2)] = (match.group(1), time.monotonic() - t0)
+        proc.wait()
+        if proc.returncode != 0:
+            raise SystemExit("slow case: exit %d\n%s%s" % (proc.returncode, "\n".join(out[-20:]),
+                                                           proc.stderr.read()[-1000:]))
+        return done, time.monotonic() - t0, out
+
+
+class CpuCase:
+    """CPU of a forwarding node per MB, against one plain copy (ssh NODE cat > FILE)."""
+    SIZE_MB = 64
+
+    def __init__(self, bench):
+        self.bench = bench
+
+    def run(self):
+        bench, count = self.bench, max(3, self.bench.args.cpu_nodes)
+        hosts = bench.names[:count]
+        meter = bench.meter
+        if not meter.group:
+            print("\n# cpu per hop: no cpuacct cgroup, not measured")
+            return
+        for name in bench.names:
+            bench.shape(name, "off")
+        run(["tc", "qdisc", "del", "dev", f"hltbr{bench.slot}", "root"])
+        for name in hosts:
+            meter.node(name, int((bench.state / "nodes" / name / "sshd.pid").read_text()))
+        source = bench.tmp / "cpu.raw"
+        with open(source, "wb") as handle:
+            for _ in range(self.SIZE_MB):
+                handle.write(os.urandom(1 << 20))
+        plain = []
+        for _ in range(3):
+            dest = bench.fresh_dest()
+            node0, head0 = meter.node_seconds(hosts[0]), children_cpu()
+            bench.rsync_one_file(source, hosts[0], dest, plain=True)
+            plain.append((meter.node_seconds(hosts[0]) - node0, children_cpu() - head0))
+            bench.clean(dest)
+        plain.sort(key=sum)
+        node_s, head_s = plain[1]
+        rows = []
+        for _ in range(3):
+            dest = bench.fresh_dest()
+            before = {h: meter.node_seconds(h) for h in hosts}
+            res = run([str(TOOL), "--ssh-config", bench.ssh_config(), "--pipeline", str(source),
+                       dest, *hosts], env=bench.env())
+            if res.returncode != 0:
+                raise SystemExit(f"cpu case: {res.stdout[-1000:]}{res.stderr[-500:]}")
+            got = hashlib.sha1(bench.node_path(hosts[-1], dest).read_bytes()).hexdigest()
+            if got != hashlib.sha1(source.read_bytes()).hexdigest():
+                raise SystemExit(f"cpu case: wrong file on {hosts[-1]}")
+            bench.clean(dest)
+            # the forwarding nodes: every host but the last
+            rows.append(sorted(meter.node_seconds(h) - before[h] for h in hosts[:-1]))
+        fwd = sorted(r[len(r) // 2] for r in rows)[1]
+        mb = self.SIZE_MB * 1.048576
+        whole = node_s + head_s
+        print(f"\n# CPU per hop: {self.SIZE_MB} MiB, {count} nodes, links not shaped; "
+              f"load {os.getloadavg()[0]:.1f}")
+        print(f"{'what':<44} {'CPU s':>6} {'ms/MB':>6} {'x plain':>8}")
+        print(f"{'plain copy, node side (sshd, cat > file)':<44} {node_s:6.2f} "
+              f"{node_s / mb * 1000:6.1f} {node_s / whole:8.2f}")
+        print(f"{'plain copy, head side (ssh)':<44} {head_s:6.2f} {head_s / mb * 1000:6.1f} "
+              f"{head_s / whole:8.2f}")
+        print(f"{'plain copy, both ends':<44} {whole:6.2f} {whole / mb * 1000:6.1f} {1:8.2f}")
+        print(f"{'pipeline, one forwarding node (median)':<44} {fwd:6.2f} "
+              f"{fwd / mb * 1000:6.1f} {fwd / whole:8.2f}")
+        print(f"forwarding node against the plain copy's node side alone: {fwd / node_s:.2f} x")
 
 
 def rate_bits(rate):
@@ -262,6 +459,10 @@ def main():
     parser.add_argument("--nodes", default="8,16,32")
     parser.add_argument("--skip-head-only", action="store_true",
                         help="leave out the slow head-only copies (N x T1 each)")
+    parser.add_argument("--cases", default="broadcast,slow,cpu",
+                        help="which of broadcast, slow, cpu to run (comma-separated)")
+    parser.add_argument("--slow-nodes", type=int, default=16)
+    parser.add_argument("--cpu-nodes", type=int, default=4)
     args = parser.parse_args()
     rate_bits(args.rate)
     if os.geteuid() != 0:

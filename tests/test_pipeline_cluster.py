@@ -175,3 +175,47 @@ def test_prefill_pipelines_by_default_and_waves_on_request(cluster):
     res = cluster.run_tool("openstack-prefill-cache", "--wave", "wave-img", hosts)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "pipelined:" not in res.stdout and res.stdout.count("Image conversion done") == 3
+
+
+def rate_of(text):
+    number, unit = text.split()
+    return float(number) * {"kB/s": 1e3, "MB/s": 1e6, "GB/s": 1e9}[unit]
+
+
+@pytest.mark.parametrize("slow_at", [[2], [1, 2]], ids=["one-slow-node", "two-slow-nodes-side-by-side"])
+def test_a_slow_node_is_taken_out_of_the_chain(cluster, payload, slow_at):
+    """Every link at 20mbit but the slow nodes' at 2mbit: the slow nodes are routed around
+    (the hosts behind them fed by the host before them), finish on their own, and every
+    host ends with the verified file; the others are done well before the slow ones."""
+    source, dest = payload(8 * 1024 * 1024)
+    slow = [cluster.names[i] for i in slow_at]
+    for name in cluster.names:
+        cluster.shape(name, "2mbit" if name in slow else "20mbit")
+    started = time.monotonic()
+    res = cluster.run_tool("rsync-wave.py", "--pipeline", "--line-output", str(source), dest,
+                           *cluster.names)
+    print(res.stdout, res.stderr, f"{time.monotonic() - started:.1f} s")
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in cluster.names:
+        assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source), name
+    for name in slow:
+        assert re.search(rf"^{re.escape(name)} is slow .*: taken out of the chain, "
+                         rf"\S+ --> \S+ now; {re.escape(name)} finishes on its own$",
+                         res.stdout, re.M), res.stdout
+    assert "with the wave" not in res.stdout  # routed around, not failed
+    done = transfer_lines(res.stdout)  # in the order the hosts finished
+    order = [target for _, target, _ in done]
+    assert sorted(order) == sorted(cluster.names)
+    fast = [n for n in cluster.names if n not in slow]
+    assert max(order.index(n) for n in fast) < min(order.index(n) for n in slow), order
+    rates = {target: rate_of(rate) for _, target, rate in done}  # size / time from the start
+    assert min(rates[n] for n in fast) > 2 * max(rates[n] for n in slow), rates
+    # The host before the first slow node feeds the hosts behind the slow ones now (or the
+    # head, when that host's copy was complete already).
+    pairs = {target: src for src, target, _ in done}
+    before = cluster.names[slow_at[0] - 1]
+    feeders = (before, pairs[cluster.names[0]])
+    assert pairs[cluster.names[slow_at[-1] + 1]] in feeders
+    assert pairs[slow[0]] == before and all(pairs[n] in feeders for n in slow)
+    assert eventually(lambda: twins(cluster, dest), 10) == []
+    assert eventually(our_processes, 10) == []

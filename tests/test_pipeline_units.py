@@ -66,7 +66,8 @@ def test_forward_command_parses_back_into_the_same_words():
     remote = shlex.split(argv[-1])
     assert remote[:3] == ["sh", "-c", node_scripts.FORWARD_SCRIPT]
     assert remote[3:6] == ["hltpipe-fwd", "cn01.internal", cmds.private]
-    node_ssh = remote[6:]
+    assert remote[6:8] == ["cn02.internal", "30"]  # the next host, seconds to wait for RECV
+    node_ssh = remote[8:]
     assert node_ssh[0] == "ssh" and node_ssh[-3:-1] == ["--", "cn02.internal"]
     assert node_ssh[1:3] == ["-F", "/etc/hlt/ssh config"]  # one word, spaces and all
     assert "Compression=no" in node_ssh and "BatchMode=yes" in node_ssh
@@ -194,7 +195,7 @@ def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path
     forward = subprocess.Popen(
         # setsid: RECV(b) runs in its own session, as sshd would start it.
         ["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(dest_a),
-         "setsid", "-w", *recv_argv(dest_b, data)],
+         "nodeB", "10", "setsid", "-w", *recv_argv(dest_b, data)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True)
     first = run_recv(dest_a, data, feed="1")
@@ -212,10 +213,10 @@ def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path
 def test_forward_dies_with_its_session_and_removes_the_fifo(tmp_path, gone_at_start):
     """The head's ssh going away closes FORWARD's stdin: it kills its whole group, also when
     that happens as it starts (its children are forked after the first kill)."""
-    fifo = str(tmp_path / ".img.pipe-test" / "fifo")
+    fifo = str(tmp_path / ".img.pipe-test" / "fwd.nodeB.pgid")  # its record: it is running
     forward = subprocess.Popen(
         ["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(str(tmp_path / "img")),
-         "sleep", "300"],
+         "nodeB", "300", "sleep", "300"],
         stdin=subprocess.DEVNULL if gone_at_start else subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     if not gone_at_start:
@@ -299,7 +300,7 @@ def test_cleanup_kills_the_recorded_groups_and_removes_the_files(tmp_path):
         subprocess.Popen(recv_argv(str(dest), data, feed="1", stall=60), stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True),
         subprocess.Popen(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private,
-                          "sleep", "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          "nodeB", "60", "sleep", "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, start_new_session=True)]
     try:
         for _ in range(50):
@@ -350,3 +351,40 @@ def test_checks_run_while_news_keeps_coming():
         worker.join(10)
     assert (run.hosts["cn01.internal"].state, run.hosts["cn01.internal"].reason) == \
         ("fail", "no data for 1 s")
+
+
+# ---------------------------------------------------------------- slow nodes
+
+def test_a_host_far_below_its_upstream_is_slow_after_two_checks():
+    from hltcloud.chain_watch import HopRates
+    rates = HopRates()
+    verdicts = []
+    for second in range(6):
+        rates.note("up", second, second * 2_500_000)
+        rates.note("slow", second, second * 250_000)
+        lead = second * 2_250_000
+        verdicts.append(rates.slow("slow", second, lead, rates.rate("up", second)))
+    assert verdicts == [False, False, False, False, True, True]  # a rate after 1.5 s, 3 strikes
+
+
+def test_keeping_up_or_a_short_dip_is_not_slow():
+    from hltcloud.chain_watch import HopRates
+    rates = HopRates()
+    got = 0
+    for second in range(10):
+        got += 100_000 if second == 4 else 2_400_000  # one bad second (CPU noise)
+        rates.note("up", second, second * 2_500_000)
+        rates.note("next", second, got)
+        assert not rates.slow("next", second, second * 2_500_000 - got, rates.rate("up", second))
+    rates.reset("next", 10)
+    assert rates.rate("next", 10.5) is None  # a new upstream: measured afresh
+
+
+def test_a_late_heartbeat_of_a_replaced_session_is_no_slowness():
+    from hltcloud.chain_watch import HopRates
+    rates = HopRates()
+    rates.reset("next", 0)
+    for second, count in ((0.5, 700_000), (1, 100_000), (2, 2_600_000), (3, 5_100_000)):
+        rates.note("next", second, count)  # 700 kB: the old session's, queued before it ended
+        assert not rates.slow("next", second, 3_000_000, 2_500_000)
+    assert rates.rate("next", 3) == pytest.approx(2_500_000)

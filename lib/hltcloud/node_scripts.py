@@ -45,11 +45,12 @@ mv -f -- ./data "../${dest##*/}" || exit 3
 
 
 # Both node scripts run as root in DEST's directory, which the nova user may write; every
-# name in ps is visible to local users. So all helper files (data, data.st, recv.pgid, fifo,
-# fwd.pgid) live in one private directory of the run (0700, in DEST's directory: the final
-# rename is atomic), used by relative names after `cd -P` into it and checks: ".." is the
-# directory we came from, root owns it, mode 700. RECV and FORWARD of one host race to make
-# it: both accept an existing one that passes the checks (only root can make such a one).
+# name in ps is visible to local users. So all helper files (data, recv.pid, recv.pgid, one
+# fwd.NEXT.pgid per forwarder, fwd.in once a forwarder has opened data) live in one private
+# directory of the run (0700, in DEST's directory: the final rename is atomic), used by
+# relative names after `cd -P` into it and checks: ".." is the directory we came from, root owns it, mode 700. RECV and FORWARD of
+# one host race to make it: both accept an existing one that passes the checks (only root can
+# make such a one). NEXT is a checked host name (letters, digits, . - _): never a "/".
 ENTER_FUNCTIONS = r"""
 enter() {
   cd -P -- "${1%/*}/" || return 1
@@ -65,16 +66,18 @@ reap() {
 }
 """
 
-# RECV: $1 host, $2 dest, $3 private dir, $4 "1" to feed the fifo ("" at a chain's end),
-# $5 size, $6 digest, $7 checksum tool, $8 stall seconds. sh (dash) runs it; no bashisms, no
-# single quotes.
+# RECV: $1 host, $2 dest, $3 private dir, $4 "1" when a forwarder here reads our file ("" at a
+# chain's end), $5 size, $6 digest, $7 checksum tool, $8 stall seconds. One process (dd)
+# writes what arrives into the file and stops at SIZE bytes by itself (no end of input needed:
+# no latency per hop); the forwarders on this host follow that file, so a slow next host never
+# slows this one down; the checksum is read from the file once it is complete (page cache).
+# sh (dash) runs it; no bashisms, no single quotes.
 RECV_SCRIPT = ENTER_FUNCTIONS + r"""
 host=$1 dest=$2 priv=$3 feed=$4 size=$5 sum=$6 tool=$7 stall=$8 mon= inside=
 say() { printf "HLTPIPE %s %s %s\n" "$1" "$host" "$2"; }
 clean() {
   if [ -n "$inside" ]; then
-    inside=; rm -f -- data data.st recv.pgid; if [ -n "$feed" ]; then rm -f -- fifo; fi
-    leave "$priv"
+    inside=; rm -f -- data recv.pid recv.pgid fwd.in; leave "$priv"
   fi
 }
 fail() { say F "$1"; clean; if [ -n "$mon" ]; then kill "$mon" 2>/dev/null; fi; exit 1; }
@@ -84,30 +87,33 @@ enter "$priv" || fail "refusing: $priv is not a private directory of root"
 inside=1
 set -C  # new files only: never write through a name that exists
 : > data || fail "cannot write $priv/data"
-# Our process group, for the head's cleanup after Ctrl-C (it kills by this record).
+# Our process group, for the head's cleanup after Ctrl-C (it kills by this record); our pid,
+# that the forwarders here follow our file until we end.
 read -r pst < /proc/$$/stat && set -- ${pst##*) } && echo "$3" > recv.pgid
-if [ -n "$feed" ]; then
-  [ -p fifo ] || mkfifo -m 600 fifo 2>/dev/null
-  [ -p fifo ] || fail "cannot make $priv/fifo"
-fi
+echo "$$" > recv.pid || fail "cannot write $priv/recv.pid"
 (
   trap "" PIPE
   last=-1 idle=0
-  while sleep 1; do
+  while sleep 0.5; do  # twice a second: the head sees a slow hop early
     n=$(stat -c %s data 2>/dev/null) || { reap $$; exit 0; }
     if [ "$n" = "$last" ]; then idle=$((idle + 1)); else idle=0; last=$n; fi
     if ! say P "$n" 2>/dev/null; then reap $$; exit 0; fi
-    if [ "$idle" -ge "$stall" ]; then say F "no data for $stall s"; reap $$; exit 0; fi
+    if [ "$idle" -ge $((stall * 2)) ]; then say F "no data for $stall s"; reap $$; exit 0; fi
   done
 ) &
 mon=$!
-got=$( { tee -p -- data ${feed:+fifo}; echo "$?" > data.st; } | "$tool" )
-st=$(cat data.st 2>/dev/null)
+# The planned forwarder opens our file before we may rename it away (bounded: without it
+# this copy still counts, and the head handles the next host).
+i=0
+while [ -n "$feed" ] && [ ! -e fwd.in ] && [ "$i" -lt $((stall * 5)) ]; do
+  sleep 0.1; i=$((i + 1))
+done
+dd bs=64K count="$size" iflag=count_bytes,fullblock status=none >> data ||
+  fail "write error on $priv/data"
 n=$(stat -c %s data 2>/dev/null)
-[ "$st" = 0 ] || fail "write error on $priv/data"
 [ "$n" = "$size" ] || fail "got $n of $size bytes"
+got=$("$tool" data) || fail "cannot checksum $priv/data"
 [ "${got%% *}" = "$sum" ] || fail "checksum mismatch"
-rm -f -- data.st
 trap "" HUP INT TERM  # verified: finish, whatever happens now
 chmod 644 data && mv -f -- data "../${dest##*/}" || fail "cannot rename into $dest"
 clean
@@ -116,24 +122,41 @@ kill -TERM 0
 exit 0
 """
 
-# FORWARD: $1 host, $2 private dir, then the ssh command line towards the next host.
+# FORWARD: $1 host, $2 private dir, $3 next host, $4 seconds to wait for this host's receiver
+# (0: it must be receiving now, as when a slow host is routed around), then the ssh command
+# line towards the next host. It follows the receiver's file from its first byte (tail -f on
+# an open descriptor: the final rename does not disturb it) until the receiver has ended;
+# ssh reads tail's output directly.
 FORWARD_SCRIPT = ENTER_FUNCTIONS + r"""
-host=$1 priv=$2 inside=
-shift 2
-clean() { if [ -n "$inside" ]; then inside=; rm -f -- fifo fwd.pgid; leave "$priv"; fi; }
+host=$1 priv=$2 next=$3 wait=$4 inside=
+shift 4
+clean() {
+  if [ -n "$inside" ]; then
+    inside=; rm -f -- "fwd.$next.pgid"; [ -e recv.pid ] || rm -f -- fwd.in
+    leave "$priv"
+  fi
+}
 # PIPE too: with the session gone, even sh's own "Terminated" note on stderr is fatal.
 trap "clean; exit 1" HUP INT TERM PIPE
 enter "$priv" || { echo "refusing: $priv is not a private directory of root" >&2; exit 1; }
 inside=1
 set -C
-read -r pst < /proc/$$/stat && (set -- ${pst##*) }; echo "$3" > fwd.pgid)
+read -r pst < /proc/$$/stat && (set -- ${pst##*) }; echo "$3" > "fwd.$next.pgid")
 exec 3<&0
 ( trap "" PIPE; cat <&3; reap $$ ) >/dev/null 2>&1 &
 exec 3<&-
-[ -p fifo ] || mkfifo -m 600 fifo 2>/dev/null
-[ -p fifo ] || { echo "cannot make $priv/fifo" >&2; clean; exit 1; }
-cat fifo | "$@"
+i=0
+until [ -s recv.pid ] && [ -f data ]; do
+  [ "$i" -lt $((wait * 10)) ] || { echo "no receiver running on $host" >&2; clean; exit 1; }
+  sleep 0.1; i=$((i + 1))
+done
+pid=$(cat recv.pid)
+case "$pid" in ""|*[!0-9]*) echo "bad receiver record on $host" >&2; clean; exit 1;; esac
+command exec 4< data 2>/dev/null || { echo "no receiver file on $host" >&2; clean; exit 1; }
+: >> fwd.in
+tail -c +1 -f -s 0.1 --pid="$pid" <&4 4<&- | "$@" 4<&-
 st=$?
+exec 4<&-
 clean
 trap "" TERM
 kill -TERM 0
@@ -151,7 +174,7 @@ cd -P -- "./${1##*/}" 2>/dev/null || exit 0  # no directory: nothing of ours run
 if [ "$(stat -c %d:%i ..)" != "$parent" ] || [ "$(stat -c %u:%a .)" != 0:700 ]; then
   echo "refusing: $1 is not a private directory of root" >&2; exit 1
 fi
-for f in recv.pgid fwd.pgid; do
+for f in recv.pgid fwd.*.pgid; do
   [ -f "$f" ] && [ ! -L "$f" ] || continue
   g=$(cat -- "$f"); rm -f -- "$f"
   case "$g" in ""|*[!0-9]*) continue;; esac
@@ -161,7 +184,7 @@ for f in recv.pgid fwd.pgid; do
   while [ "$i" -lt 20 ] && kill -0 "-$g" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
   kill -KILL "-$g" 2>/dev/null
 done
-rm -f -- data data.st fifo
+rm -f -- data recv.pid fwd.in
 cd -P .. && rmdir -- "./${1##*/}" 2>/dev/null
 exit 0
 """
