@@ -434,7 +434,7 @@ class _SteadyHeartbeats(pipeline._Pipeline):
     second, that cn01 holds 5 bytes (the news never stops; the count never moves)."""
     def start(self):
         beat = "while :; do echo HLTPIPE P cn01.internal 5; sleep 0.05; done"
-        self._start("recv", "cn01.internal", "cn01.internal", ["sh", "-c", beat],
+        self.start_session("recv", "cn01.internal", "cn01.internal", ["sh", "-c", beat],
                     subprocess.DEVNULL)
 
 

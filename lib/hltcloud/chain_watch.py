@@ -22,6 +22,7 @@ SlowNodes is the part of the chain engine (pipeline._Pipeline) that acts on the 
 import os
 import signal
 import subprocess
+import time
 
 from .transfer import format_rate
 
@@ -72,13 +73,14 @@ class HopRates:
 
 class SlowNodes:
     """Routing around slow nodes, for pipeline._Pipeline (its hosts, sessions, next_of, cmds,
-    rates, privates, generation, reporter, head_name, source, _start, _finish, kill)."""
+    rates, privates, generation, last_watch, started, reporter, head_name, source,
+    start_session, kill)."""
 
     def watch_rates(self, now):
         """Twice a second: the first host far slower than a host upstream of it is routed around."""
-        if now - self._last_watch < 0.5:
+        if now - self.last_watch < 0.5:
             return
-        self._last_watch = now
+        self.last_watch = now
         done = sorted(self.cmds.size / max(h.seconds - h.began, 1e-3)
                       for h in self.hosts.values() if h.state == "ok" and not h.slow)
         for host in self.hosts.values():
@@ -92,22 +94,28 @@ class SlowNodes:
                 up_rate = (self.rates.rate(up.name, now) if up.state == "wait"
                            else self.cmds.size / max(up.seconds - up.began, 1e-3))
             if self.rates.slow(host.name, now, lead, up_rate):
-                self._route_around(host, up, now)
+                self.route_around(host, up, now)
                 return  # one change a round: the next round measures the new chain
 
     def _feed_from_head(self, name, last, private):
         with open(self.source, "rb") as data:
-            self._start("recv", name, name, self.cmds.head_recv(name, last, private), data)
+            self.start_session("recv", name, name, self.cmds.head_recv(name, last, private), data)
 
     def refeed_from_head(self, session, host):
-        """A late forwarder that found its host's receiver gone: that host's copy was complete
-        (and renamed into place) meanwhile. HOST is then fed by the head, as a chain of its own
-        (nothing is read back from a final path). True when that was the case."""
-        feeder = self.hosts.get(session.host)
-        if not (session.role == "fwd" and session.late and feeder and feeder.state == "ok"):
+        """A route-around forwarder that found no receiver to follow on its host (that host's
+        copy completed, or ended, meanwhile) said so ("HLTPIPE GONE") and sent nothing: HOST
+        is then fed by the head, as a chain of its own, whatever the state of that host (its
+        own status may still be on its way); nothing is ever read back from a final path.
+        True when that was the case."""
+        if not (session.role == "fwd" and session.late and session.gone and not session.stale):
             return False
-        host.upstream = self.head_name
-        self.reporter.info(f"{feeder.name} got the whole file meanwhile: "
+        now = time.monotonic()
+        host.upstream, host.changed, host.grace_until = self.head_name, now, 0.0
+        host.began = now - self.started
+        self.rates.reset(host.name, now)
+        if self.next_of.get(session.host) == host.name:
+            self.next_of[session.host] = None
+        self.reporter.info(f"no receiver on {session.host} any more: "
                            f"{self.head_name} --> {host.name} now")
         self._feed_from_head(host.name, self.next_of.get(host.name) is None, host.private)
         return True
@@ -120,7 +128,7 @@ class SlowNodes:
             nxt = self.next_of[nxt]
         return behind
 
-    def _route_around(self, slow, up, now):
+    def route_around(self, slow, up, now):
         slow.slow = True
         behind = self._behind(slow.name)
         rate = format_rate(self.rates.rate(slow.name, now) or 0, 1)
@@ -157,10 +165,10 @@ class SlowNodes:
                            f"the chain, {feeder} --> {behind[0]} now; {slow.name} finishes on its own")
         for position, name in enumerate(behind[:-1]):
             nxt = behind[position + 1]
-            self._start("fwd", name, nxt, self.cmds.head_forward(
+            self.start_session("fwd", name, nxt, self.cmds.head_forward(
                 name, nxt, position + 2 == len(behind), private, private), subprocess.PIPE)
         if up is not None and feeder == up.name:
-            self._start("fwd", up.name, behind[0], self.cmds.head_forward(
+            self.start_session("fwd", up.name, behind[0], self.cmds.head_forward(
                 up.name, behind[0], len(behind) == 1, up.private, private, late=True),
                 subprocess.PIPE).late = True
             self.next_of[up.name] = behind[0]

@@ -17,24 +17,30 @@ a chain):
   `tail -f TMP | ssh NEXT RECV` on H; the ssh to NEXT carries NEXT's RECV.
 RECV on a host: dd writes what arrives into TMP and stops at the file's size, a twice-a-second
 "P host bytes" heartbeat, then size and checksum (read from TMP) are checked and TMP is renamed
-into place. TMP and the records of the process groups live in a private directory of the run
-(root only, hidden beside DEST). Status lines travel back to the head on the stdout of the
-session that carries the RECV.
+into place. TMP lives in a private directory of the run (root only, hidden beside DEST), the
+working directory of every process of the run on that host. Status lines travel back to the
+head on the stdout of the session that carries the RECV.
 
 Slow nodes (chain_watch.py): the forwarders follow the file, so a host receives at the pace of
 its own upstream hop. A host far slower than its upstream is taken out of the chain: the hosts
 behind it start again, in a new private directory, from its upstream (a new FORWARD there:
 upstream -> next host, reading the upstream's file from its first byte), while the slow node
 keeps its own session and finishes at its own pace. Starting them again from byte 0 is cheap:
-behind a slow node they got only what it could pass on at its pace.
+behind a slow node they got only what it could pass on at its pace. An upstream whose copy is
+complete (or whose receiver has just ended: its forwarder says "GONE", having sent nothing) is
+never read from: the head feeds the next host then, as a chain of its own. After a run with
+such route-arounds the head runs CLEANUP on every host and directory of the run, so that what
+the replaced sessions were still ending leaves nothing behind.
 
 Faults: a host that fails or stalls breaks the chain after it; the head kills the sessions of
 hosts without progress for TIMEOUT seconds (or a few seconds after their upstream failed),
 and the hosts that did not get the file are completed by the wave (broadcast.py) with the
 hosts that did as seeds. Remote work dies with its ssh: FORWARD watches its stdin (the head's
-pipe), RECV stops at end of input, a failed heartbeat write, or TIMEOUT s without data. Their watchers kill the whole process group again and again
-until the script is gone: a single kill can miss a child forked just after it. Ctrl-C kills
-every session's process group and re-raises. The node scripts are in node_scripts.py.
+pipe), RECV stops at end of input, a failed heartbeat write, or TIMEOUT s without data. Their
+watchers kill the whole process group again and again until the script is gone: a single
+kill can miss a child forked just after it. Ctrl-C kills every session's process group, runs
+CLEANUP on every host (every process in the run's private directories ends, the directories
+go) and re-raises. The node scripts are in node_scripts.py.
 """
 import queue
 import socket
@@ -88,6 +94,7 @@ class _Session:
     done: bool = False
     stale: bool = False  # replaced (its hosts got a new upstream): its news no longer count
     late: bool = False  # a forwarder started on a host already receiving (a route around)
+    gone: bool = False  # a forwarder that found no receiver to follow ("HLTPIPE GONE"): sent nothing
 
 
 class _Pipeline(SlowNodes):
@@ -112,13 +119,13 @@ class _Pipeline(SlowNodes):
         self.rates = HopRates()
         self.generation = 0
         self.privates = {(host, cmds.private) for host in self.hosts}  # for the cleanup
-        self._last_watch = 0.0
+        self.last_watch = 0.0
         self.progress = reporter.progress("pipelining")
         self.progress_interval = progress_interval
         self._last_progress = 0.0
 
     # -- sessions
-    def _start(self, role, host, carries, argv, stdin):
+    def start_session(self, role, host, carries, argv, stdin):
         proc = self.groups.start(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         session = _Session(role, host, carries, proc)
         for stream, sink in ((proc.stdout, self._read_stdout), (proc.stderr, self._read_stderr)):
@@ -132,6 +139,9 @@ class _Pipeline(SlowNodes):
         for raw in stream:
             words = raw.decode(errors="replace").rstrip("\n").split(" ", 3)
             if session is not None and session.stale:
+                continue
+            if session is not None and words[:3] == [MARK, "GONE", session.carries]:
+                session.gone = True
                 continue
             if len(words) >= 3 and words[0] == MARK and words[2] in self.hosts:
                 self.events.put((words[1], words[2], words[3] if len(words) > 3 else ""))
@@ -147,13 +157,13 @@ class _Pipeline(SlowNodes):
         for chain in self.chains:
             for position, host in enumerate(chain[:-1]):
                 nxt = chain[position + 1]
-                self._start("fwd", host, nxt,
-                            self.cmds.head_forward(host, nxt, position + 2 == len(chain)),
-                            subprocess.PIPE)
+                self.start_session("fwd", host, nxt,
+                                   self.cmds.head_forward(host, nxt, position + 2 == len(chain)),
+                                   subprocess.PIPE)
         for chain in self.chains:
             with open(self.source, "rb") as data:
-                self._start("recv", chain[0], chain[0],
-                            self.cmds.head_recv(chain[0], len(chain) == 1), data)
+                self.start_session("recv", chain[0], chain[0],
+                                   self.cmds.head_recv(chain[0], len(chain) == 1), data)
 
     def kill(self, session):
         if session.proc.poll() is None:
@@ -309,10 +319,12 @@ def distribute(source, dest, hosts, ssh, reporter, *, head_slots=1, timeout=DEFA
         run.run()
     except BaseException:
         run.kill_all()
-        # The remote sides end by themselves within a second or two; this ends them now (by
-        # their recorded process groups) and removes their files, bounded in time.
-        runner.run_all([cmds.cleanup(host, private) for host, private in sorted(run.privates)], 8)
+        # The remote sides end by themselves within a second or two; this ends them now
+        # (every process in a private directory of the run) and removes their files.
+        runner.run_all([cmds.cleanup(host, private) for host, private in sorted(run.privates)], 15)
         raise
+    if run.generation:  # hosts were routed around: end what their replaced sessions left
+        runner.run_all([cmds.cleanup(host, private) for host, private in sorted(run.privates)], 15)
     run._show_progress(time.monotonic(), final=True)
     results = {}
     for host in hosts:
