@@ -283,3 +283,33 @@ def test_a_route_around_whose_upstream_just_finished_is_fed_by_the_head(cluster,
     # route-around; not here).
     assert eventually(lambda: twins(cluster, dest), 15) == []
     assert eventually(lambda: our_processes(dest), 10) == []
+
+
+def test_sigint_after_a_route_around_leaves_nothing(cluster, payload):
+    """Ctrl-C once a slow node has been routed around: the replaced sessions, the new ones
+    and the slow node's all end, and no private directory (of any generation) is left."""
+    source, dest = payload(8 * 1024 * 1024)
+    slow = cluster.names[2]
+    for name in cluster.names:
+        cluster.shape(name, "2mbit" if name == slow else "10mbit")
+    proc = subprocess.Popen([str(TOOL), "--pipeline", "--line-output", str(source), dest,
+                             *cluster.names], env=cluster.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith(f"{slow} is slow"):
+                break
+        time.sleep(1)  # the new chain behind it under way
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = "".join(seen) + out
+    assert any(line.startswith(f"{slow} is slow") for line in seen), out + err
+    assert proc.returncode == 130, out + err
+    left = eventually(lambda: our_processes(dest), 15)
+    assert left == [], "\n".join(map(str, left))
+    assert eventually(lambda: twins(cluster, dest), 15) == []
