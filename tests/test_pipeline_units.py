@@ -413,6 +413,25 @@ def test_signals_again_and_again_do_not_cut_the_cleanup_short(tmp_path):
     assert until(lambda: os.listdir(tmp_path) == []), os.listdir(tmp_path)
 
 
+def test_a_planned_forwarder_starts_its_ssh_before_its_receiver_is_there(tmp_path):
+    """The ssh towards the next host starts at once (handshakes do not add up along a chain);
+    with no receiver here within the wait it gets an empty input (a receiver there fails on it)."""
+    marker, got = tmp_path / "started", tmp_path / "got"
+    next_cmd = ["sh", "-c", 'touch "$1"; cat > "$2"', "next", str(marker), str(got)]
+    forward = subprocess.Popen(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA",
+                                private_dir(str(tmp_path / "img")), "nodeB", "3", *next_cmd],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert until(marker.exists)  # no receiver yet, the "ssh" runs
+        forward.wait(30)  # ends with its "ssh" (here: cat, happy with nothing)
+        assert "no receiver running on nodeA" in forward.stderr.read().decode()
+    finally:
+        end_sessions([forward])
+    assert got.read_bytes() == b""
+    assert sorted(os.listdir(tmp_path)) == ["got", "started"]
+
+
 def test_a_late_forwarder_without_a_receiver_says_gone_and_sends_nothing(tmp_path):
     """A route-around forwarder (wait 0) on a host whose receiver has ended: "HLTPIPE GONE
     NEXT" on stdout (the head feeds NEXT then), its ssh never runs, nothing left."""

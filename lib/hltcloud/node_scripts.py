@@ -130,16 +130,28 @@ exit 0
 # (0: it must be receiving now, as when a slow host is routed around), then the ssh command
 # line towards the next host. It follows the receiver's file from its first byte (tail -f on
 # an open descriptor: the final rename does not disturb it) until the receiver has ended;
-# ssh reads tail's output directly. No receiver (or its file gone: its copy was complete
-# meanwhile) within the wait: "HLTPIPE GONE NEXT" on stdout, and nothing is sent.
+# ssh reads tail's output directly. A planned forwarder starts its ssh at once, while it
+# waits for the receiver here (the handshakes of a chain do not add up); a route-around one
+# first checks that there is a receiver to follow: if not (its copy was complete, or it
+# ended, meanwhile) it says "HLTPIPE GONE NEXT" on stdout and sends nothing.
 FORWARD_SCRIPT = ENTER_FUNCTIONS + r"""
-host=$1 priv=$2 next=$3 wait=$4 inside= stop=
+host=$1 priv=$2 next=$3 wait=$4 inside= stop= pid=
 shift 4
 clean() {
   trap "" HUP INT TERM PIPE
   if [ -n "$inside" ]; then inside=; [ -e recv.pid ] || rm -f -- fwd.in; leave "$priv"; fi
 }
-gone() { printf "HLTPIPE GONE %s\n" "$next"; echo "$1 on $host" >&2; clean; exit 1; }
+attach() {  # within $1 s: the receiver here (its pid) and its file (on fd 4), or why not
+  i=0
+  until [ -s recv.pid ] && [ -f data ]; do
+    [ "$i" -lt $(($1 * 10)) ] || { echo "no receiver running on $host" >&2; return 1; }
+    sleep 0.1; i=$((i + 1))
+  done
+  pid=$(cat recv.pid)
+  case "$pid" in ""|*[!0-9]*) echo "bad receiver record on $host" >&2; return 1;; esac
+  command exec 4< data 2>/dev/null || { echo "no receiver file on $host" >&2; return 1; }
+  : >> fwd.in
+}
 trap "stop=1" HUP INT TERM PIPE
 enter "$priv" || { echo "refusing: $priv is not a private directory of root" >&2; exit 1; }
 inside=1
@@ -150,16 +162,12 @@ set -C
 exec 3<&0
 ( trap "" PIPE; cat <&3; reap $$ ) >/dev/null 2>&1 &
 exec 3<&-
-i=0
-until [ -s recv.pid ] && [ -f data ]; do
-  [ "$i" -lt $((wait * 10)) ] || gone "no receiver running"
-  sleep 0.1; i=$((i + 1))
-done
-pid=$(cat recv.pid)
-case "$pid" in ""|*[!0-9]*) echo "bad receiver record on $host" >&2; clean; exit 1;; esac
-command exec 4< data 2>/dev/null || gone "no receiver file"
-: >> fwd.in
-tail -c +1 -f -s 0.1 --pid="$pid" <&4 4<&- | "$@" 4<&-
+if [ "$wait" = 0 ]; then
+  attach 0 || { printf "HLTPIPE GONE %s\n" "$next"; clean; exit 1; }
+  tail -c +1 -f -s 0.1 --pid="$pid" <&4 4<&- | "$@" 4<&-
+else
+  { attach "$wait" && exec tail -c +1 -f -s 0.1 --pid="$pid" <&4 4<&-; } | "$@"
+fi
 st=$?
 exec 4<&-
 clean
