@@ -110,7 +110,8 @@ class SlowNodes:
         if not (session.role == "fwd" and session.late and session.gone and not session.stale):
             return False
         now = time.monotonic()
-        host.upstream, host.changed, host.grace_until = self.head_name, now, 0.0
+        host.upstream, host.grace_until = self.head_name, 0.0
+        host.changed = now + self.cmds.timeout  # a new session: its handshake first
         host.began = now - self.started
         self.rates.reset(host.name, now)
         if self.next_of.get(session.host) == host.name:
@@ -154,7 +155,8 @@ class SlowNodes:
         private = self.cmds.private_dir(self.generation)
         for name in behind:
             state = self.hosts[name]
-            state.bytes, state.changed, state.grace_until, state.private = 0, now, 0.0, private
+            state.bytes, state.grace_until, state.private = 0, 0.0, private
+            state.changed = now + self.cmds.timeout  # new sessions: their handshakes first
             state.began = now - self.started
             self.privates.add((name, private))
             self.rates.reset(name, now)

@@ -73,7 +73,7 @@ class _Host:
     chain: int
     upstream: str  # the head name or the host before it
     bytes: int = 0
-    changed: float = 0.0  # when its byte count last changed
+    changed: float = 0.0  # when its byte count last changed (at first: TIMEOUT s ahead)
     grace_until: float = 0.0  # set when its upstream failed
     state: str = "wait"  # wait, ok, fail
     reason: str = ""
@@ -110,10 +110,13 @@ class _Pipeline(SlowNodes):
         self.hosts = {}
         self.next_of = {}  # the host each host forwards to (None: none)
         self.started = time.monotonic()
+        # Before its first byte a host also waits for its sessions' ssh handshakes (a loaded
+        # head opens 2N-1 at once): one more TIMEOUT for that, counted as if data came then.
+        first = self.started + cmds.timeout
         for index, chain in enumerate(chains):
             for position, host in enumerate(chain):
                 upstream = chain[position - 1] if position else head_name
-                self.hosts[host] = _Host(host, index, upstream, changed=self.started,
+                self.hosts[host] = _Host(host, index, upstream, changed=first,
                                          private=cmds.private)
                 self.next_of[host] = chain[position + 1] if position + 1 < len(chain) else None
         self.rates = HopRates()
