@@ -14,6 +14,7 @@ the head tools alone (children's rusage). Needs root. Cleans up what it made.
 
 usage: bench_broadcast.py [--rate 200mbit] [--size-mb 64] [--nodes 8,16,32] [--skip-head-only]
                           [--cases broadcast,slow,cpu] [--slow-nodes 16] [--cpu-nodes 4]
+                          [--before DIR]
 
 Two more cases (issue 14), in the same run and the same table style:
   slow  --slow-nodes N nodes at 20mbit, one of them (the 4th) at 2mbit, 16 MiB: every host's
@@ -23,6 +24,8 @@ Two more cases (issue 14), in the same run and the same table style:
         CPU of everything its sshd started: sshd, RECV, dd, checksum, tail, ssh to the next)
         against one plain copy (`ssh NODE cat > FILE` from the head: the node's side, and the
         head's ssh), each node in a cpuacct cgroup of its own.
+(bench/chain_cases.py). --before DIR runs both cases with DIR's rsync-wave.py too (the same
+cluster, the same T1 and plain copy) and prints the figures side by side.
 
 Every node of the simulated cluster shares this machine's CPUs, and a pipeline runs all N
 hops at once (~1-1.6 CPU s per node for 64 MiB: sshd decrypt, tee, sha1sum, cat, ssh
@@ -34,7 +37,6 @@ import argparse
 import hashlib
 import os
 import re
-import resource
 import shlex
 import shutil
 import subprocess
@@ -51,6 +53,7 @@ DEST_DIR = "/var/lib/nova/instances"
 
 sys.path.insert(0, str(REPO / "lib"))
 from hltcloud import runner  # noqa: E402
+from chain_cases import CpuCase, SlowCase, children_cpu, rate_bits, run  # noqa: E402
 
 
 class CpuMeter:
@@ -101,15 +104,6 @@ class CpuMeter:
                     time.sleep(0.1)
         except OSError as err:
             print(f"note: cgroup {self.group} left: {err}", file=sys.stderr)
-
-
-def children_cpu():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run(argv, **kw):
-    return subprocess.run(argv, capture_output=True, text=True, **kw)
 
 
 class Bench:
@@ -264,10 +258,7 @@ class Bench:
                               args.cpu_nodes if "cpu" in args.cases else 1]))
         if "broadcast" in args.cases:  # the head's uplink at the same rate
             self.shape_bridge(args.rate)
-        if "slow" in args.cases:
-            SlowCase(self).run()
-        if "cpu" in args.cases:
-            CpuCase(self).run()
+        self.chain_cases()
         if "broadcast" not in args.cases:
             return
         for name in self.names:  # as up() left them (the cases above changed them)
@@ -287,6 +278,36 @@ class Bench:
                 print(f"  N={count:<3} {label:<10} {row[0]:7.2f} s  {row[0] / t1[0]:5.2f} x T1",
                       flush=True)
         self.table(t1[0])
+
+    def chain_cases(self):
+        """The slow and cpu cases, for this checkout and (--before) another one, side by side."""
+        tools = [("after", TOOL)]
+        if self.args.before:
+            tools.insert(0, ("before", Path(self.args.before).resolve() / "bin" / "rsync-wave.py"))
+        figures = {}
+        for name, case in (("slow", SlowCase), ("cpu", CpuCase)):
+            if name not in self.args.cases:
+                continue
+            case = case(self)
+            if case.prepare() is False:
+                continue
+            for label, tool in tools:
+                figures[(name, label)] = case.run(label, tool)
+        if not figures:
+            return
+        labels = [label for label, _ in tools]
+        print(f"\n# issue 14, side by side ({', '.join(labels)})")
+        rows = (("slow", "others_max", "others: last done, x T1"),
+                ("slow", "others_median", "others: median, x T1"),
+                ("slow", "slow_own", "slow host, x its own link"),
+                ("cpu", "fwd_ms_mb", "forwarding node, CPU ms/MB"),
+                ("cpu", "x_plain", "forwarding node, x one plain copy"),
+                ("cpu", "x_node_side", "forwarding node, x plain copy's node side"))
+        print(f"{'figure':<44}" + "".join(f" {label:>8}" for label in labels))
+        for case, key, what in rows:
+            if all((case, label) in figures for label in labels):
+                print(f"{what:<44}" + "".join(f" {figures[(case, label)][key]:8.2f}"
+                                              for label in labels))
 
     def table(self, t1):
         print()
@@ -313,145 +334,6 @@ class Bench:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-class SlowCase:
-    """N nodes at 20mbit, one at 2mbit: per-host completion times of the pipeline."""
-    FAST, SLOW, SIZE_MB = "20mbit", "2mbit", 16
-
-    def __init__(self, bench):
-        self.bench = bench
-
-    def run(self):
-        bench, count = self.bench, self.bench.args.slow_nodes
-        hosts = bench.names[:count]
-        slow = hosts[min(3, count - 1)]
-        source = bench.tmp / "slow.raw"
-        with open(source, "wb") as handle:
-            for _ in range(self.SIZE_MB):
-                handle.write(os.urandom(1 << 20))
-        for name in bench.names:
-            bench.shape(name, self.FAST)
-        run(["tc", "qdisc", "del", "dev", f"hltbr{bench.slot}", "root"])  # the nodes' links only
-        t1s = []
-        for _ in range(3):
-            dest = bench.fresh_dest()
-            t0 = time.monotonic()
-            bench.rsync_one_file(source, hosts[0], dest)
-            t1s.append(time.monotonic() - t0)
-            bench.clean(dest)
-        t1 = sorted(t1s)[1]
-        bench.shape(slow, self.SLOW)
-        dest = bench.fresh_dest()
-        done, wall, out = self.pipeline(source, dest, hosts)
-        bench.clean(dest)
-        bench.shape(slow, self.FAST)
-        own = self.SIZE_MB * 8 * 1.048576 / rate_bits(self.SLOW) * 1e6
-        print(f"\n# slow node: {count} nodes at {self.FAST}, {slow} at {self.SLOW}, "
-              f"{self.SIZE_MB} MiB; T1 (one plain copy at {self.FAST}) {t1:.2f} s; "
-              f"{slow}'s own link: {own:.1f} s; load {os.getloadavg()[0]:.1f}")
-        print(f"{'host':<16} {'from':<16} {'done s':>7} {'x T1':>6}")
-        for host in hosts:
-            src, seconds = done.get(host, ("-", float("nan")))
-            mark = f"  (slow; {seconds / own:.2f} x its own link)" if host == slow else ""
-            print(f"{host:<16} {src:<16} {seconds:7.2f} {seconds / t1:6.2f}{mark}")
-        others = [done[h][1] for h in hosts if h != slow and h in done]
-        if others:
-            print(f"others: last done at {max(others):.2f} s = {max(others) / t1:.2f} x T1, "
-                  f"median {sorted(others)[len(others) // 2] / t1:.2f} x T1; whole run "
-                  f"{wall:.2f} s = {wall / t1:.2f} x T1")
-        for line in out:
-            if "is slow" in line:
-                print(f"  tool: {line}")
-
-    def pipeline(self, source, dest, hosts):
-        """Run the pipeline; when each host's "[ ok ]" line came, from the start."""
-        bench = self.bench
-        t0 = time.monotonic()
-        proc = subprocess.Popen([str(TOOL), "--ssh-config", bench.ssh_config(), "--pipeline",
-                                 "--line-output", str(source), dest, *hosts], env=bench.env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        done, out = {}, []
-        for line in proc.stdout:
-            out.append(line.rstrip("\n"))
-            match = re.match(r"\[ ok \] (\S+) --> (\S+) ", line)
-            if match and match.group(2) not in done:
-                done[match.group(2)] = (match.group(1), time.monotonic() - t0)
-        proc.wait()
-        if proc.returncode != 0:
-            raise SystemExit("slow case: exit %d\n%s%s" % (proc.returncode, "\n".join(out[-20:]),
-                                                           proc.stderr.read()[-1000:]))
-        return done, time.monotonic() - t0, out
-
-
-class CpuCase:
-    """CPU of a forwarding node per MB, against one plain copy (ssh NODE cat > FILE)."""
-    SIZE_MB = 64
-
-    def __init__(self, bench):
-        self.bench = bench
-
-    def run(self):
-        bench, count = self.bench, max(3, self.bench.args.cpu_nodes)
-        hosts = bench.names[:count]
-        meter = bench.meter
-        if not meter.group:
-            print("\n# cpu per hop: no cpuacct cgroup, not measured")
-            return
-        for name in bench.names:
-            bench.shape(name, "off")
-        run(["tc", "qdisc", "del", "dev", f"hltbr{bench.slot}", "root"])
-        for name in hosts:
-            meter.node(name, int((bench.state / "nodes" / name / "sshd.pid").read_text()))
-        source = bench.tmp / "cpu.raw"
-        with open(source, "wb") as handle:
-            for _ in range(self.SIZE_MB):
-                handle.write(os.urandom(1 << 20))
-        plain = []
-        for _ in range(3):
-            dest = bench.fresh_dest()
-            node0, head0 = meter.node_seconds(hosts[0]), children_cpu()
-            bench.rsync_one_file(source, hosts[0], dest, plain=True)
-            plain.append((meter.node_seconds(hosts[0]) - node0, children_cpu() - head0))
-            bench.clean(dest)
-        plain.sort(key=sum)
-        node_s, head_s = plain[1]
-        rows = []
-        for _ in range(3):
-            dest = bench.fresh_dest()
-            before = {h: meter.node_seconds(h) for h in hosts}
-            res = run([str(TOOL), "--ssh-config", bench.ssh_config(), "--pipeline", str(source),
-                       dest, *hosts], env=bench.env())
-            if res.returncode != 0:
-                raise SystemExit(f"cpu case: {res.stdout[-1000:]}{res.stderr[-500:]}")
-            got = hashlib.sha1(bench.node_path(hosts[-1], dest).read_bytes()).hexdigest()
-            if got != hashlib.sha1(source.read_bytes()).hexdigest():
-                raise SystemExit(f"cpu case: wrong file on {hosts[-1]}")
-            bench.clean(dest)
-            # the forwarding nodes: every host but the last
-            rows.append(sorted(meter.node_seconds(h) - before[h] for h in hosts[:-1]))
-        fwd = sorted(r[len(r) // 2] for r in rows)[1]
-        mb = self.SIZE_MB * 1.048576
-        whole = node_s + head_s
-        print(f"\n# CPU per hop: {self.SIZE_MB} MiB, {count} nodes, links not shaped; "
-              f"load {os.getloadavg()[0]:.1f}")
-        print(f"{'what':<44} {'CPU s':>6} {'ms/MB':>6} {'x plain':>8}")
-        print(f"{'plain copy, node side (sshd, cat > file)':<44} {node_s:6.2f} "
-              f"{node_s / mb * 1000:6.1f} {node_s / whole:8.2f}")
-        print(f"{'plain copy, head side (ssh)':<44} {head_s:6.2f} {head_s / mb * 1000:6.1f} "
-              f"{head_s / whole:8.2f}")
-        print(f"{'plain copy, both ends':<44} {whole:6.2f} {whole / mb * 1000:6.1f} {1:8.2f}")
-        print(f"{'pipeline, one forwarding node (median)':<44} {fwd:6.2f} "
-              f"{fwd / mb * 1000:6.1f} {fwd / whole:8.2f}")
-        print(f"forwarding node against the plain copy's node side alone: {fwd / node_s:.2f} x")
-
-
-def rate_bits(rate):
-    units = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
-    match = re.fullmatch(r"([0-9.]+)(bit|kbit|mbit|gbit)", rate)
-    if not match:
-        raise SystemExit(f"--rate: like 200mbit, not {rate!r}")
-    return float(match.group(1)) * units[match.group(2)]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rate", default="200mbit")
@@ -463,6 +345,9 @@ def main():
                         help="which of broadcast, slow, cpu to run (comma-separated)")
     parser.add_argument("--slow-nodes", type=int, default=16)
     parser.add_argument("--cpu-nodes", type=int, default=4)
+    parser.add_argument("--before", metavar="DIR",
+                        help="also run the slow and cpu cases with DIR/bin/rsync-wave.py (another "
+                             "checkout, e.g. `git archive main`), printed side by side")
     args = parser.parse_args()
     rate_bits(args.rate)
     if os.geteuid() != 0:
