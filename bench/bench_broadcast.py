@@ -22,7 +22,8 @@ Two more cases (issue 14), in the same run and the same table style:
         20mbit, and the slow host against its own link's time (size at 2mbit);
   cpu   CPU per node and per MB: a forwarding node of a pipeline over --cpu-nodes nodes (the
         CPU of everything its sshd started: sshd, RECV, dd, checksum, tail, ssh to the next)
-        against one plain copy (`ssh NODE cat > FILE` from the head: the node's side, and the
+        against one plain copy (`ssh NODE 'cat > FILE; sha1sum FILE'` from the head, as the issue
+        defines it: ssh in, file write, checksum; the node's side, and the
         head's ssh), each node in a cpuacct cgroup of its own.
 (bench/chain_cases.py). --before DIR runs both cases with DIR's rsync-wave.py too (the same
 cluster, the same T1 and plain copy) and prints the figures side by side.
@@ -199,7 +200,7 @@ class Bench:
             raise SystemExit(f"rsync to {host}: {res.stderr.strip()}")
 
     def rsync_one_file(self, source, host, dest, plain=False):
-        """One copy of SOURCE: rsync as T1 does, or (PLAIN) ssh HOST cat > DEST."""
+        """One copy of SOURCE: rsync as T1 does, or (PLAIN) ssh HOST cat > DEST; sha1sum DEST."""
         if not plain:
             res = run(["rsync", "--whole-file", "-e", shlex.join(
                 ["ssh", "-F", self.ssh_config(), "-o", "BatchMode=yes", "-l", "root",
@@ -208,7 +209,8 @@ class Bench:
             with open(source, "rb") as data:
                 res = subprocess.run(["ssh", "-F", self.ssh_config(), "-o", "BatchMode=yes",
                                       "-l", "root", *runner.FAST_SSH_OPTIONS, "--", host,
-                                      shlex.join(["sh", "-c", 'cat > "$1"', "plain", dest])],
+                                      shlex.join(["sh", "-c", 'cat > "$1" && sha1sum "$1" > /dev/null',
+                                                  "plain", dest])],
                                      stdin=data, capture_output=True, text=True)
         if res.returncode != 0:
             raise SystemExit(f"copy to {host}: {res.stderr.strip()}")
@@ -254,7 +256,8 @@ class Bench:
         print(f"bench_broadcast: {args.size_mb} MiB, every link (nodes and head) at {args.rate}, "
               f"N = {', '.join(map(str, counts))}; {os.cpu_count()} CPU(s), "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
-        self.up(max(counts + [args.slow_nodes if "slow" in args.cases else 1,
+        self.up(max((counts if "broadcast" in args.cases else []) +
+                    [args.slow_nodes if "slow" in args.cases else 1,
                               args.cpu_nodes if "cpu" in args.cases else 1]))
         if "broadcast" in args.cases:  # the head's uplink at the same rate
             self.shape_bridge(args.rate)

@@ -5,7 +5,8 @@ bench_*.py only), and the helpers both files use.
             "[ ok ]" line came, as a multiple of one plain copy at 20mbit (T1), and the slow
             host against its own link's time (size at 2mbit);
   CpuCase   the CPU of one forwarding node of a pipeline, per MB, against one plain copy
-            (`ssh NODE cat > FILE` from the head: the node's side, and the head's ssh).
+            (`ssh NODE 'cat > FILE; sha1sum FILE'` from the head, the issue's "ssh in, file
+            write, checksum": the node's side, and the head's ssh).
 
 Each case runs one rsync-wave.py (TOOL: this checkout's, or another's with --before) and
 returns its figures; bench_broadcast.py prints them side by side.
@@ -114,7 +115,7 @@ class SlowCase:
 
 
 class CpuCase:
-    """CPU of a forwarding node per MB, against one plain copy (ssh NODE cat > FILE)."""
+    """CPU of a forwarding node per MB, against one plain copy (ssh NODE cat > FILE, sha1sum)."""
     SIZE_MB = 64
 
     def __init__(self, bench):
@@ -168,7 +169,7 @@ class CpuCase:
         print(f"\n# CPU per hop ({label}): {self.SIZE_MB} MiB, {len(hosts)} nodes, links not "
               f"shaped; load {os.getloadavg()[0]:.1f}")
         print(f"{'what':<44} {'CPU s':>6} {'ms/MB':>6} {'x plain':>8}")
-        for what, secs in (("plain copy, node side (sshd, cat > file)", node_s),
+        for what, secs in (("plain copy, node side (sshd, cat, sha1sum)", node_s),
                            ("plain copy, head side (ssh)", head_s),
                            ("plain copy, both ends", whole),
                            ("pipeline, one forwarding node (median)", fwd)):
