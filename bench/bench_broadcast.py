@@ -258,7 +258,7 @@ class Bench:
               f"load {os.getloadavg()[0]:.1f}", flush=True)
         self.up(max((counts if "broadcast" in args.cases else []) +
                     [args.slow_nodes if "slow" in args.cases else 1,
-                              args.cpu_nodes if "cpu" in args.cases else 1]))
+                     args.cpu_nodes if "cpu" in args.cases else 1]))
         if "broadcast" in args.cases:  # the head's uplink at the same rate
             self.shape_bridge(args.rate)
         self.chain_cases()
