@@ -13,6 +13,20 @@ sshd, ssh, tee, checksum: a cpuacct cgroup holding this script and the cluster's
 the head tools alone (children's rusage). Needs root. Cleans up what it made.
 
 usage: bench_broadcast.py [--rate 200mbit] [--size-mb 64] [--nodes 8,16,32] [--skip-head-only]
+                          [--cases broadcast,slow,cpu] [--slow-nodes 16] [--cpu-nodes 4]
+                          [--before DIR]
+
+Two more cases (issue 14), in the same run and the same table style:
+  slow  --slow-nodes N nodes at 20mbit, one of them (the 4th) at 2mbit, 16 MiB: every host's
+        completion time (when its "[ ok ]" line came) as a multiple of one plain copy at
+        20mbit, and the slow host against its own link's time (size at 2mbit);
+  cpu   CPU per node and per MB: a forwarding node of a pipeline over --cpu-nodes nodes (the
+        CPU of everything its sshd started: sshd, RECV, dd, checksum, tail, ssh to the next)
+        against one plain copy (`ssh NODE 'cat > FILE; sha1sum FILE'` from the head, as the issue
+        defines it: ssh in, file write, checksum; the node's side, and the
+        head's ssh), each node in a cpuacct cgroup of its own.
+(bench/chain_cases.py). --before DIR runs both cases with DIR's rsync-wave.py too (the same
+cluster, the same T1 and plain copy) and prints the figures side by side.
 
 Every node of the simulated cluster shares this machine's CPUs, and a pipeline runs all N
 hops at once (~1-1.6 CPU s per node for 64 MiB: sshd decrypt, tee, sha1sum, cat, ssh
@@ -24,7 +38,6 @@ import argparse
 import hashlib
 import os
 import re
-import resource
 import shlex
 import shutil
 import subprocess
@@ -41,6 +54,7 @@ DEST_DIR = "/var/lib/nova/instances"
 
 sys.path.insert(0, str(REPO / "lib"))
 from hltcloud import runner  # noqa: E402
+from chain_cases import CpuCase, SlowCase, children_cpu, rate_bits, run  # noqa: E402
 
 
 class CpuMeter:
@@ -49,6 +63,7 @@ class CpuMeter:
 
     def __init__(self):
         self.group = None
+        self.node_groups = {}
         try:
             group = CPUACCT / f"hltbench-{os.getpid()}"
             group.mkdir()
@@ -61,6 +76,21 @@ class CpuMeter:
         if not self.group:
             return None
         return int((self.group / "cpuacct.usage").read_text()) / 1e9
+
+    def node(self, name, sshd_pid):
+        """A group of NAME's own, holding its sshd (what it starts from now on goes there too)."""
+        if not self.group:
+            return None
+        if name not in self.node_groups:
+            group = self.group / f"node-{name}"
+            group.mkdir()
+            (group / "cgroup.procs").write_text(str(sshd_pid))
+            self.node_groups[name] = group
+        return self.node_groups[name]
+
+    def node_seconds(self, name):
+        group = self.node_groups.get(name)
+        return None if group is None else int((group / "cpuacct.usage").read_text()) / 1e9
 
     def close(self):
         if not self.group:
@@ -75,15 +105,6 @@ class CpuMeter:
                     time.sleep(0.1)
         except OSError as err:
             print(f"note: cgroup {self.group} left: {err}", file=sys.stderr)
-
-
-def children_cpu():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def run(argv, **kw):
-    return subprocess.run(argv, capture_output=True, text=True, **kw)
 
 
 class Bench:
@@ -111,12 +132,19 @@ class Bench:
             res = run([str(CLUSTER), "--slot", self.slot, "shape", name, rate])
             if res.returncode != 0:
                 raise SystemExit(f"shape {name}: {res.stderr.strip()}")
-        # The head's own uplink: what it sends leaves through the bridge device.
+
+    def shape_bridge(self, rate):
+        """The head's own uplink: what it sends leaves through the bridge device."""
         burst = str(max(32 * 1024, int(rate_bits(rate) / 8 / 100)))
         res = run(["tc", "qdisc", "replace", "dev", f"hltbr{self.slot}", "root", "tbf", "rate",
                    rate, "burst", burst, "latency", "50ms"])
         if res.returncode != 0:
             raise SystemExit(f"tc on the bridge: {res.stderr.strip()}")
+
+    def shape(self, name, rate):
+        res = run([str(CLUSTER), "--slot", self.slot, "shape", name, rate])
+        if res.returncode != 0:
+            raise SystemExit(f"shape {name}: {res.stderr.strip()}")
 
     def down(self):
         if self.slot is not None:
@@ -171,6 +199,22 @@ class Bench:
         if res.returncode != 0:
             raise SystemExit(f"rsync to {host}: {res.stderr.strip()}")
 
+    def rsync_one_file(self, source, host, dest, plain=False):
+        """One copy of SOURCE: rsync as T1 does, or (PLAIN) ssh HOST cat > DEST; sha1sum DEST."""
+        if not plain:
+            res = run(["rsync", "--whole-file", "-e", shlex.join(
+                ["ssh", "-F", self.ssh_config(), "-o", "BatchMode=yes", "-l", "root",
+                 *runner.FAST_SSH_OPTIONS]), "--", str(source), f"{host}:{dest}"])
+        else:
+            with open(source, "rb") as data:
+                res = subprocess.run(["ssh", "-F", self.ssh_config(), "-o", "BatchMode=yes",
+                                      "-l", "root", *runner.FAST_SSH_OPTIONS, "--", host,
+                                      shlex.join(["sh", "-c", 'cat > "$1" && sha1sum "$1" > /dev/null',
+                                                  "plain", dest])],
+                                     stdin=data, capture_output=True, text=True)
+        if res.returncode != 0:
+            raise SystemExit(f"copy to {host}: {res.stderr.strip()}")
+
     def t1(self):
         times = []
         for _ in range(3):
@@ -212,7 +256,16 @@ class Bench:
         print(f"bench_broadcast: {args.size_mb} MiB, every link (nodes and head) at {args.rate}, "
               f"N = {', '.join(map(str, counts))}; {os.cpu_count()} CPU(s), "
               f"load {os.getloadavg()[0]:.1f}", flush=True)
-        self.up(max(counts))
+        self.up(max((counts if "broadcast" in args.cases else []) +
+                    [args.slow_nodes if "slow" in args.cases else 1,
+                     args.cpu_nodes if "cpu" in args.cases else 1]))
+        if "broadcast" in args.cases:  # the head's uplink at the same rate
+            self.shape_bridge(args.rate)
+        self.chain_cases()
+        if "broadcast" not in args.cases:
+            return
+        for name in self.names:  # as up() left them (the cases above changed them)
+            self.shape(name, args.rate)
         t1 = self.t1()
         self.rows.append(("1", "T1 (one copy)", t1))
         print(f"T1 = {t1[0]:.2f} s ({args.size_mb * 8 * 1.048576 / t1[0]:.0f} Mbit/s)", flush=True)
@@ -229,6 +282,36 @@ class Bench:
                       flush=True)
         self.table(t1[0])
 
+    def chain_cases(self):
+        """The slow and cpu cases, for this checkout and (--before) another one, side by side."""
+        tools = [("after", TOOL)]
+        if self.args.before:
+            tools.insert(0, ("before", Path(self.args.before).resolve() / "bin" / "rsync-wave.py"))
+        figures = {}
+        for name, case in (("slow", SlowCase), ("cpu", CpuCase)):
+            if name not in self.args.cases:
+                continue
+            case = case(self)
+            if case.prepare() is False:
+                continue
+            for label, tool in tools:
+                figures[(name, label)] = case.run(label, tool)
+        if not figures:
+            return
+        labels = [label for label, _ in tools]
+        print(f"\n# issue 14, side by side ({', '.join(labels)})")
+        rows = (("slow", "others_max", "others: last done, x T1"),
+                ("slow", "others_median", "others: median, x T1"),
+                ("slow", "slow_own", "slow host, x its own link"),
+                ("cpu", "fwd_ms_mb", "forwarding node, CPU ms/MB"),
+                ("cpu", "x_plain", "forwarding node, x one plain copy"),
+                ("cpu", "x_node_side", "forwarding node, x plain copy's node side"))
+        print(f"{'figure':<44}" + "".join(f" {label:>8}" for label in labels))
+        for case, key, what in rows:
+            if all((case, label) in figures for label in labels):
+                print(f"{what:<44}" + "".join(f" {figures[(case, label)][key]:8.2f}"
+                                              for label in labels))
+
     def table(self, t1):
         print()
         print(f"{'N':>3}  {'method':<14} {'seconds':>8} {'x T1':>6} {'CPU s':>7} "
@@ -243,16 +326,15 @@ class Bench:
 
     def close(self):
         self.down()
+        for group in self.meter.node_groups.values():
+            for _ in range(50):
+                try:
+                    group.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
         self.meter.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def rate_bits(rate):
-    units = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
-    match = re.fullmatch(r"([0-9.]+)(bit|kbit|mbit|gbit)", rate)
-    if not match:
-        raise SystemExit(f"--rate: like 200mbit, not {rate!r}")
-    return float(match.group(1)) * units[match.group(2)]
 
 
 def main():
@@ -262,6 +344,13 @@ def main():
     parser.add_argument("--nodes", default="8,16,32")
     parser.add_argument("--skip-head-only", action="store_true",
                         help="leave out the slow head-only copies (N x T1 each)")
+    parser.add_argument("--cases", default="broadcast,slow,cpu",
+                        help="which of broadcast, slow, cpu to run (comma-separated)")
+    parser.add_argument("--slow-nodes", type=int, default=16)
+    parser.add_argument("--cpu-nodes", type=int, default=4)
+    parser.add_argument("--before", metavar="DIR",
+                        help="also run the slow and cpu cases with DIR/bin/rsync-wave.py (another "
+                             "checkout, e.g. `git archive main`), printed side by side")
     args = parser.parse_args()
     rate_bits(args.rate)
     if os.geteuid() != 0:

@@ -1,4 +1,5 @@
 """rsync-wave.py --pipeline on the simulated cluster: real files through real ssh chains."""
+import io
 import os
 import re
 import signal
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 from helpers import (cmdline, eventually, node_file, poll, processes, sha1_of, transfer_lines,
                      twins)
+
+from hltcloud import pipeline, report, runner, transfer
+from hltcloud.chain_commands import ChainCommands
 
 INSTANCES = "/var/lib/nova/instances"
 TOOL = Path(__file__).resolve().parents[1] / "bin" / "rsync-wave.py"
@@ -27,11 +31,12 @@ def payload(tmp_path):
     return make
 
 
-def our_processes():
-    """Processes (on the head or in any node: one pid namespace) running our node scripts."""
+def our_processes(dest):
+    """Processes (on the head or in any node: one pid namespace) running our node scripts for
+    DEST (other test runs on this machine have their own)."""
     def inspect(entry):
         line = cmdline(entry)
-        if "hltpipe-" not in line:
+        if "hltpipe-" not in line or Path(dest).name not in line:
             return None
         stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         wchan = (entry / "wchan").read_text()
@@ -59,7 +64,7 @@ def test_every_node_gets_the_file_through_one_chain(cluster, payload):
     assert "\r" not in res.stdout  # --line-output: whole lines only
     assert "file size: 5MB" in lines and lines[-1] == f"All {len(cluster.names)} host(s) have the file."
     assert twins(cluster, dest) == []
-    assert eventually(our_processes, 5) == []
+    assert eventually(lambda: our_processes(dest), 5) == []
 
 
 def test_two_chains_start_at_the_head(cluster, payload):
@@ -133,10 +138,10 @@ def test_middle_host_lost_mid_transfer_the_rest_still_get_it(cluster, payload):
     assert f"1 of {len(cluster.names)} host(s) did not get the file: {victim}" in out
     survivors = [n for n in cluster.names if n != victim]
     left = eventually(lambda: twins(cluster, dest, survivors), 10)
-    assert left == [], (left, our_processes(), out)
+    assert left == [], (left, our_processes(dest), out)
     # The cut-off host cleans up by itself too (its own stall watchdog), link or no link.
     assert eventually(lambda: twins(cluster, dest, [victim]), 20) == []
-    assert eventually(our_processes, 20) == []
+    assert eventually(lambda: our_processes(dest), 20) == []
 
 
 def test_sigint_leaves_no_process_and_no_final_file(cluster, payload):
@@ -157,7 +162,7 @@ def test_sigint_leaves_no_process_and_no_final_file(cluster, payload):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, out + err
     assert "interrupted" in err
-    left = eventually(our_processes, 10)
+    left = eventually(lambda: our_processes(dest), 10)
     assert left == [], "\n".join(map(str, left))
     assert not any(node_file(cluster, n, dest).exists() for n in cluster.names)
     assert eventually(lambda: twins(cluster, dest), 10) == []
@@ -175,3 +180,136 @@ def test_prefill_pipelines_by_default_and_waves_on_request(cluster):
     res = cluster.run_tool("openstack-prefill-cache", "--wave", "wave-img", hosts)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "pipelined:" not in res.stdout and res.stdout.count("Image conversion done") == 3
+
+
+@pytest.mark.parametrize("slow_at", [[2], [1, 2]], ids=["one-slow-node", "two-slow-nodes-side-by-side"])
+def test_a_slow_node_is_taken_out_of_the_chain(cluster, payload, slow_at):
+    """Every link at 10mbit but the slow nodes' at 2mbit: the slow nodes are routed around
+    (the hosts behind them fed by the host before them), finish on their own, and every
+    host ends with the verified file; the others are done well before the slow ones."""
+    source, dest = payload(8 * 1024 * 1024)
+    slow = [cluster.names[i] for i in slow_at]
+    for name in cluster.names:
+        # 10mbit: the host before the slow ones is mostly still receiving when they are found
+        cluster.shape(name, "2mbit" if name in slow else "10mbit")
+    started = time.monotonic()
+    res = cluster.run_tool("rsync-wave.py", "--pipeline", "--line-output", str(source), dest,
+                           *cluster.names)
+    print(res.stdout, res.stderr, f"{time.monotonic() - started:.1f} s")
+    assert res.returncode == 0, res.stdout + res.stderr
+    for name in cluster.names:
+        assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source), name
+    for name in slow:
+        assert re.search(rf"^{re.escape(name)} is slow .*: taken out of the chain, "
+                         rf"\S+ --> \S+ now; {re.escape(name)} finishes on its own$",
+                         res.stdout, re.M), res.stdout
+    assert "with the wave" not in res.stdout  # routed around, not failed
+    done = transfer_lines(res.stdout)  # in the order the hosts finished
+    order = [target for _, target, _ in done]
+    assert sorted(order) == sorted(cluster.names)
+    fast = [n for n in cluster.names if n not in slow]
+    assert max(order.index(n) for n in fast) < min(order.index(n) for n in slow), order
+    # The host before the first slow node feeds the hosts behind the slow ones now (or the
+    # head, when that host's copy was complete already).
+    pairs = {target: src for src, target, _ in done}
+    before = cluster.names[slow_at[0] - 1]
+    feeders = (before, pairs[cluster.names[0]])
+    assert pairs[cluster.names[slow_at[-1] + 1]] in feeders
+    assert pairs[slow[0]] == before and all(pairs[n] in feeders for n in slow)
+    assert eventually(lambda: twins(cluster, dest), 10) == []
+    assert eventually(lambda: our_processes(dest), 10) == []
+
+
+class _UpstreamDoneFirst(pipeline._Pipeline):
+    """The real engine on the real nodes, with one decision taken at a chosen moment: cn02 is
+    routed around as soon as cn01's receiver has put its copy in place, and cn01's "OK" and
+    the end of its session are taken in only after the route-around forwarder has ended
+    (they travel through another ssh, and may come that late): the head still counts cn01
+    as receiving, so it starts a forwarder on cn01 for the hosts behind cn02, which finds
+    no receiver there."""
+    def __init__(self, *args, final_of, **kw):
+        super().__init__(*args, **kw)
+        self.final_of, self.held, self.routed = final_of, [], False
+
+    def _late_done(self):
+        late = [s for s in self.sessions if s.late]
+        return self.routed and late and all(s.done for s in late)
+
+    def _event(self, kind, host, text):
+        if kind == "OK" and host == "cn01.internal" and not self._late_done():
+            self.held.append((kind, host, text))
+            return
+        super()._event(kind, host, text)
+
+    def _session_ended(self, session):
+        if session.carries == "cn01.internal" and not self._late_done():
+            return  # again at the next round
+        if self._late_done():
+            for event in self.held:
+                super()._event(*event)
+            self.held = []
+        super()._session_ended(session)
+
+    def watch_rates(self, now):
+        if not self.routed and self.final_of("cn01.internal").exists():
+            self.route_around(self.hosts["cn02.internal"], self.hosts["cn01.internal"], now)
+            self.routed = True
+
+
+def test_a_route_around_whose_upstream_just_finished_is_fed_by_the_head(cluster, payload):
+    """The race of a route-around: the upstream's copy completes as the decision is taken.
+    The forwarder started there says GONE, the head feeds the hosts behind, every copy is
+    verified, and nothing is left on any node."""
+    names = cluster.names[:4]
+    assert names == [f"cn0{i}.internal" for i in range(1, 5)]
+    source, dest = payload(4 * 1024 * 1024)
+    cluster.shape(names[1], "2mbit")  # cn02 and the hosts behind it are still receiving
+    out = io.StringIO()
+    cmds = ChainCommands(runner.Ssh(cluster.ssh_config, "root", 3), dest,
+                         *transfer.prepare_copy(str(source)), 30, cluster.ssh_config)
+    run = _UpstreamDoneFirst(cmds, [names], str(source), report.Reporter(out, line_output=True),
+                             "head", 5, final_of=lambda name: node_file(cluster, name, dest))
+    run.run()
+    print(out.getvalue())
+    assert run.routed
+    assert {name: run.hosts[name].state for name in names} == dict.fromkeys(names, "ok"), \
+        out.getvalue()
+    for name in names:
+        assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source), name
+    assert "no receiver on cn01.internal any more: head --> cn03.internal now" in out.getvalue()
+    assert run.hosts["cn03.internal"].upstream == "head"
+    assert run.hosts["cn04.internal"].upstream == "cn03.internal"
+    # The scripts clean up after themselves (distribute() would run CLEANUP too, after a
+    # route-around; not here).
+    assert eventually(lambda: twins(cluster, dest), 15) == []
+    assert eventually(lambda: our_processes(dest), 10) == []
+
+
+def test_sigint_after_a_route_around_leaves_nothing(cluster, payload):
+    """Ctrl-C once a slow node has been routed around: the replaced sessions, the new ones
+    and the slow node's all end, and no private directory (of any generation) is left."""
+    source, dest = payload(8 * 1024 * 1024)
+    slow = cluster.names[2]
+    for name in cluster.names:
+        cluster.shape(name, "2mbit" if name == slow else "10mbit")
+    proc = subprocess.Popen([str(TOOL), "--pipeline", "--line-output", str(source), dest,
+                             *cluster.names], env=cluster.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith(f"{slow} is slow"):
+                break
+        time.sleep(1)  # the new chain behind it under way
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = "".join(seen) + out
+    assert any(line.startswith(f"{slow} is slow") for line in seen), out + err
+    assert proc.returncode == 130, out + err
+    left = eventually(lambda: our_processes(dest), 15)
+    assert left == [], "\n".join(map(str, left))
+    assert eventually(lambda: twins(cluster, dest), 15) == []

@@ -66,7 +66,8 @@ def test_forward_command_parses_back_into_the_same_words():
     remote = shlex.split(argv[-1])
     assert remote[:3] == ["sh", "-c", node_scripts.FORWARD_SCRIPT]
     assert remote[3:6] == ["hltpipe-fwd", "cn01.internal", cmds.private]
-    node_ssh = remote[6:]
+    assert remote[6:8] == ["cn02.internal", "30"]  # the next host, seconds to wait for RECV
+    node_ssh = remote[8:]
     assert node_ssh[0] == "ssh" and node_ssh[-3:-1] == ["--", "cn02.internal"]
     assert node_ssh[1:3] == ["-F", "/etc/hlt/ssh config"]  # one word, spaces and all
     assert "Compression=no" in node_ssh and "BatchMode=yes" in node_ssh
@@ -194,7 +195,7 @@ def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path
     forward = subprocess.Popen(
         # setsid: RECV(b) runs in its own session, as sshd would start it.
         ["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(dest_a),
-         "setsid", "-w", *recv_argv(dest_b, data)],
+         "nodeB", "10", "setsid", "-w", *recv_argv(dest_b, data)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True)
     first = run_recv(dest_a, data, feed="1")
@@ -208,34 +209,57 @@ def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path
     assert sorted(os.listdir(tmp_path / "b")) == ["img"]
 
 
+def in_dir(path):
+    """Pids of the live processes whose working directory is PATH (how CLEANUP finds ours)."""
+    try:
+        want = os.stat(path)
+    except FileNotFoundError:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            got = os.stat(f"/proc/{entry}/cwd") if entry.isdigit() else None
+        except OSError:
+            continue
+        if got and (got.st_dev, got.st_ino) == (want.st_dev, want.st_ino):
+            found.append(int(entry))
+    return found
+
+
+def group_left(pgid):
+    """The processes of session PGID that are not zombies (pid 1 here reaps nobody)."""
+    out = subprocess.run(["ps", "-o", "stat=,args=", "-g", str(pgid)], capture_output=True,
+                         text=True).stdout
+    return [line for line in out.splitlines() if not line.strip().startswith("Z")]
+
+
+def until(check, seconds=20):
+    """CHECK() until it is true or SECONDS passed (generous: the machine may be loaded)."""
+    pause = threading.Event()
+    for _ in range(int(seconds * 10)):
+        if check():
+            return True
+        pause.wait(0.1)
+    return check()
+
+
 @pytest.mark.parametrize("gone_at_start", [False, True])
-def test_forward_dies_with_its_session_and_removes_the_fifo(tmp_path, gone_at_start):
+def test_forward_dies_with_its_session_and_leaves_nothing(tmp_path, gone_at_start):
     """The head's ssh going away closes FORWARD's stdin: it kills its whole group, also when
     that happens as it starts (its children are forked after the first kill)."""
-    fifo = str(tmp_path / ".img.pipe-test" / "fifo")
+    private = private_dir(str(tmp_path / "img"))
     forward = subprocess.Popen(
-        ["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(str(tmp_path / "img")),
-         "sleep", "300"],
+        ["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private,
+         "nodeB", "300", "sleep", "300"],
         stdin=subprocess.DEVNULL if gone_at_start else subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     if not gone_at_start:
-        pause = threading.Event()
-        for _ in range(50):
-            if os.path.exists(fifo):
-                break
-            pause.wait(0.1)
-        assert os.path.exists(fifo)
+        assert until(lambda: in_dir(private))  # waiting for its receiver, in its directory
         forward.stdin.close()  # what sshd does when the connection closes
-    forward.wait(10)
+    forward.wait(20)
     # Nothing of its process group is left (the `sleep 300` included) once the watcher's
     # last round is over.
-    for _ in range(50):
-        left = subprocess.run(["ps", "-o", "pid=", "-g", str(forward.pid)], capture_output=True,
-                              text=True).stdout.split()
-        if not left:
-            break
-        threading.Event().wait(0.1)
-    assert left == []
+    assert until(lambda: not group_left(forward.pid)), group_left(forward.pid)
     assert os.listdir(tmp_path) == []
 
 
@@ -257,68 +281,231 @@ def test_wave_cli_knows_pipeline():
     assert args.pipeline
 
 
-def test_recv_stuck_on_a_dead_forwarder_ends_when_its_file_is_removed(tmp_path):
-    """tee blocks opening the fifo when the forwarder on this host is gone; removing the
-    temporary file (the head's cleanup after Ctrl-C) ends the whole receiver at once."""
+def test_recv_ends_when_its_file_is_removed(tmp_path):
+    """A receiver waiting for its forwarder and for data ends, whole group, when its
+    temporary file goes away."""
     data = os.urandom(1000)
     dest = tmp_path / "img"
-    fifo = str(tmp_path / ".img.pipe-test" / "fifo")
     proc = subprocess.Popen(recv_argv(str(dest), data, feed="1", stall=60),
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:
         tmp = tmp_path / ".img.pipe-test" / "data"
-        for _ in range(50):
-            if tmp.exists() and os.path.exists(fifo):
-                break
-            threading.Event().wait(0.1)
+        assert until(tmp.exists)
         tmp.unlink()
-        proc.wait(10)
+        proc.wait(20)
     finally:
         proc.stdin.close()
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0
-    for _ in range(50):  # the group, tee included, is gone
-        left = subprocess.run(["ps", "-o", "pid=", "-g", str(proc.pid)], capture_output=True,
-                              text=True).stdout.split()
-        if not left:
-            break
-        threading.Event().wait(0.1)
-    assert left == []
+    assert until(lambda: not group_left(proc.pid)), group_left(proc.pid)
     assert not dest.exists()
 
 
-def test_cleanup_kills_the_recorded_groups_and_removes_the_files(tmp_path):
-    """What the head runs on every host after Ctrl-C: a receiver waiting for data and a
-    forwarder waiting on its fifo are both gone when it returns, with their files."""
-    data = os.urandom(1000)
-    dest = tmp_path / "img"
-    private = private_dir(str(dest))
-    procs = [
+def start_pair(private, dest, data, next_cmd=("sleep", "300"), wait="60"):
+    """RECV (fed by a pipe, for a forwarder) and FORWARD (its "ssh" to the next host: NEXT_CMD)
+    on this machine, each in its own session as sshd starts them."""
+    return [
         subprocess.Popen(recv_argv(str(dest), data, feed="1", stall=60), stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True),
         subprocess.Popen(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private,
-                          "sleep", "300"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, start_new_session=True)]
+                          "nodeB", wait, *next_cmd], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)]
+
+
+def end_sessions(procs):
+    """What sshd does when the head's ssh goes away: stdin and stdout close."""
+    for proc in procs:
+        proc.stdin.close()
+        proc.stdout.close()
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def cleanup(private):
+    return subprocess.run(["sh", "-c", node_scripts.CLEANUP_SCRIPT, "clean", private],
+                          capture_output=True, text=True, timeout=60, start_new_session=True)
+
+
+def test_cleanup_ends_every_process_in_the_private_directory(tmp_path):
+    """What the head runs on every host after Ctrl-C: the receiver (and its dd and heartbeat),
+    the forwarder following its file (tail, the watcher of its stdin, and the ssh towards
+    the next host, here a sleep) are all gone when it returns, and so is the directory."""
+    data = os.urandom(1000)
+    dest = tmp_path / "img"
+    private = private_dir(str(dest))
+    procs = start_pair(private, dest, data)
     try:
-        for _ in range(50):
-            if os.path.isdir(private) and \
-                    len([n for n in os.listdir(private) if n.endswith("pgid")]) == 2:
-                break
-            threading.Event().wait(0.1)
-        res = subprocess.run(["sh", "-c", node_scripts.CLEANUP_SCRIPT, "clean", private],
-                             capture_output=True, timeout=30, start_new_session=True)
+        assert until(lambda: os.path.exists(os.path.join(private, "fwd.in")))  # tail follows
+        assert until(lambda: len(in_dir(private)) >= 6), in_dir(private)
+        res = cleanup(private)
         assert res.returncode == 0, res.stderr
+        assert in_dir(private) == []
         for proc in procs:
-            assert proc.wait(5) is not None
-        for proc in procs:
-            left = subprocess.run(["ps", "-o", "stat=", "-g", str(proc.pid)],
-                                  capture_output=True, text=True).stdout.split()
-            assert all(state.startswith("Z") for state in left), left  # only unreaped ones
+            assert proc.wait(10) is not None
+            assert group_left(proc.pid) == []
     finally:
-        for proc in procs:
-            proc.stdin.close()
-            if proc.poll() is None:
-                proc.kill()
+        end_sessions(procs)
     assert os.listdir(tmp_path) == []
+
+
+def test_cleanup_ends_a_forwarder_still_waiting_for_its_receiver(tmp_path):
+    """No receiver yet, nothing recorded: the forwarder waiting in the directory goes too."""
+    private = private_dir(str(tmp_path / "img"))
+    forward = subprocess.Popen(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA",
+                                private, "nodeB", "300", "sleep", "300"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert until(lambda: in_dir(private))
+        res = cleanup(private)
+        assert res.returncode == 0, res.stderr
+        assert forward.wait(10) is not None and group_left(forward.pid) == []
+    finally:
+        end_sessions([forward])
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("delay", [0, 0.02, 0.05, 0.1, 0.2, 0.4])
+def test_cleanup_at_any_moment_then_the_sessions_end_leaves_nothing(tmp_path, delay):
+    """CLEANUP may run while the scripts start (before or while they enter the directory),
+    then their sessions end (the head killed its ssh): nothing of them, and no directory, is
+    left."""
+    data = os.urandom(1000)
+    dest = tmp_path / "img"
+    private = private_dir(str(dest))
+    procs = start_pair(private, dest, data)
+    threading.Event().wait(delay)
+    res = cleanup(private)
+    end_sessions(procs)
+    assert res.returncode == 0, res.stderr
+    for proc in procs:
+        assert until(lambda: not group_left(proc.pid)), group_left(proc.pid)
+    assert until(lambda: os.listdir(tmp_path) == []), os.listdir(tmp_path)
+    assert not dest.exists()
+
+
+def test_signals_again_and_again_do_not_cut_the_cleanup_short(tmp_path):
+    """The watchers send TERM to a group every half second until its script is gone; a burst
+    of them while the scripts clean up must still leave no file and no directory."""
+    data = os.urandom(1000)
+    dest = tmp_path / "img"
+    private = private_dir(str(dest))
+    procs = start_pair(private, dest, data)
+    try:
+        assert until(lambda: os.path.exists(os.path.join(private, "fwd.in")))
+        for _ in range(100):
+            for proc in procs:
+                try:
+                    os.killpg(proc.pid, 15)
+                except ProcessLookupError:
+                    pass
+            threading.Event().wait(0.005)
+        for proc in procs:
+            assert until(lambda: not group_left(proc.pid)), group_left(proc.pid)
+    finally:
+        end_sessions(procs)
+    assert until(lambda: os.listdir(tmp_path) == []), os.listdir(tmp_path)
+
+
+def test_a_planned_forwarder_starts_its_ssh_before_its_receiver_is_there(tmp_path):
+    """The ssh towards the next host starts at once (handshakes do not add up along a chain);
+    with no receiver here within the wait it gets an empty input (a receiver there fails on it)."""
+    marker, got = tmp_path / "started", tmp_path / "got"
+    next_cmd = ["sh", "-c", 'touch "$1"; cat > "$2"', "next", str(marker), str(got)]
+    forward = subprocess.Popen(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA",
+                                private_dir(str(tmp_path / "img")), "nodeB", "3", *next_cmd],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert until(marker.exists)  # no receiver yet, the "ssh" runs
+        forward.wait(30)  # ends with its "ssh" (here: cat, happy with nothing)
+        assert "no receiver running on nodeA" in forward.stderr.read().decode()
+    finally:
+        end_sessions([forward])
+    assert got.read_bytes() == b""
+    assert sorted(os.listdir(tmp_path)) == ["got", "started"]
+
+
+def test_a_late_forwarder_without_a_receiver_says_gone_and_sends_nothing(tmp_path):
+    """A route-around forwarder (wait 0) on a host whose receiver has ended: "HLTPIPE GONE
+    NEXT" on stdout (the head feeds NEXT then), its ssh never runs, nothing left."""
+    marker = tmp_path / "ran"
+    res = subprocess.run(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA",
+                          private_dir(str(tmp_path / "img")), "nodeB", "0",
+                          "touch", str(marker)], stdin=subprocess.PIPE, capture_output=True,
+                         text=True, timeout=30, start_new_session=True)
+    assert res.returncode == 1
+    assert res.stdout.splitlines() == ["HLTPIPE GONE nodeB"]
+    assert "no receiver running on nodeA" in res.stderr
+    assert not marker.exists() and os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------- the engine's checks
+
+class _SteadyHeartbeats(pipeline._Pipeline):
+    """The engine with its one session replaced by a local process that says, twenty times a
+    second, that cn01 holds 5 bytes (the news never stops; the count never moves)."""
+    def start(self):
+        beat = "while :; do echo HLTPIPE P cn01.internal 5; sleep 0.05; done"
+        self.start_session("recv", "cn01.internal", "cn01.internal", ["sh", "-c", beat],
+                    subprocess.DEVNULL)
+
+
+def test_checks_run_while_news_keeps_coming():
+    """A stall is found even when heartbeats arrive more often than the engine's 0.2 s poll
+    (16 hosts' heartbeats did that): the checks run after every batch of news."""
+    run = _SteadyHeartbeats(commands(timeout=1), [["cn01.internal"]], "/dev/null",
+                            report.Reporter(io.StringIO()), "head", 10)
+    worker = threading.Thread(target=run.run, daemon=True)
+    worker.start()
+    try:
+        worker.join(30)  # stalled after 1 s; generous for a loaded machine
+        assert not worker.is_alive(), "the checks never ran"
+    finally:
+        run.kill_all()
+        worker.join(10)
+    assert (run.hosts["cn01.internal"].state, run.hosts["cn01.internal"].reason) == \
+        ("fail", "no data for 1 s")
+
+
+# ---------------------------------------------------------------- slow nodes
+
+def test_a_host_far_below_its_upstream_is_slow_after_two_checks():
+    from hltcloud.chain_watch import HopRates
+    rates = HopRates()
+    verdicts = []
+    for second in range(6):
+        rates.note("up", second, second * 2_500_000)
+        rates.note("slow", second, second * 250_000)
+        lead = second * 2_250_000
+        verdicts.append(rates.slow("slow", second, lead, rates.rate("up", second)))
+    assert verdicts == [False, False, False, False, True, True]  # a rate after 1.5 s, 3 strikes
+
+
+def test_keeping_up_or_a_short_dip_is_not_slow():
+    from hltcloud.chain_watch import HopRates
+    rates = HopRates()
+    got = 0
+    for second in range(10):
+        got += 100_000 if second == 4 else 2_400_000  # one bad second (CPU noise)
+        rates.note("up", second, second * 2_500_000)
+        rates.note("next", second, got)
+        assert not rates.slow("next", second, second * 2_500_000 - got, rates.rate("up", second))
+    rates.reset("next", 10)
+    assert rates.rate("next", 10.5) is None  # a new upstream: measured afresh
+
+
+def test_a_late_heartbeat_of_a_replaced_session_is_no_slowness():
+    from hltcloud.chain_watch import HopRates
+    rates = HopRates()
+    rates.reset("next", 0)
+    for second, count in ((0.5, 700_000), (1, 100_000), (2, 2_600_000), (3, 5_100_000)):
+        rates.note("next", second, count)  # 700 kB: the old session's, queued before it ended
+        assert not rates.slow("next", second, 3_000_000, 2_500_000)
+    assert rates.rate("next", 3) == pytest.approx(2_500_000)

@@ -45,11 +45,17 @@ mv -f -- ./data "../${dest##*/}" || exit 3
 
 
 # Both node scripts run as root in DEST's directory, which the nova user may write; every
-# name in ps is visible to local users. So all helper files (data, data.st, recv.pgid, fifo,
-# fwd.pgid) live in one private directory of the run (0700, in DEST's directory: the final
-# rename is atomic), used by relative names after `cd -P` into it and checks: ".." is the
-# directory we came from, root owns it, mode 700. RECV and FORWARD of one host race to make
-# it: both accept an existing one that passes the checks (only root can make such a one).
+# name in ps is visible to local users. So all helper files (data, recv.pid, fwd.in once a
+# forwarder has opened data) live in one private directory of the run (0700, in DEST's
+# directory: the final rename is atomic), used by relative names after `cd -P` into it and
+# checks: ".." is the directory we came from, root owns it, mode 700. RECV and FORWARD of one
+# host race to make it: both accept an existing one that passes the checks (only root can make
+# such a one). Every process of ours on a host has that directory as its working directory,
+# and only root can enter it: that is how CLEANUP finds them (no record to forge or to miss).
+# A "stop" file in it (CLEANUP's) turns away a script that enters while CLEANUP runs.
+# Signals: until a script is inside, a signal is only noted (then it cleans up and goes); the
+# cleanup itself ignores further ones (the watchers send TERM again and again: a cleanup cut
+# short would leave the directory behind).
 ENTER_FUNCTIONS = r"""
 enter() {
   cd -P -- "${1%/*}/" || return 1
@@ -65,49 +71,53 @@ reap() {
 }
 """
 
-# RECV: $1 host, $2 dest, $3 private dir, $4 "1" to feed the fifo ("" at a chain's end),
-# $5 size, $6 digest, $7 checksum tool, $8 stall seconds. sh (dash) runs it; no bashisms, no
-# single quotes.
+# RECV: $1 host, $2 dest, $3 private dir, $4 "1" when a forwarder here reads our file ("" at a
+# chain's end), $5 size, $6 digest, $7 checksum tool, $8 stall seconds. One process (dd)
+# writes what arrives into the file and stops at SIZE bytes by itself (no end of input needed:
+# no latency per hop); the forwarders on this host follow that file, so a slow next host never
+# slows this one down; the checksum is read from the file once it is complete (page cache).
+# sh (dash) runs it; no bashisms, no single quotes.
 RECV_SCRIPT = ENTER_FUNCTIONS + r"""
-host=$1 dest=$2 priv=$3 feed=$4 size=$5 sum=$6 tool=$7 stall=$8 mon= inside=
+host=$1 dest=$2 priv=$3 feed=$4 size=$5 sum=$6 tool=$7 stall=$8 mon= inside= stop=
 say() { printf "HLTPIPE %s %s %s\n" "$1" "$host" "$2"; }
 clean() {
-  if [ -n "$inside" ]; then
-    inside=; rm -f -- data data.st recv.pgid; if [ -n "$feed" ]; then rm -f -- fifo; fi
-    leave "$priv"
-  fi
+  trap "" HUP INT TERM PIPE
+  if [ -n "$inside" ]; then inside=; rm -f -- data recv.pid fwd.in; leave "$priv"; fi
 }
 fail() { say F "$1"; clean; if [ -n "$mon" ]; then kill "$mon" 2>/dev/null; fi; exit 1; }
-trap "clean; exit 1" HUP INT TERM PIPE
+trap "stop=1" HUP INT TERM PIPE
 [ -d "${dest%/*}/" ] || fail "no directory ${dest%/*}"
 enter "$priv" || fail "refusing: $priv is not a private directory of root"
 inside=1
+trap "clean; exit 1" HUP INT TERM PIPE
+[ -z "$stop" ] && [ ! -e stop ] || fail "stopped"
 set -C  # new files only: never write through a name that exists
 : > data || fail "cannot write $priv/data"
-# Our process group, for the head's cleanup after Ctrl-C (it kills by this record).
-read -r pst < /proc/$$/stat && set -- ${pst##*) } && echo "$3" > recv.pgid
-if [ -n "$feed" ]; then
-  [ -p fifo ] || mkfifo -m 600 fifo 2>/dev/null
-  [ -p fifo ] || fail "cannot make $priv/fifo"
-fi
+# Our pid: the forwarders here follow our file until we end.
+echo "$$" > recv.pid || fail "cannot write $priv/recv.pid"
 (
   trap "" PIPE
   last=-1 idle=0
-  while sleep 1; do
+  while sleep 0.5; do  # twice a second: the head sees a slow hop early
     n=$(stat -c %s data 2>/dev/null) || { reap $$; exit 0; }
     if [ "$n" = "$last" ]; then idle=$((idle + 1)); else idle=0; last=$n; fi
     if ! say P "$n" 2>/dev/null; then reap $$; exit 0; fi
-    if [ "$idle" -ge "$stall" ]; then say F "no data for $stall s"; reap $$; exit 0; fi
+    if [ "$idle" -ge $((stall * 2)) ]; then say F "no data for $stall s"; reap $$; exit 0; fi
   done
 ) &
 mon=$!
-got=$( { tee -p -- data ${feed:+fifo}; echo "$?" > data.st; } | "$tool" )
-st=$(cat data.st 2>/dev/null)
+# The planned forwarder opens our file before we may rename it away (bounded: without it
+# this copy still counts, and the head handles the next host).
+i=0
+while [ -n "$feed" ] && [ ! -e fwd.in ] && [ "$i" -lt $((stall * 5)) ]; do
+  sleep 0.1; i=$((i + 1))
+done
+dd bs=64K count="$size" iflag=count_bytes,fullblock status=none >> data ||
+  fail "write error on $priv/data"
 n=$(stat -c %s data 2>/dev/null)
-[ "$st" = 0 ] || fail "write error on $priv/data"
 [ "$n" = "$size" ] || fail "got $n of $size bytes"
+got=$("$tool" data) || fail "cannot checksum $priv/data"
 [ "${got%% *}" = "$sum" ] || fail "checksum mismatch"
-rm -f -- data.st
 trap "" HUP INT TERM  # verified: finish, whatever happens now
 chmod 644 data && mv -f -- data "../${dest##*/}" || fail "cannot rename into $dest"
 clean
@@ -116,24 +126,50 @@ kill -TERM 0
 exit 0
 """
 
-# FORWARD: $1 host, $2 private dir, then the ssh command line towards the next host.
+# FORWARD: $1 host, $2 private dir, $3 next host, $4 seconds to wait for this host's receiver
+# (0: it must be receiving now, as when a slow host is routed around), then the ssh command
+# line towards the next host. It follows the receiver's file from its first byte (tail -f on
+# an open descriptor: the final rename does not disturb it) until the receiver has ended;
+# ssh reads tail's output directly. A planned forwarder starts its ssh at once, while it
+# waits for the receiver here (the handshakes of a chain do not add up); a route-around one
+# first checks that there is a receiver to follow: if not (its copy was complete, or it
+# ended, meanwhile) it says "HLTPIPE GONE NEXT" on stdout and sends nothing.
 FORWARD_SCRIPT = ENTER_FUNCTIONS + r"""
-host=$1 priv=$2 inside=
-shift 2
-clean() { if [ -n "$inside" ]; then inside=; rm -f -- fifo fwd.pgid; leave "$priv"; fi; }
-# PIPE too: with the session gone, even sh's own "Terminated" note on stderr is fatal.
-trap "clean; exit 1" HUP INT TERM PIPE
+host=$1 priv=$2 next=$3 wait=$4 inside= stop= pid=
+shift 4
+clean() {
+  trap "" HUP INT TERM PIPE
+  if [ -n "$inside" ]; then inside=; [ -e recv.pid ] || rm -f -- fwd.in; leave "$priv"; fi
+}
+attach() {  # within $1 s: the receiver here (its pid) and its file (on fd 4), or why not
+  i=0
+  until [ -s recv.pid ] && [ -f data ]; do
+    [ "$i" -lt $(($1 * 10)) ] || { echo "no receiver running on $host" >&2; return 1; }
+    sleep 0.1; i=$((i + 1))
+  done
+  pid=$(cat recv.pid)
+  case "$pid" in ""|*[!0-9]*) echo "bad receiver record on $host" >&2; return 1;; esac
+  command exec 4< data 2>/dev/null || { echo "no receiver file on $host" >&2; return 1; }
+  : >> fwd.in
+}
+trap "stop=1" HUP INT TERM PIPE
 enter "$priv" || { echo "refusing: $priv is not a private directory of root" >&2; exit 1; }
 inside=1
+# PIPE too: with the session gone, even sh's own "Terminated" note on stderr is fatal.
+trap "clean; exit 1" HUP INT TERM PIPE
+[ -z "$stop" ] && [ ! -e stop ] || { clean; exit 1; }
 set -C
-read -r pst < /proc/$$/stat && (set -- ${pst##*) }; echo "$3" > fwd.pgid)
 exec 3<&0
 ( trap "" PIPE; cat <&3; reap $$ ) >/dev/null 2>&1 &
 exec 3<&-
-[ -p fifo ] || mkfifo -m 600 fifo 2>/dev/null
-[ -p fifo ] || { echo "cannot make $priv/fifo" >&2; clean; exit 1; }
-cat fifo | "$@"
+if [ "$wait" = 0 ]; then
+  attach 0 || { printf "HLTPIPE GONE %s\n" "$next"; clean; exit 1; }
+  tail -c +1 -f -s 0.1 --pid="$pid" <&4 4<&- | "$@" 4<&-
+else
+  { attach "$wait" && exec tail -c +1 -f -s 0.1 --pid="$pid" <&4 4<&-; } | "$@"
+fi
 st=$?
+exec 4<&-
 clean
 trap "" TERM
 kill -TERM 0
@@ -141,28 +177,38 @@ exit $st
 """
 
 
-# CLEANUP (after Ctrl-C): $1 private dir. Kill the process groups our scripts recorded in it
-# (nowhere else: a record anyone else could write is no record), wait until they are gone,
-# remove what they left. Nothing of the run survives the command.
+# CLEANUP (after Ctrl-C, or for the directories of replaced sessions): $1 private dir. Leave
+# a "stop" file (a script entering from now on turns back), then end every process whose
+# working directory is the private directory (only root can put one there: ours, the
+# receiver's dd and checksum, the forwarder's tail and its ssh to the next host, the
+# watchers), TERM for two seconds then KILL, and remove what they left. Nothing of the run
+# survives the command; a script started after it (its session is gone) ends by itself.
 CLEANUP_SCRIPT = r"""
 cd -P -- "${1%/*}/" 2>/dev/null || exit 0
 parent=$(stat -c %d:%i .) || exit 0
 cd -P -- "./${1##*/}" 2>/dev/null || exit 0  # no directory: nothing of ours runs
+here=$(stat -c %d:%i .) || exit 1
 if [ "$(stat -c %d:%i ..)" != "$parent" ] || [ "$(stat -c %u:%a .)" != 0:700 ]; then
   echo "refusing: $1 is not a private directory of root" >&2; exit 1
 fi
-for f in recv.pgid fwd.pgid; do
-  [ -f "$f" ] && [ ! -L "$f" ] || continue
-  g=$(cat -- "$f"); rm -f -- "$f"
-  case "$g" in ""|*[!0-9]*) continue;; esac
-  [ "$g" -gt 1 ] || continue
-  kill -TERM "-$g" 2>/dev/null
-  i=0
-  while [ "$i" -lt 20 ] && kill -0 "-$g" 2>/dev/null; do sleep 0.05; i=$((i + 1)); done
-  kill -KILL "-$g" 2>/dev/null
+set -C
+[ -e stop ] || : > stop || exit 1
+cd -P .. && [ "$(stat -c %d:%i .)" = "$parent" ] || exit 1
+ours() {
+  stat -L -c "%d:%i %n" /proc/[0-9]*/cwd 2>/dev/null | while read -r id path; do
+    if [ "$id" = "$here" ]; then path=${path#/proc/}; echo "${path%/cwd}"; fi
+  done
+}
+n=0
+while pids=$(ours) && [ -n "$pids" ] && [ "$n" -lt 40 ]; do
+  if [ "$n" -lt 20 ]; then kill -TERM $pids 2>/dev/null; else kill -KILL $pids 2>/dev/null; fi
+  sleep 0.1; n=$((n + 1))
 done
-rm -f -- data data.st fifo
+cd -P -- "./${1##*/}" 2>/dev/null || exit 0
+[ "$(stat -c %d:%i .)" = "$here" ] || exit 1
+rm -f -- data recv.pid fwd.in stop
 cd -P .. && rmdir -- "./${1##*/}" 2>/dev/null
+[ -z "$pids" ] || { echo "still running in $1: $pids" >&2; exit 1; }
 exit 0
 """
 

@@ -14,112 +14,55 @@ Sessions (all opened at once, so that ssh handshakes, ~0.1-0.3 s each, do not ad
 a chain):
 - head -> first host of a chain: RECV, with the file on its stdin;
 - head -> every host H but the last of its chain: FORWARD, which runs
-  `cat FIFO | ssh NEXT RECV` on H; the ssh to NEXT carries NEXT's RECV.
-RECV on a host: `tee -p TMP FIFO | sha1sum` (tee -p keeps writing the file when the
-forwarding breaks), a once-a-second "P host bytes" heartbeat, then size and checksum are
-checked and TMP is renamed into place. TMP, FIFO and the records of the process groups live
-in a private directory of the run (root only, hidden beside DEST). Status lines travel back to the
+  `tail -f TMP | ssh NEXT RECV` on H; the ssh to NEXT carries NEXT's RECV.
+RECV on a host: dd writes what arrives into TMP and stops at the file's size, a twice-a-second
+"P host bytes" heartbeat, then size and checksum (read from TMP) are checked and TMP is renamed
+into place. TMP lives in a private directory of the run (root only, hidden beside DEST), the
+working directory of every process of the run on that host. Status lines travel back to the
 head on the stdout of the session that carries the RECV.
+
+Slow nodes (chain_watch.py): the forwarders follow the file, so a host receives at the pace of
+its own upstream hop. A host far slower than its upstream is taken out of the chain: the hosts
+behind it start again, in a new private directory, from its upstream (a new FORWARD there:
+upstream -> next host, reading the upstream's file from its first byte), while the slow node
+keeps its own session and finishes at its own pace. Starting them again from byte 0 is cheap:
+behind a slow node they got only what it could pass on at its pace. An upstream whose copy is
+complete (or whose receiver has just ended: its forwarder says "GONE", having sent nothing) is
+never read from: the head feeds the next host then, as a chain of its own. After a run with
+such route-arounds the head runs CLEANUP on every host and directory of the run, so that what
+the replaced sessions were still ending leaves nothing behind.
 
 Faults: a host that fails or stalls breaks the chain after it; the head kills the sessions of
 hosts without progress for TIMEOUT seconds (or a few seconds after their upstream failed),
-and the hosts that did not get the file are completed by the wave (broadcast.py composes the
-two engines) with the hosts that did as seeds. Remote work dies with its ssh: FORWARD watches its stdin (the head's
-pipe), RECV stops at end of input, at a failed heartbeat write, or after TIMEOUT seconds
-without data, and removes TMP. Their watchers kill the whole process group again and again
-until the script is gone: a single kill can miss a child forked just after it. Ctrl-C kills
-every session's process group and re-raises. The node scripts are in node_scripts.py.
+and the hosts that did not get the file are completed by the wave (broadcast.py) with the
+hosts that did as seeds. Remote work dies with its ssh: FORWARD watches its stdin (the head's
+pipe), RECV stops at end of input, a failed heartbeat write, or TIMEOUT s without data. Their
+watchers kill the whole process group again and again until the script is gone: a single
+kill can miss a child forked just after it. Ctrl-C kills every session's process group, runs
+CLEANUP on every host (every process in the run's private directories ends, the directories
+go) and re-raises. The node scripts are in node_scripts.py.
 """
 import queue
-import shlex
 import socket
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 
-from . import runner
-from .node_scripts import CLEANUP_SCRIPT, FORWARD_SCRIPT, RECV_SCRIPT
-from .transfer import (CHECKSUM_TOOLS, DEFAULT_TIMEOUT, HostResult, TransferError, TransferResult,
-                       check_bounds, check_node_path, check_request, check_source, format_rate, hidden_twin,
-                       prepare_copy, say_delivered)
-from .validate import check_name
+from . import chain_commands, runner
+from .chain_commands import ChainCommands
+from .chain_watch import HopRates, SlowNodes
+from .transfer import (DEFAULT_TIMEOUT, HostResult, TransferError, TransferResult, check_bounds,
+                       check_node_path, check_request, check_source, format_rate, prepare_copy,
+                       say_delivered)
 
 UPSTREAM_GRACE = 5.0  # seconds a host may go without data once the host before it failed
 MARK = "HLTPIPE"  # status lines: "HLTPIPE P|OK|F HOST TEXT"
 
-# ---------------------------------------------------------------- planning (pure)
-
-def plan_chains(hosts, head_slots=1):
-    """Cut HOSTS (in order) into HEAD_SLOTS chains of consecutive hosts, as even as possible;
-    never more chains than hosts."""
-    check_bounds(head_slots=head_slots)
-    hosts = list(dict.fromkeys(hosts))
-    count = min(head_slots, len(hosts))
-    chains, start = [], 0
-    for index in range(count):
-        length = len(hosts) // count + (1 if index < len(hosts) % count else 0)
-        chains.append(hosts[start:start + length])
-        start += length
-    return chains
-
-
-def print_plan(chains, reporter, head_name):
-    """--dry-run: who sends to whom, chain by chain (the wave's plan lines)."""
-    for number, chain in enumerate(chains, 1):
-        reporter.info(f"chain {number}:")
-        for upstream, host in zip([head_name, *chain], chain):
-            reporter.dry(f"{upstream} --> {host}")
-    total = sum(len(chain) for chain in chains)
-    reporter.info(f"{total} host(s) in {len(chains)} pipelined chain(s)")
-
-
-# ---------------------------------------------------------------- remote commands
-
-class ChainCommands:
-    """The command lines of one pipelined run."""
-
-    def __init__(self, ssh, dest, size, checksum, timeout, node_ssh_config, run_id=None):
-        self.ssh = ssh
-        self.dest = dest
-        self.size = int(size)
-        self.algorithm, self.digest = checksum
-        self.tool = CHECKSUM_TOOLS[self.algorithm]
-        self.timeout = int(timeout)
-        self.node_ssh_config = node_ssh_config
-        # The run's private directory, hidden in DEST's directory: the final rename is atomic.
-        self.private = hidden_twin(dest, "pipe", run_id)
-
-    def _options(self, config_file):
-        """Fast ciphers; keepalives every 5 s at most: a chain notices a dead link early."""
-        return self.ssh.options(stall=self.timeout, keepalive=max(1, min(5, self.timeout // 3)),
-                                fast=True, config_file=config_file)
-
-    def recv(self, host, last):
-        """The remote command string that receives on HOST (and feeds its FIFO unless LAST)."""
-        check_name(host, "host name")
-        return shlex.join(["sh", "-c", RECV_SCRIPT, "hltpipe-recv", host, self.dest,
-                           self.private, "" if last else "1", str(self.size), self.digest,
-                           self.tool, str(self.timeout)])
-
-    def head_recv(self, host, last):
-        """Run on the head: ssh HOST RECV, the file on its stdin."""
-        return ["ssh", *self._options(self.ssh.config_file), "--", host, self.recv(host, last)]
-
-    def head_forward(self, host, next_host, next_last):
-        """Run on the head: ssh HOST FORWARD, which sends HOST's FIFO into NEXT_HOST's RECV."""
-        check_name(host, "host name")
-        check_name(next_host, "host name")
-        node_ssh = ["ssh", *self._options(self.node_ssh_config), "--", next_host,
-                    self.recv(next_host, next_last)]
-        remote = shlex.join(["sh", "-c", FORWARD_SCRIPT, "hltpipe-fwd", host, self.private,
-                             *node_ssh])
-        return ["ssh", *self._options(self.ssh.config_file), "--", host, remote]
-
-    def cleanup(self, host):
-        """Remove our temporary twins on HOST (after an interrupted run)."""
-        return ["ssh", *self._options(self.ssh.config_file), "--", check_name(host, "host name"),
-                shlex.join(["sh", "-c", CLEANUP_SCRIPT, "hltpipe-clean", self.private])]
+# Planning is pure and lives with the command lines (chain_commands.py); the dry run of
+# broadcast.py and the tests find it here too.
+plan_chains = chain_commands.plan_chains
+print_plan = chain_commands.print_plan
 
 
 # ---------------------------------------------------------------- engine
@@ -130,11 +73,14 @@ class _Host:
     chain: int
     upstream: str  # the head name or the host before it
     bytes: int = 0
-    changed: float = 0.0  # when its byte count last changed
+    changed: float = 0.0  # when its byte count last changed (at first: TIMEOUT s ahead)
     grace_until: float = 0.0  # set when its upstream failed
     state: str = "wait"  # wait, ok, fail
     reason: str = ""
     seconds: float = 0.0
+    slow: bool = False  # taken out of its chain: finishes on its own
+    began: float = 0.0  # when its current session began, like SECONDS (a new upstream: again)
+    private: str = ""  # its private directory (a new one when it gets a new upstream)
 
 
 @dataclass
@@ -146,9 +92,12 @@ class _Session:
     stderr: list = field(default_factory=list)
     readers: list = field(default_factory=list)
     done: bool = False
+    stale: bool = False  # replaced (its hosts got a new upstream): its news no longer count
+    late: bool = False  # a forwarder started on a host already receiving (a route around)
+    gone: bool = False  # a forwarder that found no receiver to follow ("HLTPIPE GONE"): sent nothing
 
 
-class _Pipeline:
+class _Pipeline(SlowNodes):
     def __init__(self, cmds, chains, source, reporter, head_name, progress_interval):
         self.cmds = cmds
         self.chains = chains
@@ -159,19 +108,27 @@ class _Pipeline:
         self.groups = runner.ProcessGroups()
         self.sessions = []
         self.hosts = {}
-        self.next_of = {}
+        self.next_of = {}  # the host each host forwards to (None: none)
         self.started = time.monotonic()
+        # Before its first byte a host also waits for its sessions' ssh handshakes (a loaded
+        # head opens 2N-1 at once): one more TIMEOUT for that, counted as if data came then.
+        first = self.started + cmds.timeout
         for index, chain in enumerate(chains):
             for position, host in enumerate(chain):
                 upstream = chain[position - 1] if position else head_name
-                self.hosts[host] = _Host(host, index, upstream, changed=self.started)
+                self.hosts[host] = _Host(host, index, upstream, changed=first,
+                                         private=cmds.private)
                 self.next_of[host] = chain[position + 1] if position + 1 < len(chain) else None
+        self.rates = HopRates()
+        self.generation = 0
+        self.privates = {(host, cmds.private) for host in self.hosts}  # for the cleanup
+        self.last_watch = 0.0
         self.progress = reporter.progress("pipelining")
         self.progress_interval = progress_interval
         self._last_progress = 0.0
 
     # -- sessions
-    def _start(self, role, host, carries, argv, stdin):
+    def start_session(self, role, host, carries, argv, stdin):
         proc = self.groups.start(argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         session = _Session(role, host, carries, proc)
         for stream, sink in ((proc.stdout, self._read_stdout), (proc.stderr, self._read_stderr)):
@@ -179,10 +136,16 @@ class _Pipeline:
             session.readers.append(reader)
             reader.start()
         self.sessions.append(session)
+        return session
 
     def _read_stdout(self, session, stream):
         for raw in stream:
             words = raw.decode(errors="replace").rstrip("\n").split(" ", 3)
+            if session is not None and session.stale:
+                continue
+            if session is not None and words[:3] == [MARK, "GONE", session.carries]:
+                session.gone = True
+                continue
             if len(words) >= 3 and words[0] == MARK and words[2] in self.hosts:
                 self.events.put((words[1], words[2], words[3] if len(words) > 3 else ""))
 
@@ -197,13 +160,13 @@ class _Pipeline:
         for chain in self.chains:
             for position, host in enumerate(chain[:-1]):
                 nxt = chain[position + 1]
-                self._start("fwd", host, nxt,
-                            self.cmds.head_forward(host, nxt, position + 2 == len(chain)),
-                            subprocess.PIPE)
+                self.start_session("fwd", host, nxt,
+                                   self.cmds.head_forward(host, nxt, position + 2 == len(chain)),
+                                   subprocess.PIPE)
         for chain in self.chains:
             with open(self.source, "rb") as data:
-                self._start("recv", chain[0], chain[0],
-                            self.cmds.head_recv(chain[0], len(chain) == 1), data)
+                self.start_session("recv", chain[0], chain[0],
+                                   self.cmds.head_recv(chain[0], len(chain) == 1), data)
 
     def kill(self, session):
         if session.proc.poll() is None:
@@ -227,9 +190,9 @@ class _Pipeline:
             say_delivered(self.reporter, state.upstream, host, self.cmds.size, state.seconds)
             return
         self.reporter.warn(f"{state.upstream} --> {host}: {reason}")
-        nxt = self.next_of[host]
-        if nxt and self.hosts[nxt].state == "wait":
-            self.hosts[nxt].grace_until = now + min(UPSTREAM_GRACE, self.cmds.timeout)
+        for other in self.hosts.values():  # the hosts it feeds (a slow node's too)
+            if other.upstream == host and other.state == "wait":
+                other.grace_until = now + min(UPSTREAM_GRACE, self.cmds.timeout)
         # Its status channel has nothing more to say: a forwarder whose receiver failed
         # early (say, refused its directory) would wait on its fifo for ever.
         for session in self.sessions:
@@ -243,8 +206,10 @@ class _Pipeline:
                 count = int(text)
             except ValueError:
                 return
+            now = time.monotonic()
+            self.rates.note(host, now, count)
             if count != state.bytes:
-                state.bytes, state.changed, state.grace_until = count, time.monotonic(), 0.0
+                state.bytes, state.changed, state.grace_until = count, now, 0.0
         elif kind == "OK":
             self._finish(host, True)
         elif kind == "F":
@@ -253,7 +218,9 @@ class _Pipeline:
     def _session_ended(self, session):
         session.done = True
         host = self.hosts[session.carries]
-        if host.state == "wait":
+        if host.state == "wait" and not session.stale and self.refeed_from_head(session, host):
+            pass
+        elif host.state == "wait" and not session.stale:
             detail = session.stderr[-1] if session.stderr else \
                 f"ssh exited with {session.proc.returncode}"
             where = "" if session.role == "recv" else f" (forwarding on {session.host})"
@@ -301,10 +268,12 @@ class _Pipeline:
     def run(self):
         self.start()
         while True:
+            # Every news first, then the checks: with many hosts (heartbeats from each) the
+            # queue is seldom empty for long, and the checks must run all the same.
             try:
-                event = self.events.get(timeout=0.2)
-                self._event(*event)
-                continue
+                self._event(*self.events.get(timeout=0.2))
+                for _ in range(self.events.qsize()):  # the batch there now, never an endless one
+                    self._event(*self.events.get_nowait())
             except queue.Empty:
                 pass
             now = time.monotonic()
@@ -315,6 +284,7 @@ class _Pipeline:
                         self._event(*self.events.get())
                     self._session_ended(session)
             self._stall_check(now)
+            self.watch_rates(now)
             if all(session.done for session in self.sessions):
                 break
             self._show_progress(now)
@@ -352,10 +322,12 @@ def distribute(source, dest, hosts, ssh, reporter, *, head_slots=1, timeout=DEFA
         run.run()
     except BaseException:
         run.kill_all()
-        # The remote sides end by themselves within a second or two; this ends them now (by
-        # their recorded process groups) and removes their files, bounded in time.
-        runner.run_all([cmds.cleanup(host) for host in hosts], 8)
+        # The remote sides end by themselves within a second or two; this ends them now
+        # (every process in a private directory of the run) and removes their files.
+        runner.run_all([cmds.cleanup(host, private) for host, private in sorted(run.privates)], 15)
         raise
+    if run.generation:  # hosts were routed around: end what their replaced sessions left
+        runner.run_all([cmds.cleanup(host, private) for host, private in sorted(run.privates)], 15)
     run._show_progress(time.monotonic(), final=True)
     results = {}
     for host in hosts:

@@ -1,0 +1,178 @@
+"""The two cases of bench_broadcast.py for issue 14 (not a bench of its own: `make bench` runs
+bench_*.py only), and the helpers both files use.
+
+  SlowCase  N nodes at 20mbit, one of them (the 4th) at 2mbit, 16 MiB: when each host's
+            "[ ok ]" line came, as a multiple of one plain copy at 20mbit (T1), and the slow
+            host against its own link's time (size at 2mbit);
+  CpuCase   the CPU of one forwarding node of a pipeline, per MB, against one plain copy
+            (`ssh NODE 'cat > FILE; sha1sum FILE'` from the head, the issue's "ssh in, file
+            write, checksum": the node's side, and the head's ssh).
+
+Each case runs one rsync-wave.py (TOOL: this checkout's, or another's with --before) and
+returns its figures; bench_broadcast.py prints them side by side.
+"""
+import hashlib
+import os
+import re
+import resource
+import subprocess
+import time
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, **kw)
+
+
+def rate_bits(rate):
+    units = {"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
+    match = re.fullmatch(r"([0-9.]+)(bit|kbit|mbit|gbit)", rate)
+    if not match:
+        raise SystemExit(f"--rate: like 200mbit, not {rate!r}")
+    return float(match.group(1)) * units[match.group(2)]
+
+
+def random_file(path, size_mb):
+    with open(path, "wb") as handle:
+        for _ in range(size_mb):
+            handle.write(os.urandom(1 << 20))
+    return path
+
+
+class SlowCase:
+    """N nodes at 20mbit, one at 2mbit: per-host completion times of the pipeline."""
+    FAST, SLOW, SIZE_MB = "20mbit", "2mbit", 16
+
+    def __init__(self, bench):
+        self.bench = bench
+        count = bench.args.slow_nodes
+        self.hosts = bench.names[:count]
+        self.slow = self.hosts[min(3, count - 1)]
+        self.source = random_file(bench.tmp / "slow.raw", self.SIZE_MB)
+        self.own = self.SIZE_MB * 8 * 1.048576 / rate_bits(self.SLOW) * 1e6
+        self.t1 = None
+
+    def prepare(self):
+        """Every node at FAST, the head's link free; T1: the median of 3 plain copies."""
+        bench = self.bench
+        for name in bench.names:
+            bench.shape(name, self.FAST)
+        run(["tc", "qdisc", "del", "dev", f"hltbr{bench.slot}", "root"])  # the nodes' links only
+        t1s = []
+        for _ in range(3):
+            dest = bench.fresh_dest()
+            t0 = time.monotonic()
+            bench.rsync_one_file(self.source, self.hosts[0], dest)
+            t1s.append(time.monotonic() - t0)
+            bench.clean(dest)
+        self.t1 = sorted(t1s)[1]
+
+    def run(self, label, tool):
+        bench, hosts, slow, t1, own = self.bench, self.hosts, self.slow, self.t1, self.own
+        bench.shape(slow, self.SLOW)
+        dest = bench.fresh_dest()
+        done, wall, out = self.pipeline(tool, dest)
+        bench.clean(dest)
+        bench.shape(slow, self.FAST)
+        print(f"\n# slow node ({label}): {len(hosts)} nodes at {self.FAST}, {slow} at "
+              f"{self.SLOW}, {self.SIZE_MB} MiB; T1 (one plain copy at {self.FAST}) {t1:.2f} s; "
+              f"{slow}'s own link: {own:.1f} s; load {os.getloadavg()[0]:.1f}")
+        print(f"{'host':<16} {'from':<16} {'done s':>7} {'x T1':>6}")
+        for host in hosts:
+            src, seconds = done.get(host, ("-", float("nan")))
+            mark = f"  (slow; {seconds / own:.2f} x its own link)" if host == slow else ""
+            print(f"{host:<16} {src:<16} {seconds:7.2f} {seconds / t1:6.2f}{mark}")
+        for line in out:
+            if " is slow " in line or "any more" in line:
+                print(f"  tool: {line}")
+        others = sorted(done[h][1] for h in hosts if h != slow and h in done)
+        return {"others_max": others[-1] / t1, "others_median": others[len(others) // 2] / t1,
+                "slow_own": done.get(slow, ("", float("nan")))[1] / own, "wall": wall / t1}
+
+    def pipeline(self, tool, dest):
+        """Run the pipeline; when each host's "[ ok ]" line came, from the start."""
+        bench = self.bench
+        t0 = time.monotonic()
+        proc = subprocess.Popen([str(tool), "--ssh-config", bench.ssh_config(), "--pipeline",
+                                 "--line-output", str(self.source), dest, *self.hosts],
+                                env=bench.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        done, out = {}, []
+        for line in proc.stdout:
+            out.append(line.rstrip("\n"))
+            match = re.match(r"\[ ok \] (\S+) --> (\S+) ", line)
+            if match and match.group(2) not in done:
+                done[match.group(2)] = (match.group(1), time.monotonic() - t0)
+        proc.wait()
+        if proc.returncode != 0:
+            raise SystemExit("slow case: exit %d\n%s%s" % (proc.returncode, "\n".join(out[-20:]),
+                                                           proc.stderr.read()[-1000:]))
+        return done, time.monotonic() - t0, out
+
+
+class CpuCase:
+    """CPU of a forwarding node per MB, against one plain copy (ssh NODE cat > FILE, sha1sum)."""
+    SIZE_MB = 64
+
+    def __init__(self, bench):
+        self.bench = bench
+        self.hosts = bench.names[:max(3, bench.args.cpu_nodes)]
+        self.source = random_file(bench.tmp / "cpu.raw", self.SIZE_MB)
+        self.digest = hashlib.sha1(self.source.read_bytes()).hexdigest()
+        self.plain = None
+
+    def prepare(self):
+        """Links free; the node's own cgroups; the plain copy (median of 3). False: no cgroup."""
+        bench, meter, hosts = self.bench, self.bench.meter, self.hosts
+        if not meter.group:
+            print("\n# cpu per hop: no cpuacct cgroup, not measured")
+            return False
+        for name in bench.names:
+            bench.shape(name, "off")
+        run(["tc", "qdisc", "del", "dev", f"hltbr{bench.slot}", "root"])
+        for name in hosts:
+            meter.node(name, int((bench.state / "nodes" / name / "sshd.pid").read_text()))
+        plain = []
+        for _ in range(3):
+            dest = bench.fresh_dest()
+            node0, head0 = meter.node_seconds(hosts[0]), children_cpu()
+            bench.rsync_one_file(self.source, hosts[0], dest, plain=True)
+            plain.append((meter.node_seconds(hosts[0]) - node0, children_cpu() - head0))
+            bench.clean(dest)
+        self.plain = sorted(plain, key=sum)[1]
+        return True
+
+    def run(self, label, tool):
+        bench, meter, hosts = self.bench, self.bench.meter, self.hosts
+        rows = []
+        for _ in range(3):
+            dest = bench.fresh_dest()
+            before = {h: meter.node_seconds(h) for h in hosts}
+            res = run([str(tool), "--ssh-config", bench.ssh_config(), "--pipeline",
+                       str(self.source), dest, *hosts], env=bench.env())
+            if res.returncode != 0:
+                raise SystemExit(f"cpu case: {res.stdout[-1000:]}{res.stderr[-500:]}")
+            got = hashlib.sha1(bench.node_path(hosts[-1], dest).read_bytes()).hexdigest()
+            if got != self.digest:
+                raise SystemExit(f"cpu case: wrong file on {hosts[-1]}")
+            bench.clean(dest)
+            # the forwarding nodes: every host but the last
+            rows.append(sorted(meter.node_seconds(h) - before[h] for h in hosts[:-1]))
+        fwd = sorted(r[len(r) // 2] for r in rows)[1]
+        mb = self.SIZE_MB * 1.048576
+        node_s, head_s = self.plain
+        whole = node_s + head_s
+        print(f"\n# CPU per hop ({label}): {self.SIZE_MB} MiB, {len(hosts)} nodes, links not "
+              f"shaped; load {os.getloadavg()[0]:.1f}")
+        print(f"{'what':<44} {'CPU s':>6} {'ms/MB':>6} {'x plain':>8}")
+        for what, secs in (("plain copy, node side (sshd, cat, sha1sum)", node_s),
+                           ("plain copy, head side (ssh)", head_s),
+                           ("plain copy, both ends", whole),
+                           ("pipeline, one forwarding node (median)", fwd)):
+            print(f"{what:<44} {secs:6.2f} {secs / mb * 1000:6.1f} {secs / whole:8.2f}")
+        print(f"forwarding node against the plain copy's node side alone: {fwd / node_s:.2f} x")
+        return {"fwd_ms_mb": fwd / mb * 1000, "x_plain": fwd / whole, "x_node_side": fwd / node_s}
