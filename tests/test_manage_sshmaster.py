@@ -246,3 +246,37 @@ def test_private_dir_is_0700_in_tmpdir_or_in_tmp(monkeypatch, tmp_path):
             assert len(os.path.join(made, "s")) <= sshmaster.MAX_SOCKET_PATH
         finally:
             os.rmdir(made)
+
+
+def test_a_host_another_run_holds_gets_no_connection(cluster, nova, tmpdir_env, tmp_path):
+    """The host lock comes first: a run refused because another one works on the host starts
+    no ssh to it at all (the master starts only once the lock is ours). Every process the
+    second run starts is written down by an audit hook (sitecustomize on its PYTHONPATH): a
+    killed ssh may never get as far as connecting, a started one is seen all the same."""
+    env, tmp = tmpdir_env
+    host = cluster.names[0]
+    start_compute(cluster, nova, [host])
+    stuck, = boot_on(cluster, nova, host, 1)
+    cluster.sim("POST", f"/sim/servers/{stuck}/stuck")
+    hook_dir, started = tmp_path / "hook", tmp_path / "started"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(
+        "import sys\n"
+        f"def _hook(event, args, _log=open({str(started)!r}, 'a')):\n"
+        "    if event == 'subprocess.Popen':\n"
+        "        _log.write(repr(args[1]) + '\\n')\n"
+        "        _log.flush()\n"
+        "sys.addaudithook(_hook)\n")
+    first = subprocess.Popen([str(REPO / "bin" / MANAGE), "--for-real", "--vm-timeout", "8",
+                              "disable", host], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        for line in first.stdout:  # it holds the lock: it waits for the deletes
+            if "Waiting max" in line:
+                break
+        second = run({**env, "PYTHONPATH": str(hook_dir)}, "--for-real", "enable", host)
+    finally:
+        first.communicate(timeout=60)
+    assert second.returncode == 1
+    assert f"another openstack-hlt-manage run (pid {first.pid})" in second.stdout, second.stdout
+    assert started.exists()  # the hook was there
+    assert not [line for line in started.read_text().splitlines() if "ssh" in line]

@@ -26,7 +26,12 @@ LINE_EVERY = 10.0  # off a TTY: a progress line when the count changes or this o
 
 def enable(ctx, host, service):
     if not _lock(ctx, host):
-        return False
+        return False  # another run has the host: not even a connection to it
+    with daemons.connection(ctx, host):  # its handshake overlaps the first requests
+        return _enable(ctx, host, service)
+
+
+def _enable(ctx, host, service):
     if not computes.set_status(ctx, host, service, enable=True):
         return False
     if not daemons.start_or_stop(ctx, host, "start"):
@@ -39,6 +44,11 @@ def enable(ctx, host, service):
 def disable(ctx, host, service):
     if not _lock(ctx, host):
         return False
+    with daemons.connection(ctx, host):
+        return _disable(ctx, host, service)
+
+
+def _disable(ctx, host, service):
     if not computes.set_status(ctx, host, service, enable=False, reason=disable_reason()):
         return False
     if not daemons.start_or_stop(ctx, host, "start"):

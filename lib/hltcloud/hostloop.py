@@ -4,7 +4,7 @@ One host's failure never stops the others; a bug in one host's action is that ho
 failure. Ctrl-C starts no new action and says which host was interrupted and which were not
 started. The summary (or, for a subworker, its "Done on" line) ends the run.
 """
-from . import computes, daemons, enable_disable, parallel, rerun
+from . import computes, enable_disable, parallel, rerun
 from .cloud import CloudError, describe_error
 from .errors import FAILED, INTERRUPTED, OK
 from .manage_cli import PROG
@@ -64,8 +64,7 @@ def one_by_one(ctx, action, services, hosts):
     rep = ctx.rep
     for index, host in enumerate(hosts):
         try:
-            with daemons.connection(ctx, host):  # its handshake overlaps the first requests
-                action(ctx, host, services[host])
+            action(ctx, host, services[host])
         except computes.API_ERRORS as err:  # an unexpected API error: this host's failure
             rep.fail(f"{host}: {describe_error(err)}", host=host)
         except Exception as err:  # noqa: BLE001 -- a bug must not stop the other hosts
