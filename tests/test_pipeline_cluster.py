@@ -185,13 +185,15 @@ def test_prefill_pipelines_by_default_and_waves_on_request(cluster):
 @pytest.mark.parametrize("slow_at", [[2], [1, 2]], ids=["one-slow-node", "two-slow-nodes-side-by-side"])
 def test_a_slow_node_is_taken_out_of_the_chain(cluster, payload, slow_at):
     """Every link at 10mbit but the slow nodes' at 2mbit: the slow nodes are routed around
-    (the hosts behind them fed by the host before them), finish on their own, and every
-    host ends with the verified file; the others are done well before the slow ones."""
+    (the host after them takes over from the host before them, keeping what it got; the
+    hosts behind keep their sessions), finish on their own, and every host ends with the
+    verified file; the others are done well before the slow ones."""
     source, dest = payload(8 * 1024 * 1024)
     slow = [cluster.names[i] for i in slow_at]
     for name in cluster.names:
         # 10mbit: the host before the slow ones is mostly still receiving when they are found
         cluster.shape(name, "2mbit" if name in slow else "10mbit")
+    opened = {name: cluster.connections(name) for name in cluster.names}
     started = time.monotonic()
     res = cluster.run_tool("rsync-wave.py", "--pipeline", "--line-output", str(source), dest,
                            *cluster.names)
@@ -216,6 +218,12 @@ def test_a_slow_node_is_taken_out_of_the_chain(cluster, payload, slow_at):
     feeders = (before, pairs[cluster.names[0]])
     assert pairs[cluster.names[slow_at[-1] + 1]] in feeders
     assert pairs[slow[0]] == before and all(pairs[n] in feeders for n in slow)
+    # Connections each node accepted (counted by the node): the host after the slow ones one
+    # more (its new receiver), the hosts behind it none (a forwarder and a receiver each, the
+    # last host a receiver only), as if there had been no slow node.
+    new = {name: cluster.connections(name) - opened[name] for name in cluster.names}
+    behind = cluster.names[slow_at[-1] + 1:]
+    assert [new[name] for name in behind] == [3] + [2] * (len(behind) - 2) + [1], new
     assert eventually(lambda: twins(cluster, dest), 10) == []
     assert eventually(lambda: our_processes(dest), 10) == []
 

@@ -4,6 +4,7 @@ import hashlib
 import io
 import os
 import shlex
+import signal
 import subprocess
 import threading
 
@@ -66,8 +67,8 @@ def test_forward_command_parses_back_into_the_same_words():
     remote = shlex.split(argv[-1])
     assert remote[:3] == ["sh", "-c", node_scripts.FORWARD_SCRIPT]
     assert remote[3:6] == ["hltpipe-fwd", "cn01.internal", cmds.private]
-    assert remote[6:8] == ["cn02.internal", "30"]  # the next host, seconds to wait for RECV
-    node_ssh = remote[8:]
+    assert remote[6:9] == ["cn02.internal", "30", "0"]  # next host, wait for RECV, start byte
+    node_ssh = remote[9:]
     assert node_ssh[0] == "ssh" and node_ssh[-3:-1] == ["--", "cn02.internal"]
     assert node_ssh[1:3] == ["-F", "/etc/hlt/ssh config"]  # one word, spaces and all
     assert "Compression=no" in node_ssh and "BatchMode=yes" in node_ssh
@@ -125,6 +126,12 @@ def private_dir(dest):
 def recv_argv(dest, data, feed="", stall=5):
     return ["sh", "-c", node_scripts.RECV_SCRIPT, "recv", "nodeA", dest, private_dir(dest), feed,
             str(len(data)), hashlib.sha1(data).hexdigest(), "sha1sum", str(stall)]
+
+
+def forward_argv(private, wait, *next_cmd, start=0):
+    """FORWARD on "nodeA" towards "nodeB": NEXT_CMD stands for the ssh to nodeB."""
+    return ["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private, "nodeB", wait,
+            str(start), *next_cmd]
 
 
 def run_recv(dest, data, sent=None, **kw):
@@ -194,8 +201,7 @@ def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path
     dest_a, dest_b = str(tmp_path / "a" / "img"), str(tmp_path / "b" / "img")
     forward = subprocess.Popen(
         # setsid: RECV(b) runs in its own session, as sshd would start it.
-        ["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private_dir(dest_a),
-         "nodeB", "10", "setsid", "-w", *recv_argv(dest_b, data)],
+        forward_argv(private_dir(dest_a), "10", "setsid", "-w", *recv_argv(dest_b, data)),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True)
     first = run_recv(dest_a, data, feed="1")
@@ -249,8 +255,7 @@ def test_forward_dies_with_its_session_and_leaves_nothing(tmp_path, gone_at_star
     that happens as it starts (its children are forked after the first kill)."""
     private = private_dir(str(tmp_path / "img"))
     forward = subprocess.Popen(
-        ["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private,
-         "nodeB", "300", "sleep", "300"],
+        forward_argv(private, "300", "sleep", "300"),
         stdin=subprocess.DEVNULL if gone_at_start else subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     if not gone_at_start:
@@ -261,6 +266,57 @@ def test_forward_dies_with_its_session_and_leaves_nothing(tmp_path, gone_at_star
     # last round is over.
     assert until(lambda: not group_left(forward.pid)), group_left(forward.pid)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_new_receiver_takes_over_and_the_forwarder_there_reads_the_file_to_its_end(tmp_path):
+    """A take-over (the upstream was slow): the old receiver got 1 MiB of 3 MB from a sender that
+    stays connected; the new one starts from byte 600,000 (sent again: dropped), appends the
+    rest and verifies; the forwarder that follows the old receiver passes the whole file on;
+    the old receiver ends silently once the new one is done."""
+    data = os.urandom(3_000_000)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    dest_a, dest_b = str(tmp_path / "a" / "img"), str(tmp_path / "b" / "img")
+    forward = subprocess.Popen(
+        forward_argv(private_dir(dest_a), "10", "setsid", "-w", *recv_argv(dest_b, data)),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    old = subprocess.Popen(recv_argv(dest_a, data, feed="1"), stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        old.stdin.write(data[:1 << 20])
+        old.stdin.flush()
+        got = os.path.join(private_dir(dest_a), "data")
+        assert until(lambda: os.path.exists(got) and os.path.getsize(got) == 1 << 20)
+        new = subprocess.run(recv_argv(dest_a, data, feed="1") + ["600000"],
+                             input=data[600_000:], capture_output=True, timeout=30,
+                             start_new_session=True)
+        assert new.returncode == 0, new.stderr
+        assert status_lines(new.stdout) == [["OK", f"nodeA {len(data)}"]]
+        assert old.wait(10) == 0  # its sender is still there: it ended by itself
+        assert status_lines(old.stdout.read()) == []  # not a word once taken over
+        assert forward.wait(30) == 0
+    finally:
+        for proc in (old, forward):
+            proc.stdin.close()
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert status_lines(forward.stdout.read()) == [["OK", f"nodeA {len(data)}"]]
+    assert open(dest_a, "rb").read() == data and open(dest_b, "rb").read() == data
+    assert sorted(os.listdir(tmp_path / "a")) == ["img"]
+    assert sorted(os.listdir(tmp_path / "b")) == ["img"]
+
+
+def test_a_take_over_without_a_receiver_there_fails_and_leaves_nothing(tmp_path):
+    dest = str(tmp_path / "img")
+    res = run_recv(dest, b"x" * 1000, sent=b"x" * 1000)  # a fresh one: works
+    assert res.returncode == 0
+    res = subprocess.run(recv_argv(str(tmp_path / "img2"), b"x" * 1000) + ["0"], input=b"x",
+                         capture_output=True, timeout=30, start_new_session=True)
+    assert res.returncode == 1
+    assert status_lines(res.stdout) == [["F", f"nodeA no receiver to take over in "
+                                               f"{private_dir(str(tmp_path / 'img2'))}"]]
+    assert sorted(os.listdir(tmp_path)) == ["img"]
 
 
 def test_recv_status_parsing_ignores_strangers(tmp_path):
@@ -309,8 +365,7 @@ def start_pair(private, dest, data, next_cmd=("sleep", "300"), wait="60"):
     return [
         subprocess.Popen(recv_argv(str(dest), data, feed="1", stall=60), stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True),
-        subprocess.Popen(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA", private,
-                          "nodeB", wait, *next_cmd], stdin=subprocess.PIPE,
+        subprocess.Popen(forward_argv(private, wait, *next_cmd), stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)]
 
 
@@ -357,8 +412,7 @@ def test_cleanup_ends_every_process_in_the_private_directory(tmp_path):
 def test_cleanup_ends_a_forwarder_still_waiting_for_its_receiver(tmp_path):
     """No receiver yet, nothing recorded: the forwarder waiting in the directory goes too."""
     private = private_dir(str(tmp_path / "img"))
-    forward = subprocess.Popen(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA",
-                                private, "nodeB", "300", "sleep", "300"],
+    forward = subprocess.Popen(forward_argv(private, "300", "sleep", "300"),
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -418,8 +472,7 @@ def test_a_planned_forwarder_starts_its_ssh_before_its_receiver_is_there(tmp_pat
     with no receiver here within the wait it gets an empty input (a receiver there fails on it)."""
     marker, got = tmp_path / "started", tmp_path / "got"
     next_cmd = ["sh", "-c", 'touch "$1"; cat > "$2"', "next", str(marker), str(got)]
-    forward = subprocess.Popen(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA",
-                                private_dir(str(tmp_path / "img")), "nodeB", "3", *next_cmd],
+    forward = subprocess.Popen(forward_argv(private_dir(str(tmp_path / "img")), "3", *next_cmd),
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -436,9 +489,8 @@ def test_a_late_forwarder_without_a_receiver_says_gone_and_sends_nothing(tmp_pat
     """A route-around forwarder (wait 0) on a host whose receiver has ended: "HLTPIPE GONE
     NEXT" on stdout (the head feeds NEXT then), its ssh never runs, nothing left."""
     marker = tmp_path / "ran"
-    res = subprocess.run(["sh", "-c", node_scripts.FORWARD_SCRIPT, "fwd", "nodeA",
-                          private_dir(str(tmp_path / "img")), "nodeB", "0",
-                          "touch", str(marker)], stdin=subprocess.PIPE, capture_output=True,
+    res = subprocess.run(forward_argv(private_dir(str(tmp_path / "img")), "0",
+                                      "touch", str(marker)), stdin=subprocess.PIPE, capture_output=True,
                          text=True, timeout=30, start_new_session=True)
     assert res.returncode == 1
     assert res.stdout.splitlines() == ["HLTPIPE GONE nodeB"]
@@ -485,7 +537,20 @@ def test_a_host_far_below_its_upstream_is_slow_after_two_checks():
         rates.note("slow", second, second * 250_000)
         lead = second * 2_250_000
         verdicts.append(rates.slow("slow", second, lead, rates.rate("up", second)))
-    assert verdicts == [False, False, False, False, True, True]  # a rate after 1.5 s, 3 strikes
+    # a rate one second after the first byte (second 1), then two strikes
+    assert verdicts == [False, False, False, True, True, True]
+
+
+def test_a_host_whose_sessions_start_late_is_not_slow():
+    from hltcloud.chain_watch import HopRates
+    rates = HopRates()
+    got = {2.5: 50_000, 3.0: 400_000}  # nothing for 2.5 s (handshakes), then TCP's slow start
+    for tick in range(16):
+        now = tick / 2
+        count = got.get(now, 0 if now < 2.5 else 400_000 + (now - 3.0) * 2_400_000)
+        rates.note("up", now, now * 2_500_000)
+        rates.note("next", now, count)
+        assert not rates.slow("next", now, now * 2_500_000 - count, rates.rate("up", now)), now
 
 
 def test_keeping_up_or_a_short_dip_is_not_slow():

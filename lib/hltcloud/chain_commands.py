@@ -63,29 +63,35 @@ class ChainCommands:
         return self.ssh.options(stall=self.timeout, keepalive=max(1, min(5, self.timeout // 3)),
                                 fast=True, config_file=config_file)
 
-    def recv(self, host, last, private=None):
-        """The remote command string that receives on HOST (for a forwarder there unless LAST)."""
+    def recv(self, host, last, private=None, take_over=None):
+        """The remote command string that receives on HOST (for a forwarder there unless LAST).
+        TAKE_OVER: the byte the sender starts at, for a new receiver that takes over the one
+        in PRIVATE (its upstream was slow)."""
         check_name(host, "host name")
-        return shlex.join(["sh", "-c", RECV_SCRIPT, "hltpipe-recv", host, self.dest,
-                           private or self.private, "" if last else "1", str(self.size),
-                           self.digest, self.tool, str(self.timeout)])
+        argv = ["sh", "-c", RECV_SCRIPT, "hltpipe-recv", host, self.dest, private or self.private,
+                "" if last else "1", str(self.size), self.digest, self.tool, str(self.timeout)]
+        if take_over is not None:
+            argv.append(str(int(take_over)))
+        return shlex.join(argv)
 
-    def head_recv(self, host, last, private=None):
-        """Run on the head: ssh HOST RECV, the file on its stdin."""
+    def head_recv(self, host, last, private=None, take_over=None):
+        """Run on the head: ssh HOST RECV, the file (from byte TAKE_OVER, if given) on its stdin."""
         return ["ssh", *self._options(self.ssh.config_file), "--", host,
-                self.recv(host, last, private)]
+                self.recv(host, last, private, take_over)]
 
     def head_forward(self, host, next_host, next_last, private=None, next_private=None,
-                     late=False):
+                     late=False, take_over=None):
         """Run on the head: ssh HOST FORWARD, which sends HOST's file (in PRIVATE) into NEXT_HOST's
-        RECV (in NEXT_PRIVATE). LATE: HOST is receiving already (a new downstream)."""
+        RECV (in NEXT_PRIVATE). LATE: HOST is receiving already (a new downstream); TAKE_OVER:
+        the byte to start at, for a receiver that takes over on NEXT_HOST."""
         check_name(host, "host name")
         check_name(next_host, "host name")
         node_ssh = ["ssh", *self._options(self.node_ssh_config), "--", next_host,
-                    self.recv(next_host, next_last, next_private)]
+                    self.recv(next_host, next_last, next_private, take_over)]
         remote = shlex.join(["sh", "-c", FORWARD_SCRIPT, "hltpipe-fwd", host,
                              private or self.private, next_host,
-                             "0" if late else str(self.timeout), *node_ssh])
+                             "0" if late else str(self.timeout), str(int(take_over or 0)),
+                             *node_ssh])
         return ["ssh", *self._options(self.ssh.config_file), "--", host, remote]
 
     def cleanup(self, host, private=None):

@@ -14,6 +14,10 @@ behind it keep up with their (slow) upstream and are not blamed.
 The rule, robust to the CPU noise of many nodes sharing few cores: over the last WINDOW
 seconds the host got less than SLOW_FRACTION of its upstream's rate, its upstream is at least
 MIN_LEAD bytes ahead of it, and this held at CONFIRM checks in a row (half a second apart).
+A rate is measured from a host's first byte on: a host whose sessions are still starting (a
+loaded head opens them all at once) is not slow, and a slow one is seen one window after its
+first byte; its upstream's rate is taken over UP_WINDOW seconds, so that an upstream that
+started just before it does not delay the verdict.
 A host the head feeds is measured against the hosts done so far (none at first: the first
 host of a chain is never blamed, its slowness could be the head's uplink).
 
@@ -26,10 +30,11 @@ import time
 
 from .transfer import format_rate
 
-WINDOW = 1.5  # seconds of heartbeats a rate is measured over
+WINDOW = 1.0  # seconds of heartbeats a host's rate is measured over
+UP_WINDOW = 0.5  # and its upstream's
 SLOW_FRACTION = 0.3  # a host below this fraction of its upstream's rate is slow...
 MIN_LEAD = 1 << 20  # ...once its upstream is this many bytes ahead of it...
-CONFIRM = 3  # ...at this many checks in a row
+CONFIRM = 2  # ...at this many checks in a row
 
 
 class HopRates:
@@ -50,14 +55,14 @@ class HopRates:
         while len(samples) > 2 and samples[1][0] < now - 3 * WINDOW:
             samples.pop(0)
 
-    def rate(self, host, now):
+    def rate(self, host, now, window=WINDOW):
         """Bytes per second over about the last WINDOW seconds; None before there is that much."""
         samples = self.samples.get(host, [])
         if not samples:
             return None
         t1, b1 = samples[-1]
-        older = [s for s in samples if s[0] <= t1 - WINDOW]
-        if not older or now - t1 > WINDOW:  # too young, or no heartbeat for a while: unknown
+        older = [s for s in samples if s[0] <= t1 - window and s[1] > 0]
+        if not older or now - t1 > max(window, WINDOW):  # too young, or no news for a while
             return None
         t0, b0 = older[-1]
         return (b1 - b0) / max(t1 - t0, 1e-3)
@@ -91,15 +96,17 @@ class SlowNodes:
                 lead, up_rate = self.cmds.size - host.bytes, done[len(done) // 2] if done else None
             else:
                 lead = up.bytes - host.bytes
-                up_rate = (self.rates.rate(up.name, now) if up.state == "wait"
+                up_rate = (self.rates.rate(up.name, now, UP_WINDOW) if up.state == "wait"
                            else self.cmds.size / max(up.seconds - up.began, 1e-3))
             if self.rates.slow(host.name, now, lead, up_rate):
                 self.route_around(host, up, now)
                 return  # one change a round: the next round measures the new chain
 
-    def _feed_from_head(self, name, last, private):
+    def _feed_from_head(self, name, last, private, take_over=None):
         with open(self.source, "rb") as data:
-            self.start_session("recv", name, name, self.cmds.head_recv(name, last, private), data)
+            data.seek(take_over or 0)
+            self.start_session("recv", name, name,
+                               self.cmds.head_recv(name, last, private, take_over), data)
 
     def refeed_from_head(self, session, host):
         """A route-around forwarder that found no receiver to follow on its host (that host's
@@ -118,8 +125,43 @@ class SlowNodes:
             self.next_of[session.host] = None
         self.reporter.info(f"no receiver on {session.host} any more: "
                            f"{self.head_name} --> {host.name} now")
-        self._feed_from_head(host.name, self.next_of.get(host.name) is None, host.private)
+        self._feed_from_head(host.name, self.next_of.get(host.name) is None, host.private,
+                             host.took_from)
         return True
+
+    def _feeder(self, up):
+        """From the upstream's file while it receives; once that file is in place (a host reads
+        nothing there that nova could swap), from the head."""
+        return up.name if up and up.state == "wait" else self.head_name
+
+    def _say_routed(self, slow, up, feeder, first, rate, now):
+        up_rate = self.rates.rate(up.name, now) if feeder != self.head_name else None
+        got = f"{up.name} gets {format_rate(up_rate, 1)}" if up_rate else "others got it faster"
+        self.reporter.info(f"{slow.name} is slow ({rate}, {got}): taken out of "
+                           f"the chain, {feeder} --> {first} now; {slow.name} finishes on its own")
+
+    def _take_over(self, slow, up, first, now, rate):
+        """FIRST, the host after SLOW, gets a new receiver fed by SLOW's upstream (or the head)
+        from the bytes it has: it keeps its file, and the hosts behind it keep their sessions,
+        which follow that file. What fed FIRST through SLOW stops by itself once the new
+        receiver ends; its news no longer count."""
+        for session in self.sessions:
+            if not session.done and session.carries == first.name:
+                session.stale = True
+        feeder = self._feeder(up)
+        self.next_of[slow.name] = None
+        first.took_from, first.upstream, first.grace_until = first.bytes, feeder, 0.0
+        first.changed = now + self.cmds.timeout  # a new session: its handshake first
+        self.rates.reset(first.name, now)  # measured afresh, from the new sender's first bytes
+        self._say_routed(slow, up, feeder, first.name, rate, now)
+        last = self.next_of[first.name] is None
+        if feeder == self.head_name:
+            self._feed_from_head(first.name, last, first.private, first.took_from)
+            return
+        self.start_session("fwd", up.name, first.name, self.cmds.head_forward(
+            up.name, first.name, last, up.private, first.private, late=True,
+            take_over=first.took_from), subprocess.PIPE).late = True
+        self.next_of[up.name] = first.name
 
     def _behind(self, host):
         """The hosts after HOST in its chain that still wait for the file, in order."""
@@ -137,6 +179,13 @@ class SlowNodes:
             self.reporter.info(f"{slow.name} is slow ({rate}): last of its chain, it finishes "
                                "at its own pace")
             return
+        first = self.hosts[behind[0]]
+        if first.took_from is None and first.bytes > 0:
+            self._take_over(slow, up, first, now, rate)
+            return
+        # The host after it has no receiver to take over yet (no byte written), or it took
+        # over once already (one take-over per directory): the hosts behind start again, in
+        # a new private directory.
         # What fed them, and what they ran, stops: the old sessions end by themselves (their
         # files go with them), their news no longer count.
         old = [s for s in self.sessions if not s.done and
@@ -148,23 +197,18 @@ class SlowNodes:
             except (ProcessLookupError, PermissionError):
                 pass
         self.next_of[slow.name] = None
-        # From the upstream's file while it receives; once that file is in place (a host
-        # reads nothing there that nova could swap), from the head, as a chain of its own.
-        feeder = up.name if up and up.state == "wait" else self.head_name
+        feeder = self._feeder(up)
         self.generation += 1
         private = self.cmds.private_dir(self.generation)
         for name in behind:
             state = self.hosts[name]
-            state.bytes, state.grace_until, state.private = 0, 0.0, private
+            state.bytes, state.grace_until, state.private, state.took_from = 0, 0.0, private, None
             state.changed = now + self.cmds.timeout  # new sessions: their handshakes first
             state.began = now - self.started
             self.privates.add((name, private))
             self.rates.reset(name, now)
         self.hosts[behind[0]].upstream = feeder
-        up_rate = self.rates.rate(up.name, now) if feeder != self.head_name else None
-        got = f"{up.name} gets {format_rate(up_rate, 1)}" if up_rate else "others got it faster"
-        self.reporter.info(f"{slow.name} is slow ({rate}, {got}): taken out of "
-                           f"the chain, {feeder} --> {behind[0]} now; {slow.name} finishes on its own")
+        self._say_routed(slow, up, feeder, behind[0], rate, now)
         for position, name in enumerate(behind[:-1]):
             nxt = behind[position + 1]
             self.start_session("fwd", name, nxt, self.cmds.head_forward(

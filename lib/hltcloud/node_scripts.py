@@ -72,33 +72,62 @@ reap() {
 """
 
 # RECV: $1 host, $2 dest, $3 private dir, $4 "1" when a forwarder here reads our file ("" at a
-# chain's end), $5 size, $6 digest, $7 checksum tool, $8 stall seconds. One process (dd)
-# writes what arrives into the file and stops at SIZE bytes by itself (no end of input needed:
-# no latency per hop); the forwarders on this host follow that file, so a slow next host never
-# slows this one down; the checksum is read from the file once it is complete (page cache).
+# chain's end), $5 size, $6 digest, $7 checksum tool, $8 stall seconds, $9 (a take-over only)
+# the byte the sender starts at. One process (dd) writes what arrives into the file and stops
+# at SIZE bytes by itself (no end of input needed: no latency per hop); the forwarders on this
+# host follow that file, so a slow next host never slows this one down; the checksum is read
+# from the file once it is complete (page cache).
+# A take-over (issue 14: this host's upstream was slow and is taken out of the chain): a
+# receiver runs in the private directory already, and the forwarders here follow its file and
+# its pid. The new receiver says so ("took", with its pid), stops the old one's dd, keeps the
+# bytes of the file, drops what the sender sends again (from $9 up to the file's size) and
+# appends the rest; the old receiver, finding "took" after its dd, only stays alive (silent:
+# its session may be gone) until the new one has ended, so that the forwarders here read the
+# file to its end. One take-over per directory.
 # sh (dash) runs it; no bashisms, no single quotes.
 RECV_SCRIPT = ENTER_FUNCTIONS + r"""
-host=$1 dest=$2 priv=$3 feed=$4 size=$5 sum=$6 tool=$7 stall=$8 mon= inside= stop=
+host=$1 dest=$2 priv=$3 feed=$4 size=$5 sum=$6 tool=$7 stall=$8 from=$9
+mon= inside= entered= stop= skip=0 count=$5 ddpid=
 say() { printf "HLTPIPE %s %s %s\n" "$1" "$host" "$2"; }
 clean() {
   trap "" HUP INT TERM PIPE
-  if [ -n "$inside" ]; then inside=; rm -f -- data recv.pid fwd.in; leave "$priv"; fi
+  if [ -n "$ddpid" ]; then kill "$ddpid" 2>/dev/null; ddpid=; fi
+  if [ -n "$inside" ]; then inside=; rm -f -- data recv.pid fwd.in dd.pid took; fi
+  if [ -n "$entered" ]; then entered=; leave "$priv"; fi
 }
 fail() { say F "$1"; clean; if [ -n "$mon" ]; then kill "$mon" 2>/dev/null; fi; exit 1; }
 trap "stop=1" HUP INT TERM PIPE
 [ -d "${dest%/*}/" ] || fail "no directory ${dest%/*}"
 enter "$priv" || fail "refusing: $priv is not a private directory of root"
-inside=1
+entered=1
+[ -n "$from" ] || inside=1  # a take-over owns the files once it has taken over
 trap "clean; exit 1" HUP INT TERM PIPE
 [ -z "$stop" ] && [ ! -e stop ] || fail "stopped"
 set -C  # new files only: never write through a name that exists
-: > data || fail "cannot write $priv/data"
-# Our pid: the forwarders here follow our file until we end.
-echo "$$" > recv.pid || fail "cannot write $priv/recv.pid"
+if [ -z "$from" ]; then
+  : > data || fail "cannot write $priv/data"
+  # Our pid: the forwarders here follow our file until we end.
+  echo "$$" > recv.pid || fail "cannot write $priv/recv.pid"
+else
+  old=$(cat dd.pid 2>/dev/null)
+  case "$old$from" in *[!0-9]*|"$from") fail "no receiver to take over in $priv";; esac
+  echo "$$" > took || fail "$priv was taken over already"
+  inside=1
+  kill -TERM "$old" 2>/dev/null
+  i=0
+  while kill -0 "$old" 2>/dev/null; do
+    [ "$i" -lt 50 ] || kill -KILL "$old" 2>/dev/null
+    sleep 0.1; i=$((i + 1))
+  done
+  n=$(stat -c %s data 2>/dev/null) || fail "no file to take over in $priv"
+  [ "$from" -le "$n" ] && [ "$n" -le "$size" ] || fail "cannot resume at byte $from: $n bytes in $priv/data"
+  skip=$((n - from)) count=$((size - n)) feed=
+fi
 (
   trap "" PIPE
   last=-1 idle=0
   while sleep 0.5; do  # twice a second: the head sees a slow hop early
+    if [ -z "$from" ] && [ -e took ]; then exit 0; fi  # taken over: the new one speaks
     n=$(stat -c %s data 2>/dev/null) || { reap $$; exit 0; }
     if [ "$n" = "$last" ]; then idle=$((idle + 1)); else idle=0; last=$n; fi
     if ! say P "$n" 2>/dev/null; then reap $$; exit 0; fi
@@ -112,8 +141,27 @@ i=0
 while [ -n "$feed" ] && [ ! -e fwd.in ] && [ "$i" -lt $((stall * 5)) ]; do
   sleep 0.1; i=$((i + 1))
 done
-dd bs=64K count="$size" iflag=count_bytes,fullblock status=none >> data ||
-  fail "write error on $priv/data"
+# In the background, its pid on record, so that a take-over can stop it (the input stays
+# ours: an asynchronous command would get /dev/null).
+exec 3<&0
+dd bs=64K skip="$skip" count="$count" iflag=skip_bytes,count_bytes,fullblock status=none \
+  <&3 >> data &
+ddpid=$!
+echo "$ddpid" >| dd.pid
+wait "$ddpid"
+st=$? ddpid=
+exec 3<&-
+if [ -z "$from" ] && [ -e took ]; then
+  # Taken over: no word (this session may be gone), no cleanup (the files are the new
+  # receiver's); alive until the new receiver ends, for the forwarders that follow our pid.
+  inside= entered=
+  trap "exit 1" HUP INT TERM PIPE
+  new=$(cat took 2>/dev/null)
+  case "$new" in ""|*[!0-9]*) exit 1;; esac
+  while kill -0 "$new" 2>/dev/null; do sleep 0.2; done
+  exit 0
+fi
+[ "$st" = 0 ] || fail "write error on $priv/data"
 n=$(stat -c %s data 2>/dev/null)
 [ "$n" = "$size" ] || fail "got $n of $size bytes"
 got=$("$tool" data) || fail "cannot checksum $priv/data"
@@ -127,16 +175,16 @@ exit 0
 """
 
 # FORWARD: $1 host, $2 private dir, $3 next host, $4 seconds to wait for this host's receiver
-# (0: it must be receiving now, as when a slow host is routed around), then the ssh command
-# line towards the next host. It follows the receiver's file from its first byte (tail -f on
-# an open descriptor: the final rename does not disturb it) until the receiver has ended;
-# ssh reads tail's output directly. A planned forwarder starts its ssh at once, while it
+# (0: it must be receiving now, as when a slow host is routed around), $5 the byte to start at
+# (0 but for a take-over), then the ssh command line towards the next host. It follows the
+# receiver's file from byte $5 (tail -f on an open descriptor: the final rename does not
+# disturb it) until the receiver has ended; ssh reads tail's output directly. A planned forwarder starts its ssh at once, while it
 # waits for the receiver here (the handshakes of a chain do not add up); a route-around one
 # first checks that there is a receiver to follow: if not (its copy was complete, or it
 # ended, meanwhile) it says "HLTPIPE GONE NEXT" on stdout and sends nothing.
 FORWARD_SCRIPT = ENTER_FUNCTIONS + r"""
-host=$1 priv=$2 next=$3 wait=$4 inside= stop= pid=
-shift 4
+host=$1 priv=$2 next=$3 wait=$4 start=$(($5 + 1)) inside= stop= pid=
+shift 5
 clean() {
   trap "" HUP INT TERM PIPE
   if [ -n "$inside" ]; then inside=; [ -e recv.pid ] || rm -f -- fwd.in; leave "$priv"; fi
@@ -164,9 +212,9 @@ exec 3<&0
 exec 3<&-
 if [ "$wait" = 0 ]; then
   attach 0 || { printf "HLTPIPE GONE %s\n" "$next"; clean; exit 1; }
-  tail -c +1 -f -s 0.1 --pid="$pid" <&4 4<&- | "$@" 4<&-
+  tail -c +"$start" -f -s 0.1 --pid="$pid" <&4 4<&- | "$@" 4<&-
 else
-  { attach "$wait" && exec tail -c +1 -f -s 0.1 --pid="$pid" <&4 4<&-; } | "$@"
+  { attach "$wait" && exec tail -c +"$start" -f -s 0.1 --pid="$pid" <&4 4<&-; } | "$@"
 fi
 st=$?
 exec 4<&-

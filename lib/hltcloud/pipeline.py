@@ -22,15 +22,18 @@ working directory of every process of the run on that host. Status lines travel 
 head on the stdout of the session that carries the RECV.
 
 Slow nodes (chain_watch.py): the forwarders follow the file, so a host receives at the pace of
-its own upstream hop. A host far slower than its upstream is taken out of the chain: the hosts
-behind it start again, in a new private directory, from its upstream (a new FORWARD there:
-upstream -> next host, reading the upstream's file from its first byte), while the slow node
-keeps its own session and finishes at its own pace. Starting them again from byte 0 is cheap:
-behind a slow node they got only what it could pass on at its pace. An upstream whose copy is
-complete (or whose receiver has just ended: its forwarder says "GONE", having sent nothing) is
-never read from: the head feeds the next host then, as a chain of its own. After a run with
-such route-arounds the head runs CLEANUP on every host and directory of the run, so that what
-the replaced sessions were still ending leaves nothing behind.
+its own upstream hop. A host far slower than its upstream is taken out of the chain, while it
+keeps its own session and finishes at its own pace. The host after it takes over: a new RECV
+there, fed by the slow host's upstream (a new FORWARD there, reading the upstream's file from
+the byte the head last heard of), stops the old RECV's dd, keeps the bytes of its file and
+appends the rest; the hosts behind keep their sessions, which follow that file (one new ssh
+session, not two per host behind). Where no take-over is possible (no byte written yet, or
+that host took over once already) the hosts behind start again from byte 0, in a new private
+directory (cheap: behind a slow node they got only what it could pass on at its pace). An
+upstream whose copy is complete (or whose receiver has just ended: its forwarder says "GONE",
+having sent nothing) is never read from: the head feeds the next host then. After a run with
+such restarts the head runs CLEANUP on every host and directory of the run, so that what the
+replaced sessions were still ending leaves nothing behind.
 
 Faults: a host that fails or stalls breaks the chain after it; the head kills the sessions of
 hosts without progress for TIMEOUT seconds (or a few seconds after their upstream failed),
@@ -81,6 +84,7 @@ class _Host:
     slow: bool = False  # taken out of its chain: finishes on its own
     began: float = 0.0  # when its current session began, like SECONDS (a new upstream: again)
     private: str = ""  # its private directory (a new one when it gets a new upstream)
+    took_from: int = None  # its receiver was taken over: the new sender started at this byte
 
 
 @dataclass
