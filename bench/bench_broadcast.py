@@ -19,7 +19,9 @@ usage: bench_broadcast.py [--rate 200mbit] [--size-mb 64] [--nodes 8,16,32] [--s
 Two more cases (issue 14), in the same run and the same table style:
   slow  --slow-nodes N nodes at 20mbit, one of them (the 4th) at 2mbit, 16 MiB: every host's
         completion time (when its "[ ok ]" line came) as a multiple of one plain copy at
-        20mbit, and the slow host against its own link's time (size at 2mbit);
+        20mbit, beside the same chain's without a slow node (its floor here: 2N-1 ssh
+        handshakes at once on this machine's cores), the slow host against its own link's
+        time (size at 2mbit), and when the tool said a host was slow;
   cpu   CPU per node and per MB: a forwarding node of a pipeline over --cpu-nodes nodes (the
         CPU of everything its sshd started: sshd, RECV, dd, checksum, tail, ssh to the next)
         against one plain copy (`ssh NODE 'cat > FILE; sha1sum FILE'` from the head, as the issue
@@ -302,6 +304,8 @@ class Bench:
         print(f"\n# issue 14, side by side ({', '.join(labels)})")
         rows = (("slow", "others_max", "others: last done, x T1"),
                 ("slow", "others_median", "others: median, x T1"),
+                ("slow", "chain_alone", "the chain without a slow node: last, x T1"),
+                ("slow", "others_vs_alone", "others: last done, x the chain without"),
                 ("slow", "slow_own", "slow host, x its own link"),
                 ("cpu", "fwd_ms_mb", "forwarding node, CPU ms/MB"),
                 ("cpu", "x_plain", "forwarding node, x one plain copy"),

@@ -72,7 +72,12 @@ class SlowCase:
         self.t1 = sorted(t1s)[1]
 
     def run(self, label, tool):
+        """The same chain without a slow node first (its own floor on this machine: the
+        handshakes of 2N-1 sessions at once), then with one."""
         bench, hosts, slow, t1, own = self.bench, self.hosts, self.slow, self.t1, self.own
+        dest = bench.fresh_dest()
+        alone, _, _ = self.pipeline(tool, dest)
+        bench.clean(dest)
         bench.shape(slow, self.SLOW)
         dest = bench.fresh_dest()
         done, wall, out = self.pipeline(tool, dest)
@@ -81,16 +86,19 @@ class SlowCase:
         print(f"\n# slow node ({label}): {len(hosts)} nodes at {self.FAST}, {slow} at "
               f"{self.SLOW}, {self.SIZE_MB} MiB; T1 (one plain copy at {self.FAST}) {t1:.2f} s; "
               f"{slow}'s own link: {own:.1f} s; load {os.getloadavg()[0]:.1f}")
-        print(f"{'host':<16} {'from':<16} {'done s':>7} {'x T1':>6}")
+        print(f"{'host':<16} {'from':<16} {'done s':>7} {'x T1':>6} {'no slow node s':>15}")
         for host in hosts:
             src, seconds = done.get(host, ("-", float("nan")))
             mark = f"  (slow; {seconds / own:.2f} x its own link)" if host == slow else ""
-            print(f"{host:<16} {src:<16} {seconds:7.2f} {seconds / t1:6.2f}{mark}")
-        for line in out:
+            print(f"{host:<16} {src:<16} {seconds:7.2f} {seconds / t1:6.2f} "
+                  f"{alone.get(host, ('', float('nan')))[1]:15.2f}{mark}")
+        for seconds, line in out:
             if " is slow " in line or "any more" in line:
-                print(f"  tool: {line}")
+                print(f"  tool at {seconds:5.2f} s: {line}")
         others = sorted(done[h][1] for h in hosts if h != slow and h in done)
+        floor = max(seconds for _, seconds in alone.values())
         return {"others_max": others[-1] / t1, "others_median": others[len(others) // 2] / t1,
+                "chain_alone": floor / t1, "others_vs_alone": others[-1] / floor,
                 "slow_own": done.get(slow, ("", float("nan")))[1] / own, "wall": wall / t1}
 
     def pipeline(self, tool, dest):
@@ -103,13 +111,13 @@ class SlowCase:
                                 text=True)
         done, out = {}, []
         for line in proc.stdout:
-            out.append(line.rstrip("\n"))
+            out.append((time.monotonic() - t0, line.rstrip("\n")))
             match = re.match(r"\[ ok \] (\S+) --> (\S+) ", line)
             if match and match.group(2) not in done:
                 done[match.group(2)] = (match.group(1), time.monotonic() - t0)
         proc.wait()
         if proc.returncode != 0:
-            raise SystemExit("slow case: exit %d\n%s%s" % (proc.returncode, "\n".join(out[-20:]),
+            raise SystemExit("slow case: exit %d\n%s%s" % (proc.returncode, "\n".join(line for _, line in out[-20:]),
                                                            proc.stderr.read()[-1000:]))
         return done, time.monotonic() - t0, out
 
