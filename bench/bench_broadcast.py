@@ -26,7 +26,9 @@ Two more cases (issue 14), in the same run and the same table style:
         CPU of everything its sshd started: sshd, RECV, dd, checksum, tail, ssh to the next)
         against one plain copy (`ssh NODE 'cat > FILE; sha1sum FILE'` from the head, as the issue
         defines it: ssh in, file write, checksum; the node's side, and the
-        head's ssh), each node in a cpuacct cgroup of its own.
+        head's ssh), each node in a cpuacct cgroup of its own; at 16 and 64 MiB, so that the
+        CPU per MB forwarded (the difference) and the fixed cost of a node (its ssh sessions:
+        three handshakes against one) are apart.
 (bench/chain_cases.py). --before DIR runs both cases with DIR's rsync-wave.py too (the same
 cluster, the same T1 and plain copy) and prints the figures side by side.
 
@@ -309,7 +311,10 @@ class Bench:
                 ("slow", "slow_own", "slow host, x its own link"),
                 ("cpu", "fwd_ms_mb", "forwarding node, CPU ms/MB"),
                 ("cpu", "x_plain", "forwarding node, x one plain copy"),
-                ("cpu", "x_node_side", "forwarding node, x plain copy's node side"))
+                ("cpu", "x_node_side", "forwarding node, x plain copy's node side"),
+                ("cpu", "x_per_mb", "per MB forwarded (16 -> 64 MiB), x plain"),
+                ("cpu", "fixed_fwd", "fixed CPU s of a forwarding node"),
+                ("cpu", "fixed_plain", "fixed CPU s of a plain copy (both ends)"))
         print(f"{'figure':<44}" + "".join(f" {label:>8}" for label in labels))
         for case, key, what in rows:
             if all((case, label) in figures for label in labels):

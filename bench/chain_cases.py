@@ -123,18 +123,22 @@ class SlowCase:
 
 
 class CpuCase:
-    """CPU of a forwarding node per MB, against one plain copy (ssh NODE cat > FILE, sha1sum)."""
-    SIZE_MB = 64
+    """CPU of a forwarding node per MB, against one plain copy (ssh NODE cat > FILE, sha1sum),
+    at two sizes: the difference is the CPU per MB forwarded (what grows with an image's
+    size), the rest the fixed cost of a node (its ssh sessions and scripts)."""
+    SIZE_MB, SMALL_MB = 64, 16
 
     def __init__(self, bench):
         self.bench = bench
         self.hosts = bench.names[:max(3, bench.args.cpu_nodes)]
-        self.source = random_file(bench.tmp / "cpu.raw", self.SIZE_MB)
-        self.digest = hashlib.sha1(self.source.read_bytes()).hexdigest()
-        self.plain = None
+        self.sources = {}
+        for size in (self.SMALL_MB, self.SIZE_MB):
+            path = random_file(bench.tmp / f"cpu-{size}.raw", size)
+            self.sources[size] = (path, hashlib.sha1(path.read_bytes()).hexdigest())
+        self.plain = {}
 
     def prepare(self):
-        """Links free; the node's own cgroups; the plain copy (median of 3). False: no cgroup."""
+        """Links free; the node's own cgroups; the plain copies (median of 3). False: no cgroup."""
         bench, meter, hosts = self.bench, self.bench.meter, self.hosts
         if not meter.group:
             print("\n# cpu per hop: no cpuacct cgroup, not measured")
@@ -144,43 +148,61 @@ class CpuCase:
         run(["tc", "qdisc", "del", "dev", f"hltbr{bench.slot}", "root"])
         for name in hosts:
             meter.node(name, int((bench.state / "nodes" / name / "sshd.pid").read_text()))
-        plain = []
-        for _ in range(3):
-            dest = bench.fresh_dest()
-            node0, head0 = meter.node_seconds(hosts[0]), children_cpu()
-            bench.rsync_one_file(self.source, hosts[0], dest, plain=True)
-            plain.append((meter.node_seconds(hosts[0]) - node0, children_cpu() - head0))
-            bench.clean(dest)
-        self.plain = sorted(plain, key=sum)[1]
+        for size, (source, _) in self.sources.items():
+            plain = []
+            for _ in range(3):
+                dest = bench.fresh_dest()
+                node0, head0 = meter.node_seconds(hosts[0]), children_cpu()
+                bench.rsync_one_file(source, hosts[0], dest, plain=True)
+                plain.append((meter.node_seconds(hosts[0]) - node0, children_cpu() - head0))
+                bench.clean(dest)
+            self.plain[size] = sorted(plain, key=sum)[1]
         return True
 
-    def run(self, label, tool):
+    def forwarding(self, tool, size):
+        """CPU seconds of the median forwarding node of a pipeline of SIZE MiB (median of 3)."""
         bench, meter, hosts = self.bench, self.bench.meter, self.hosts
+        source, digest = self.sources[size]
         rows = []
         for _ in range(3):
             dest = bench.fresh_dest()
             before = {h: meter.node_seconds(h) for h in hosts}
             res = run([str(tool), "--ssh-config", bench.ssh_config(), "--pipeline",
-                       str(self.source), dest, *hosts], env=bench.env())
+                       str(source), dest, *hosts], env=bench.env())
             if res.returncode != 0:
                 raise SystemExit(f"cpu case: {res.stdout[-1000:]}{res.stderr[-500:]}")
             got = hashlib.sha1(bench.node_path(hosts[-1], dest).read_bytes()).hexdigest()
-            if got != self.digest:
+            if got != digest:
                 raise SystemExit(f"cpu case: wrong file on {hosts[-1]}")
             bench.clean(dest)
             # the forwarding nodes: every host but the last
             rows.append(sorted(meter.node_seconds(h) - before[h] for h in hosts[:-1]))
-        fwd = sorted(r[len(r) // 2] for r in rows)[1]
-        mb = self.SIZE_MB * 1.048576
-        node_s, head_s = self.plain
-        whole = node_s + head_s
-        print(f"\n# CPU per hop ({label}): {self.SIZE_MB} MiB, {len(hosts)} nodes, links not "
+        return sorted(r[len(r) // 2] for r in rows)[1]
+
+    def run(self, label, tool):
+        big, small = self.SIZE_MB, self.SMALL_MB
+        fwd = {size: self.forwarding(tool, size) for size in (small, big)}
+        whole = {size: sum(self.plain[size]) for size in (small, big)}
+        mb = big * 1.048576
+        node_s, head_s = self.plain[big]
+        print(f"\n# CPU per hop ({label}): {big} MiB, {len(self.hosts)} nodes, links not "
               f"shaped; load {os.getloadavg()[0]:.1f}")
         print(f"{'what':<44} {'CPU s':>6} {'ms/MB':>6} {'x plain':>8}")
         for what, secs in (("plain copy, node side (sshd, cat, sha1sum)", node_s),
                            ("plain copy, head side (ssh)", head_s),
-                           ("plain copy, both ends", whole),
-                           ("pipeline, one forwarding node (median)", fwd)):
-            print(f"{what:<44} {secs:6.2f} {secs / mb * 1000:6.1f} {secs / whole:8.2f}")
-        print(f"forwarding node against the plain copy's node side alone: {fwd / node_s:.2f} x")
-        return {"fwd_ms_mb": fwd / mb * 1000, "x_plain": fwd / whole, "x_node_side": fwd / node_s}
+                           ("plain copy, both ends", whole[big]),
+                           ("pipeline, one forwarding node (median)", fwd[big])):
+            print(f"{what:<44} {secs:6.2f} {secs / mb * 1000:6.1f} {secs / whole[big]:8.2f}")
+        print(f"forwarding node against the plain copy's node side alone: {fwd[big] / node_s:.2f} x")
+        extra = (big - small) * 1.048576
+        per_mb = {what: (secs[big] - secs[small]) / extra * 1000
+                  for what, secs in (("fwd", fwd), ("plain", whole))}
+        fixed = {what: secs[big] - per_mb[what] * mb / 1000
+                 for what, secs in (("fwd", fwd), ("plain", whole))}
+        print(f"per MB forwarded ({small} -> {big} MiB): forwarding node {per_mb['fwd']:.1f} ms, "
+              f"plain copy {per_mb['plain']:.1f} ms, {per_mb['fwd'] / per_mb['plain']:.2f} x; "
+              f"fixed: {fixed['fwd']:.2f} s against {fixed['plain']:.2f} s")
+        return {"fwd_ms_mb": fwd[big] / mb * 1000, "x_plain": fwd[big] / whole[big],
+                "x_node_side": fwd[big] / node_s,
+                "x_per_mb": per_mb["fwd"] / per_mb["plain"],
+                "fixed_fwd": fixed["fwd"], "fixed_plain": fixed["plain"]}

@@ -185,7 +185,7 @@ def test_ssh_argv_ends_options_before_the_host(tmp_path):
     assert ends_options(pipe.cleanup(host))
     forward = pipe.head_forward(host, "cn02.internal", True)
     assert ends_options(forward)
-    node_ssh = shlex.split(forward[-1])[8:]  # the ssh the node runs towards the next host
+    node_ssh = shlex.split(forward[-1])[9:]  # the ssh the node runs towards the next host
     assert node_ssh[0] == "ssh" and node_ssh[-3:-1] == ["--", "cn02.internal"]
     conf = tmp_path / "site.conf"
     conf.write_text(f"[paths]\ninstances_dir = {tmp_path}/instances\n")
