@@ -35,8 +35,8 @@ def log(message):
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the head, directly
 
 
-def heartbeat(sim_url, node, created, removed):
-    body = json.dumps({"created": created, "removed": removed}).encode()
+def heartbeat(sim_url, node, created, removed, wait=0):
+    body = json.dumps({"created": created, "removed": removed, "wait": wait}).encode()
     request = urllib.request.Request(f"{sim_url}/sim/agent/{quote(node)}/heartbeat", data=body,
                                      method="POST", headers={"Content-Type": "application/json"})
     with NO_PROXY.open(request, timeout=10) as answer:
@@ -70,19 +70,30 @@ def do_work(instances_dir, work):
     return created, removed
 
 
-def run(args, stop):
+class Stopped(Exception):
+    """SIGTERM while a heartbeat waits for work: the agent stops now, not after the wait."""
+
+
+def run(args, stop, polling):
     created, removed = [], []
     while not stop.is_set():
+        started = time.monotonic()
         try:
-            work = heartbeat(args.sim, args.node, created, removed)
+            polling.set()  # the heartbeat waits up to INTERVAL s for work (answered at once)
+            try:
+                work = heartbeat(args.sim, args.node, created, removed, wait=args.interval)
+            finally:
+                polling.clear()
             created, removed = do_work(args.instances_dir, work)
+        except Stopped:
+            break
         except (OSError, ValueError) as err:  # simulator away or confused: keep trying
             log(f"heartbeat failed: {err}")
             work = {}
         if created or removed:
             log(f"created {len(created)}, removed {len(removed)} VM directories")
             continue  # report at once: the VM state changes as soon as the work is done
-        stop.wait(args.interval)
+        stop.wait(max(0.0, args.interval - (time.monotonic() - started)))
 
 
 def main(argv=None):
@@ -96,11 +107,16 @@ def main(argv=None):
     if not os.path.isdir(args.instances_dir):
         print(f"compute_agent: {args.instances_dir} is not a directory", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop, polling = threading.Event(), threading.Event()
+
+    def on_signal(*_):
+        stop.set()
+        if polling.is_set():
+            raise Stopped()
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     log(f"compute agent for {args.node} started, instances in {args.instances_dir}")
-    run(args, stop)
+    run(args, stop, polling)
     log("compute agent stopped")
     return 0
 

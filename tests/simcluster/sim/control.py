@@ -10,7 +10,9 @@ Beyond the README's table:
   GET  /sim/quota                   the admin project's quota ({"instances","cores","ram"}; -1: none)
   POST /sim/agent/<host>/heartbeat  {"created": [ids], "removed": [ids]} (work done since the last
                                     beat) -> {"create": [{"id","name","instance_name",...}],
-                                    "remove": [ids]} (all work still pending for this host)
+                                    "remove": [ids]} (all work still pending for this host);
+                                    with "wait": S (at most 2), no work pending yet, the answer
+                                    comes as soon as there is some, or after S seconds
 Request log entries also carry "duration" (seconds); reading or clearing the log is not logged.
 POST /sim/reset also removes the virtual hosts (each test adds its own); node-backed hosts stay.
 """
@@ -140,6 +142,12 @@ class Control(Service):
     def heartbeat(self, req, host_name):
         body = req.json()
         created, removed = body.get("created") or [], body.get("removed") or []
+        wait = body.get("wait") or 0
+        if not isinstance(wait, (int, float)) or not 0 <= wait <= 2:
+            raise ApiError(400, "wait must be a number of seconds from 0 to 2")
         with self.cloud.lock:
             work = self.cloud.heartbeat(host_name, created, removed)
+            if wait and not (work["create"] or work["remove"]):
+                if self.cloud.work.wait_for(lambda: self.cloud.has_work(host_name), wait):
+                    work = self.cloud.heartbeat(host_name)
         return Response(200, work)

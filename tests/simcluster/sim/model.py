@@ -98,6 +98,9 @@ class Host:
 class Cloud:
     def __init__(self, state_dir, password, down_time=5.0):
         self.lock = threading.RLock()
+        # Notified when a host gets work: its agent's waiting heartbeat answers at once, as
+        # Nova's compute gets a delete by RPC at once (no agent's tick between).
+        self.work = threading.Condition(self.lock)
         self.state_dir = state_dir
         self.store_dir = os.path.join(state_dir, "glance", "images")
         os.makedirs(self.store_dir, exist_ok=True)
@@ -296,6 +299,7 @@ class Cloud:
                     self._mark_active(vm)
                 else:
                     host.want_create[vm["id"]] = vm
+                    self.work.notify_all()
             self.vms[vm["id"]] = vm
             created.append(vm)
         return created, reservation
@@ -341,6 +345,7 @@ class Cloud:
         host.want_create.pop(vm_id, None)
         if not vm["stuck"]:
             host.want_remove.add(vm_id)
+            self.work.notify_all()
 
     def set_stuck(self, vm_id):
         vm = self.vms.get(vm_id)
@@ -352,6 +357,10 @@ class Cloud:
             host.want_remove.discard(vm_id)
 
     # ----- agents
+    def has_work(self, name):
+        host = self.hosts.get(name)
+        return bool(host and (host.want_create or host.want_remove))
+
     def heartbeat(self, name, created=(), removed=()):
         host = self.hosts.get(name)
         if host is None:
