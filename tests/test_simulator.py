@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -384,6 +385,29 @@ def test_delete_waits_for_the_agent_while_the_service_is_up(sim, nova):
     sim.start_agent(node)
     assert poll(lambda: not all_servers(nova))
     assert not vm_dir.exists()
+
+
+@pytest.mark.parametrize("sim", [LONG_DOWN_TIME], indirect=True)
+def test_a_waiting_heartbeat_is_answered_as_soon_as_there_is_work(sim, nova):
+    """An agent's heartbeat may wait (long poll) for work: a delete reaches it at once, as
+    Nova's compute gets its RPC, instead of at its next tick."""
+    node = "cn01.internal"
+    sim.start_agent(node)
+    assert wait_state(nova, node, "up")
+    server = boot(nova, sim, 1)
+    assert poll(lambda: nova.servers.get(server.id).status == "ACTIVE")
+    sim.kill_agent(node)  # from now on this test is the agent
+    answers = []
+    beat = threading.Thread(target=lambda: answers.append(
+        sim.sim("POST", f"/agent/{node}/heartbeat", {"created": [], "removed": [], "wait": 2})))
+    beat.start()
+    time.sleep(0.3)  # the heartbeat is waiting: nothing to do yet
+    nova.servers.delete(server.id)
+    beat.join(10)
+    assert answers == [{"create": [], "remove": [server.id]}]
+    with pytest.raises(urllib.error.HTTPError) as err:
+        sim.sim("POST", f"/agent/{node}/heartbeat", {"wait": 5})
+    assert err.value.code == 400
 
 
 @pytest.mark.slow
