@@ -92,7 +92,7 @@ say() { printf "HLTPIPE %s %s %s\n" "$1" "$host" "$2"; }
 clean() {
   trap "" HUP INT TERM PIPE
   if [ -n "$ddpid" ]; then kill "$ddpid" 2>/dev/null; ddpid=; fi
-  if [ -n "$inside" ]; then inside=; rm -f -- data recv.pid fwd.in dd.pid took; fi
+  if [ -n "$inside" ]; then inside=; rm -f -- data recv.pid fwd.in dd.pid; fi
   if [ -n "$entered" ]; then entered=; leave "$priv"; fi
 }
 fail() { say F "$1"; clean; if [ -n "$mon" ]; then kill "$mon" 2>/dev/null; fi; exit 1; }
@@ -152,13 +152,18 @@ wait "$ddpid"
 st=$? ddpid=
 exec 3<&-
 if [ -z "$from" ] && [ -e took ]; then
-  # Taken over: no word (this session may be gone), no cleanup (the files are the new
-  # receiver's); alive until the new receiver ends, for the forwarders that follow our pid.
-  inside= entered=
+  # Taken over: no word (this session may be gone), the files are the new receiver's;
+  # alive until the new receiver ends, for the forwarders that follow our pid; then the
+  # mark goes (the last file the new receiver leaves: our watcher stops on it), and the
+  # directory with it once the forwarders are done.
+  inside=
   trap "exit 1" HUP INT TERM PIPE
   new=$(cat took 2>/dev/null)
   case "$new" in ""|*[!0-9]*) exit 1;; esac
   while kill -0 "$new" 2>/dev/null; do sleep 0.2; done
+  kill "$mon" 2>/dev/null
+  rm -f -- took
+  leave "$priv"
   exit 0
 fi
 [ "$st" = 0 ] || fail "write error on $priv/data"
