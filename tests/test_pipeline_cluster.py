@@ -235,9 +235,10 @@ class _UpstreamDoneFirst(pipeline._Pipeline):
     (they travel through another ssh, and may come that late): the head still counts cn01
     as receiving, so it starts a forwarder on cn01 for the hosts behind cn02, which finds
     no receiver there."""
-    def __init__(self, *args, final_of, **kw):
+    def __init__(self, *args, final_of, take_over, **kw):
         super().__init__(*args, **kw)
         self.final_of, self.held, self.routed = final_of, [], False
+        self.take_over = take_over  # cn03 takes over (once it has bytes), or starts again
 
     def _late_done(self):
         late = [s for s in self.sessions if s.late]
@@ -259,15 +260,24 @@ class _UpstreamDoneFirst(pipeline._Pipeline):
         super()._session_ended(session)
 
     def watch_rates(self, now):
-        if not self.routed and self.final_of("cn01.internal").exists():
-            self.route_around(self.hosts["cn02.internal"], self.hosts["cn01.internal"], now)
-            self.routed = True
+        behind = self.hosts["cn03.internal"]
+        if self.routed or not self.final_of("cn01.internal").exists():
+            return
+        if self.take_over and not behind.bytes:
+            return  # again at the next round
+        if not self.take_over:
+            behind.took_from = 0  # as if it had taken over once: the hosts behind start again
+        self.route_around(self.hosts["cn02.internal"], self.hosts["cn01.internal"], now)
+        self.routed = True
 
 
-def test_a_route_around_whose_upstream_just_finished_is_fed_by_the_head(cluster, payload):
+@pytest.mark.parametrize("take_over", [True, False], ids=["take-over", "start-again"])
+def test_a_route_around_whose_upstream_just_finished_is_fed_by_the_head(cluster, payload,
+                                                                        take_over):
     """The race of a route-around: the upstream's copy completes as the decision is taken.
-    The forwarder started there says GONE, the head feeds the hosts behind, every copy is
-    verified, and nothing is left on any node."""
+    The forwarder started there says GONE, the head feeds the host after the slow one (from
+    the byte it had, when it takes over; from byte 0 when the hosts behind start again),
+    every copy is verified, and nothing is left on any node."""
     names = cluster.names[:4]
     assert names == [f"cn0{i}.internal" for i in range(1, 5)]
     source, dest = payload(4 * 1024 * 1024)
@@ -276,7 +286,8 @@ def test_a_route_around_whose_upstream_just_finished_is_fed_by_the_head(cluster,
     cmds = ChainCommands(runner.Ssh(cluster.ssh_config, "root", 3), dest,
                          *transfer.prepare_copy(str(source)), 30, cluster.ssh_config)
     run = _UpstreamDoneFirst(cmds, [names], str(source), report.Reporter(out, line_output=True),
-                             "head", 5, final_of=lambda name: node_file(cluster, name, dest))
+                             "head", 5, final_of=lambda name: node_file(cluster, name, dest),
+                             take_over=take_over)
     run.run()
     print(out.getvalue())
     assert run.routed
@@ -287,6 +298,8 @@ def test_a_route_around_whose_upstream_just_finished_is_fed_by_the_head(cluster,
     assert "no receiver on cn01.internal any more: head --> cn03.internal now" in out.getvalue()
     assert run.hosts["cn03.internal"].upstream == "head"
     assert run.hosts["cn04.internal"].upstream == "cn03.internal"
+    took = run.hosts["cn03.internal"].took_from
+    assert (took > 0) if take_over else (took is None and run.generation == 1), took
     # The scripts clean up after themselves (distribute() would run CLEANUP too, after a
     # route-around; not here).
     assert eventually(lambda: twins(cluster, dest), 15) == []
