@@ -236,6 +236,15 @@ def _tool(cluster, *args, env=None, timeout=600):
     return done, wall, cpu, launched
 
 
+def _machine_cpu():
+    """CPU seconds this machine has spent busy so far, every process (the simulated nodes, the
+    simulator and the tools share its cores)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _prepare(cluster, hosts):
     """HOSTS enabled and up, every other host disabled, 3 VMs on each of HOSTS; the VM count."""
     cluster.reset()
@@ -360,10 +369,13 @@ def part_parallel():
         # 1. one node, sequential, with its timeline
         vms = _prepare(cluster, one)
         cluster.sim("DELETE", "/sim/requests")
+        busy = _machine_cpu()
         done, wall, cpu, launched = _tool(cluster, "--for-real", "--vm-timeout", "120", "disable", *one)
+        busy = _machine_cpu() - busy
         _check(done, "disable")
         log = _log(cluster)
-        results["one"] = (1, vms, wall, _auths(log), cpu, len([r for r in log if r["service"] != "sim"]))
+        results["one"] = (1, vms, wall, _auths(log), cpu, len([r for r in log if r["service"] != "sim"]),
+                          busy)
         sequential = _timeline(log, launched, wall)
         # 2. one --parallel subworker alone (the parent's token handed over), with its timeline
         vms = _prepare(cluster, one)
@@ -386,12 +398,14 @@ def part_parallel():
         # 4. 16 nodes --parallel
         vms = _prepare(cluster, cluster.names)
         cluster.sim("DELETE", "/sim/requests")
+        busy = _machine_cpu()
         done, wall, cpu, launched = _tool(cluster, "--for-real", "--vm-timeout", "120",
                                           "--parallel", "disable", *cluster.names)
+        busy = _machine_cpu() - busy
         _check(done, "parallel disable")
         log = _log(cluster)
         results["many"] = (len(cluster.names), vms, wall, _auths(log), cpu,
-                           len([r for r in log if r["service"] != "sim"]))
+                           len([r for r in log if r["service"] != "sim"]), busy)
         _report_parallel(results, sequential, subworker, rtt, delete, deleted, ssh)
     finally:
         cluster.stop()
@@ -417,6 +431,11 @@ def _report_parallel(results, sequential, subworker, rtt, delete, deleted, ssh):
     print(f"{'Keystone authentications':34}{one[3]:>10}{sub[3]:>13}{many[3]:>21}")
     print(f"{'head CPU, all processes (s)':34}{one[4]:>10.2f}{sub[4]:>13.2f}{many[4]:>21.2f}")
     print(f"{'head CPU per host (s)':34}{one[4]:>10.2f}{sub[4]:>13.2f}{many[4] / many[0]:>21.3f}")
+    cores = os.cpu_count()
+    print(f"{'machine CPU, every process (s)':34}{one[6]:>10.2f}{'':>13}{many[6]:>21.2f}")
+    print(f"{f'cores busy (of {cores})':34}{one[6] / one[2]:>10.2f}{'':>13}"
+          f"{many[6] / many[2]:>21.2f}")
+    print(f"{'machine CPU per host (s)':34}{one[6]:>10.2f}{'':>13}{many[6] / many[0]:>21.3f}")
     requests = one[5] - one[3]
     floor = requests * rtt + ssh["connection"] + ssh["start"] + ssh["stop"] + delete
     print()
