@@ -409,6 +409,38 @@ def test_cleanup_ends_every_process_in_the_private_directory(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_cleanup_after_a_take_over_leaves_nothing(tmp_path):
+    """Ctrl-C while a new receiver has taken over (the old one waiting for it, the forwarder
+    following the file): every process ends and the directory goes, with the take-over's
+    files (its mark, the dd's pid)."""
+    data = os.urandom(3 << 20)
+    dest = tmp_path / "img"
+    private = private_dir(str(dest))
+    procs = start_pair(private, dest, data)
+    try:
+        procs[0].stdin.write(data[:1 << 20])
+        procs[0].stdin.flush()
+        got = os.path.join(private, "data")
+        assert until(lambda: os.path.exists(got) and os.path.getsize(got) == 1 << 20)
+        new = subprocess.Popen(recv_argv(str(dest), data, feed="1", stall=60) + [str(1 << 20)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+        procs.append(new)
+        new.stdin.write(data[1 << 20:2 << 20])  # still receiving when Ctrl-C comes
+        new.stdin.flush()
+        assert until(lambda: os.path.exists(os.path.join(private, "took"))
+                     and os.path.getsize(got) == 2 << 20)
+        res = cleanup(private)
+        assert res.returncode == 0, res.stderr
+        assert in_dir(private) == []
+        for proc in procs:
+            assert proc.wait(10) is not None
+            assert group_left(proc.pid) == []
+    finally:
+        end_sessions(procs)
+    assert os.listdir(tmp_path) == []
+
+
 def test_cleanup_ends_a_forwarder_still_waiting_for_its_receiver(tmp_path):
     """No receiver yet, nothing recorded: the forwarder waiting in the directory goes too."""
     private = private_dir(str(tmp_path / "img"))

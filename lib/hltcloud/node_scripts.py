@@ -259,7 +259,7 @@ while pids=$(ours) && [ -n "$pids" ] && [ "$n" -lt 40 ]; do
 done
 cd -P -- "./${1##*/}" 2>/dev/null || exit 0
 [ "$(stat -c %d:%i .)" = "$here" ] || exit 1
-rm -f -- data recv.pid fwd.in stop
+rm -f -- data recv.pid fwd.in dd.pid took stop
 cd -P .. && rmdir -- "./${1##*/}" 2>/dev/null
 [ -z "$pids" ] || { echo "still running in $1: $pids" >&2; exit 1; }
 exit 0
