@@ -192,18 +192,24 @@ def test_recv_reports_a_missing_directory(tmp_path):
     assert status_lines(res.stdout) == [["F", f"nodeA no directory {tmp_path}/nodir"]]
 
 
-def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path):
-    """A two-host chain on this machine: RECV(a) tees into the fifo, FORWARD(a) runs the
-    'ssh' command (here RECV(b) directly) with the fifo on its stdin."""
-    data = os.urandom(2_000_000)
+def forward_a_to_b(tmp_path, data):
+    """Two "hosts" under TMP_PATH (a/img, b/img) and FORWARD(a) started, whose "ssh" runs
+    RECV(b) directly (setsid: in its own session, as sshd would start it)."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     dest_a, dest_b = str(tmp_path / "a" / "img"), str(tmp_path / "b" / "img")
     forward = subprocess.Popen(
-        # setsid: RECV(b) runs in its own session, as sshd would start it.
         forward_argv(private_dir(dest_a), "10", "setsid", "-w", *recv_argv(dest_b, data)),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True)
+    return dest_a, dest_b, forward
+
+
+def test_forward_feeds_the_next_receiver_while_the_first_keeps_its_copy(tmp_path):
+    """A two-host chain on this machine: RECV(a) tees into the fifo, FORWARD(a) runs the
+    'ssh' command (here RECV(b) directly) with the fifo on its stdin."""
+    data = os.urandom(2_000_000)
+    dest_a, dest_b, forward = forward_a_to_b(tmp_path, data)
     first = run_recv(dest_a, data, feed="1")
     forward.wait(30)  # its stdin (the head's lifeline) stays open meanwhile
     forward.stdin.close()
@@ -274,13 +280,7 @@ def test_a_new_receiver_takes_over_and_the_forwarder_there_reads_the_file_to_its
     rest and verifies; the forwarder that follows the old receiver passes the whole file on;
     the old receiver ends silently once the new one is done."""
     data = os.urandom(3_000_000)
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    dest_a, dest_b = str(tmp_path / "a" / "img"), str(tmp_path / "b" / "img")
-    forward = subprocess.Popen(
-        forward_argv(private_dir(dest_a), "10", "setsid", "-w", *recv_argv(dest_b, data)),
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True)
+    dest_a, dest_b, forward = forward_a_to_b(tmp_path, data)
     old = subprocess.Popen(recv_argv(dest_a, data, feed="1"), stdin=subprocess.PIPE,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -387,6 +387,17 @@ def cleanup(private):
                           capture_output=True, text=True, timeout=60, start_new_session=True)
 
 
+def cleanup_ends_every_session(private, procs):
+    """CLEANUP on PRIVATE succeeds, no process is left in it, and every one of PROCS (the
+    sessions, as sshd started them) has ended with its whole group."""
+    res = cleanup(private)
+    assert res.returncode == 0, res.stderr
+    assert in_dir(private) == []
+    for proc in procs:
+        assert proc.wait(10) is not None
+        assert group_left(proc.pid) == []
+
+
 def test_cleanup_ends_every_process_in_the_private_directory(tmp_path):
     """What the head runs on every host after Ctrl-C: the receiver (and its dd and heartbeat),
     the forwarder following its file (tail, the watcher of its stdin, and the ssh towards
@@ -398,12 +409,7 @@ def test_cleanup_ends_every_process_in_the_private_directory(tmp_path):
     try:
         assert until(lambda: os.path.exists(os.path.join(private, "fwd.in")))  # tail follows
         assert until(lambda: len(in_dir(private)) >= 6), in_dir(private)
-        res = cleanup(private)
-        assert res.returncode == 0, res.stderr
-        assert in_dir(private) == []
-        for proc in procs:
-            assert proc.wait(10) is not None
-            assert group_left(proc.pid) == []
+        cleanup_ends_every_session(private, procs)
     finally:
         end_sessions(procs)
     assert os.listdir(tmp_path) == []
@@ -430,12 +436,7 @@ def test_cleanup_after_a_take_over_leaves_nothing(tmp_path):
         new.stdin.flush()
         assert until(lambda: os.path.exists(os.path.join(private, "took"))
                      and os.path.getsize(got) == 2 << 20)
-        res = cleanup(private)
-        assert res.returncode == 0, res.stderr
-        assert in_dir(private) == []
-        for proc in procs:
-            assert proc.wait(10) is not None
-            assert group_left(proc.pid) == []
+        cleanup_ends_every_session(private, procs)
     finally:
         end_sessions(procs)
     assert os.listdir(tmp_path) == []
