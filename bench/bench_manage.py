@@ -352,44 +352,47 @@ def _delete_time(cluster, host):
     return time.perf_counter() - started, len(ids)
 
 
+def _measured(cluster, what, count, vms, *args, env=None):
+    """One measured run of the tool, the simulator's log cleared first: its row of the table
+    (hosts, VMs, wall, Keystone authentications, head CPU, API requests, machine CPU), the
+    log and when it was launched (for its timeline)."""
+    cluster.sim("DELETE", "/sim/requests")
+    busy = _machine_cpu()
+    done, wall, cpu, launched = _tool(cluster, *args, env=env)
+    busy = _machine_cpu() - busy
+    _check(done, what)
+    log = _log(cluster)
+    row = (count, vms, wall, _auths(log), cpu, len([r for r in log if r["service"] != "sim"]),
+           busy)
+    return row, log, launched
+
+
 def part_parallel():
     sys.path.insert(0, str(REPO / "tests" / "simcluster"))
     sys.path.insert(0, str(REPO / "lib"))
     import fixture
-    reason = fixture.unavailable()
-    if reason:
-        print(f"parallel disable: skipped ({reason})")
-        return
-    cluster = fixture.SimCluster.start(count=16)
-    try:
+    with fixture.bench_cluster("parallel disable", count=16) as cluster:
+        if cluster is None:
+            return
         cluster.reset()
         cluster.add_image("CentOS6-build13", size_mb=1)  # the configured runvms image
         one = cluster.names[:1]
         results = {}
         # 1. one node, sequential, with its timeline
         vms = _prepare(cluster, one)
-        cluster.sim("DELETE", "/sim/requests")
-        busy = _machine_cpu()
-        done, wall, cpu, launched = _tool(cluster, "--for-real", "--vm-timeout", "120", "disable", *one)
-        busy = _machine_cpu() - busy
-        _check(done, "disable")
-        log = _log(cluster)
-        results["one"] = (1, vms, wall, _auths(log), cpu, len([r for r in log if r["service"] != "sim"]),
-                          busy)
-        sequential = _timeline(log, launched, wall)
+        results["one"], log, launched = _measured(cluster, "disable", 1, vms, "--for-real",
+                                                  "--vm-timeout", "120", "disable", *one)
+        sequential = _timeline(log, launched, results["one"][2])
         # 2. one --parallel subworker alone (the parent's token handed over), with its timeline
         vms = _prepare(cluster, one)
         from hltcloud.cloud import Cloud
         from hltcloud.credentials import SECRETS
         env = {k: v for k, v in {**cluster.env, **Cloud(cluster.env).handoff_env()}.items()
                if k not in SECRETS}
-        cluster.sim("DELETE", "/sim/requests")
-        done, wall, cpu, launched = _tool(cluster, "--line-output", "--subworker", "--for-real",
-                                          "--vm-timeout", "120", "disable", *one, env=env)
-        _check(done, "subworker disable")
-        log = _log(cluster)
-        results["sub"] = (1, vms, wall, _auths(log), cpu, len([r for r in log if r["service"] != "sim"]))
-        subworker = _timeline(log, launched, wall)
+        results["sub"], log, launched = _measured(
+            cluster, "subworker disable", 1, vms, "--line-output", "--subworker", "--for-real",
+            "--vm-timeout", "120", "disable", *one, env=env)
+        subworker = _timeline(log, launched, results["sub"][2])
         # 3. the floor of one node: its parts, measured one by one
         vms = _prepare(cluster, one)
         rtt = _round_trip(cluster, one[0])
@@ -397,18 +400,10 @@ def part_parallel():
         ssh = _ssh_sessions(cluster, one[0])
         # 4. 16 nodes --parallel
         vms = _prepare(cluster, cluster.names)
-        cluster.sim("DELETE", "/sim/requests")
-        busy = _machine_cpu()
-        done, wall, cpu, launched = _tool(cluster, "--for-real", "--vm-timeout", "120",
-                                          "--parallel", "disable", *cluster.names)
-        busy = _machine_cpu() - busy
-        _check(done, "parallel disable")
-        log = _log(cluster)
-        results["many"] = (len(cluster.names), vms, wall, _auths(log), cpu,
-                           len([r for r in log if r["service"] != "sim"]), busy)
+        results["many"], _, _ = _measured(cluster, "parallel disable", len(cluster.names), vms,
+                                          "--for-real", "--vm-timeout", "120", "--parallel",
+                                          "disable", *cluster.names)
         _report_parallel(results, sequential, subworker, rtt, delete, deleted, ssh)
-    finally:
-        cluster.stop()
 
 
 def _check(done, what):

@@ -48,12 +48,9 @@ def main(argv):
     from hltcloud.config import load
     from hltcloud.runner import Ssh
     rounds = int(argv[0]) if argv else 10
-    reason = fixture.unavailable()
-    if reason:
-        print(f"skipped ({reason})")
-        return
-    cluster = fixture.SimCluster.start(count=1)
-    try:
+    with fixture.bench_cluster("ssh master", count=1) as cluster:
+        if cluster is None:
+            return
         host = cluster.names[0]
         config = load(cluster.config_path)
         ssh = Ssh(config.ssh_config, config.ssh_user, config.connect_timeout)
@@ -84,8 +81,6 @@ def main(argv):
         for name, rows in results.items():
             wall, head, node, conns = (statistics.median(column) for column in zip(*rows))
             print(f"{name:30}{wall:>10.3f}{head:>14.3f}{node:>14.3f}{conns:>13.0f}")
-    finally:
-        cluster.stop()
 
 
 if __name__ == "__main__":

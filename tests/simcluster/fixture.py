@@ -3,6 +3,7 @@
 API: /work/notes/fixture-api.md and tests/simcluster/README.md. One cluster per test
 session in the first free slot; `reset()` gives each test a fresh cloud cheaply.
 """
+import contextlib
 import json
 import os
 import shlex
@@ -65,6 +66,22 @@ class NodesCluster:
                               capture_output=True, text=True,
                               timeout=timeout or self.TOOL_TIMEOUT, input=stdin,
                               stdin=None if stdin is not None else subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def bench_cluster(what, **start):
+    """A SimCluster.start(**START) for a benchmark, stopped at the end; None (after printing
+    why, as "WHAT: skipped (...)") where one cannot run here."""
+    reason = unavailable()
+    if reason:
+        print(f"{what}: skipped ({reason})")
+        yield None
+        return
+    cluster = SimCluster.start(**start)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 class SimCluster(NodesCluster):
