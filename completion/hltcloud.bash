@@ -7,9 +7,15 @@
 # refreshes ($HLTCLOUD_CACHE_DIR/hosts, default /var/cache/hltcloud/hosts); @files are
 # files. Image names (openstack-prefill-cache) are asked from Glance only when it answers
 # within a few seconds: otherwise nothing is offered, and the prompt never hangs.
+#
+# Names come from the cloud, and anyone can name an image or register a host: a word list is
+# only filtered, as text, never given to `compgen -W` (which expands `$(...)` in its words),
+# and only names of validate.py's rule are offered (letters, digits, '.', '_', '-', not '.' or
+# '-' first): any other would be the shell's to expand once it is on the command line.
 
 _HLTCLOUD_TOOLS="openstack-hlt-manage openstack-prefill-cache rsync-wave.py openstack-enter"
 _HLTCLOUD_IMAGE_SECONDS=3
+_HLTCLOUD_NAME='^[A-Za-z0-9_][A-Za-z0-9._-]*$'
 declare -gA _HLTCLOUD_SWITCHES _HLTCLOUD_VALUED
 
 # "--switch" words of TOOL's --help; those followed by a METAVAR take a value.
@@ -62,9 +68,28 @@ _hltcloud_lib() {
     return 1
 }
 
-# COMPREPLY from compgen ARGS, one candidate a line (names with spaces stay whole).
+# COMPREPLY from compgen ARGS (files, commands), one candidate a line (names with spaces stay
+# whole).
 _hltcloud_reply() {
     mapfile -t COMPREPLY < <(compgen "$@")
+}
+
+# COMPREPLY: the lines of standard input that start with CUR, each after HEAD (the items of a
+# host list before the cursor's). Compared as text: nothing in them is ever expanded.
+_hltcloud_filter() {
+    local head=$1 cur=$2 word
+    COMPREPLY=()
+    while IFS= read -r word || [[ -n $word ]]; do
+        [[ $word == "$cur"* ]] && COMPREPLY+=("$head$word")
+    done
+}
+
+# The lines of standard input that are names by validate.py's rule; the others are dropped.
+_hltcloud_names() {
+    local word
+    while IFS= read -r word || [[ -n $word ]]; do
+        [[ $word =~ $_HLTCLOUD_NAME ]] && printf '%s\n' "$word"
+    done
 }
 
 _hltcloud_hosts() {
@@ -78,14 +103,14 @@ _hltcloud_hosts() {
         cur=${cur##*,}
     fi
     [[ -r $cache ]] || return
-    _hltcloud_reply -P "$head" -W "$(<"$cache")" -- "$cur"
+    _hltcloud_filter "$head" "$cur" < <(_hltcloud_names < "$cache")
 }
 
 _hltcloud_images() {
     local lib
     lib=$(_hltcloud_lib openstack-prefill-cache) || return
-    _hltcloud_reply -W "$(PYTHONPATH=$lib timeout "$_HLTCLOUD_IMAGE_SECONDS" \
-        python3 -m hltcloud.complete images 2>/dev/null)" -- "$1"
+    _hltcloud_filter "" "$1" < <(PYTHONPATH=$lib timeout "$_HLTCLOUD_IMAGE_SECONDS" \
+        python3 -m hltcloud.complete images 2>/dev/null | _hltcloud_names)
 }
 
 _hltcloud_complete() {
@@ -117,11 +142,12 @@ _hltcloud_complete() {
         return
     fi
     if [[ $cur == -* ]]; then
-        _hltcloud_reply -W "${_HLTCLOUD_SWITCHES[$tool]}" -- "$cur"
+        _hltcloud_filter "" "$cur" < <(printf '%s\n' ${_HLTCLOUD_SWITCHES[$tool]})
         return
     fi
     case $(_hltcloud_positional "$tool" "$positional") in
-        command) _hltcloud_reply -W "enable disable status runvms listwns vmstats" -- "$cur" ;;
+        command) _hltcloud_filter "" "$cur" < <(printf '%s\n' enable disable status runvms \
+                     listwns vmstats) ;;
         hosts) _hltcloud_hosts "$cur" ;;
         image) _hltcloud_images "$cur" ;;
         file) _hltcloud_reply -f -- "$cur" ;;

@@ -8,6 +8,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "simcluster"))
 import fixture  # noqa: E402
 import helpers  # noqa: E402
+from hostile_nova import HostileNova  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +22,14 @@ def cluster(simcluster):
     """The session cluster with a fresh state: no daemons, empty nodes, healed links, cloud reset."""
     simcluster.reset()
     return simcluster
+
+
+@pytest.fixture
+def hostile_nova(cluster):
+    """A hostile nova user on every node while the test runs (simcluster/hostile_nova.py):
+    the test names the predictable names (target) and asks what went wrong (problems)."""
+    with HostileNova(cluster) as adversary:
+        yield adversary
 
 
 @pytest.fixture

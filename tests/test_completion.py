@@ -114,3 +114,28 @@ def test_a_silent_cloud_gives_no_image_names_and_no_hang(tmp_path):
     finally:
         silent.close()
     assert took < 10, took  # the completion's own bound (3 s) plus bash and --help
+
+
+# ------------------------------------------------------------------ names from a hostile cloud
+
+def test_a_hostile_cached_host_name_is_never_run_nor_offered(tmp_path):
+    marker = tmp_path / "ran"
+    (tmp_path / "hosts").write_text(f"cn01.internal\ncn$(touch {marker})\ncn`touch {marker}`\n"
+                                    "cn\033]0;owned\007\n-oProxyCommand=x\ncn02.internal\n")
+    env = {**os.environ, "HLTCLOUD_CACHE_DIR": str(tmp_path)}
+    offered = complete(MANAGE, "disable", "cn", env=env)
+    assert not marker.exists()  # compgen -W would have run it, as root
+    assert offered == ["cn01.internal", "cn02.internal"]
+    assert complete(MANAGE, "disable", "cn01.internal,c", env=env) == [
+        "cn01.internal,cn01.internal", "cn01.internal,cn02.internal"]
+    assert complete(MANAGE, "disable", "", env=env) == ["cn01.internal", "cn02.internal"]
+
+
+def test_hostile_image_names_from_glance_are_never_run_nor_offered(cluster):
+    served = cluster.sim("PUT", "/sim/hostile", {"names": True})  # /sim/reset ends it
+    try:
+        offered = complete(PREFILL, "img-", env=cluster.env)
+        assert not os.path.exists(served["marker"])
+        assert offered == [f"img-{'cn' + '9' * 298}"]  # the one name of letters and digits
+    finally:
+        cluster.sim("PUT", "/sim/hostile", {"names": False})

@@ -84,14 +84,15 @@ def test_clouds_yaml_search_path_and_secure_yaml(cluster, tmp_path):
     write_yaml(home_conf / "secure.yaml", {"hlt": {"auth": {"password": password}}})
     env = bare_env(cluster, tmp_path, OS_CLOUD="hlt")
     status_ok(run("openstack-hlt-manage", "status", env=env, cwd=cwd), cluster)
-    # ./clouds.yaml comes first: its wrong password is the one used.
+    # ./clouds.yaml is never read (root may stand in another user's directory).
     write_yaml(cwd / "clouds.yaml", {"hlt": cloud_entry(cluster, password="wrong-one")})
+    status_ok(run("openstack-hlt-manage", "status", env=env, cwd=cwd), cluster)
     (home_conf / "secure.yaml").unlink()
     refused = run("openstack-hlt-manage", "status", env=env, cwd=cwd)
     assert refused.returncode == 3
     assert refused.stderr.strip() == (
-        "openstack-hlt-manage: authentication failed: check auth.username/auth.password/"
-        f"auth.project_name of cloud 'hlt' of {cwd / 'clouds.yaml'}")
+        "openstack-hlt-manage: missing OpenStack credentials in cloud 'hlt' of "
+        f"{home_conf / 'clouds.yaml'}: auth.password")
     assert "wrong-one" not in refused.stdout + refused.stderr
 
 

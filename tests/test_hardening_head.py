@@ -98,7 +98,7 @@ def test_planted_lock_directory_is_refused_before_anything(cluster, public_dir, 
         res = tool("openstack-hlt-manage", "--for-real", *args, env=env)
         assert res.returncode == 2, res.stdout + res.stderr
         lines = res.stderr.strip().splitlines()
-        assert len(lines) == 1 and f"lock directory {locks} is owned by uid 65534" in lines[0]
+        assert len(lines) == 1 and f"lock directory {locks} is owned by nobody (uid 65534)" in lines[0]
         assert unchanged(root_target)
     assert not cluster.service_running(host, "openstack-nova-compute")  # nothing done
 

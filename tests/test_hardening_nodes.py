@@ -202,7 +202,9 @@ def test_prefill_conversion_under_attack(cluster, tmp_path, secret, nova_dirs, w
     """copy: the verified transferred copy is replaced by a symlink to the secret before
     qemu-img reads it (a raw image: qemu-img would convert anything). base: every hidden
     file root makes in _base becomes a symlink to the secret (the old temporary file, then
-    chowned to nova), every hidden directory of root a symlink to a root-only decoy."""
+    chowned to nova), every hidden directory of root a symlink to a root-only decoy. The
+    cache name is a planted link from the start (refused when the raw image is placed); a
+    link planted at the transfer name is refused by the transfer itself (issue 19, below)."""
     node = cluster.names[0]
     fmt, size = ("raw", 4) if where == "copy" else ("qcow2", 16)
     image_id = cluster.add_image(f"attacked-{where}", size_mb=size, fmt=fmt)
@@ -213,7 +215,7 @@ def test_prefill_conversion_under_attack(cluster, tmp_path, secret, nova_dirs, w
     rules = ({"dirs": [str(inst)], "swap": re.escape(transfer.name)} if where == "copy" else
              {"dirs": [str(inst / "_base")], "swap": r"\..*"})
     attacker = Attacker(secret=str(secret[0]), decoy=str(secret[1]), mode="symlink",
-                        plant=[str(transfer), str(final)], **rules)
+                        plant=[str(final)], **rules)
     try:
         res = cluster.run_tool("openstack-prefill-cache", "--config", conf,
                                f"attacked-{where}", node)
@@ -276,7 +278,9 @@ def test_pipeline_helper_files_under_attack(cluster, tmp_path, secret, nova_dirs
 def test_wave_check_refuses_a_copy_swapped_by_nova(cluster, tmp_path, secret, nova_dirs):
     """The wave's temporary file (its name is in rsync's command line) is replaced, as soon
     as rsync has renamed it into place, by nobody's own copy of the same bytes: the old
-    check verified it by path and renamed it to DEST, leaving nova owning the verified file."""
+    check verified it by path and renamed it to DEST, leaving nova owning the verified file.
+    (Since issue 19 that name is a private directory of root that rsync writes in: replaced
+    by a link, it is refused, by the transfer or by the check.)"""
     nodes = cluster.names[:2]
     dirs = nova_dirs(*nodes)
     source = tmp_path / "payload"
@@ -297,8 +301,8 @@ def test_wave_check_refuses_a_copy_swapped_by_nova(cluster, tmp_path, secret, no
             assert not got.is_symlink() and got.stat().st_uid == 0, node
             assert sha1_of(got) == sha1_of(source)
         else:
-            assert re.search(rf"--> {re.escape(node)}: verification failed: ", res.stdout), \
-                res.stdout
+            assert re.search(rf"--> {re.escape(node)}: (verification failed: )?refusing: ",
+                             res.stdout), res.stdout
     assert res.returncode in (0, 1)
 
 
@@ -327,3 +331,49 @@ def test_cleanup_kills_no_process_group_it_did_not_record(cluster, nova_dirs):
     finally:
         victim.send_signal(signal.SIGKILL)
         victim.wait()
+
+
+# ---------------------------------------------------------------- issue 19: the real tools
+
+def test_prefill_refuses_a_link_to_a_root_directory_at_the_cache_name(cluster, tmp_path, secret,
+                                                                       nova_dirs):
+    """Row 1, with the real tool: nova makes _base/<sha1> a link to a root-owned directory
+    before the prefill; the old convert moved its nova-owned cache file into that directory
+    and reported success."""
+    node = cluster.names[0]
+    image_id = cluster.add_image("row1-link", size_mb=4, fmt="raw")
+    nova_dirs(node)
+    final = base_file(cluster, node, image_id)
+    subprocess.run([*AS_NOBODY, "ln", "-s", str(secret[1]), str(final)], check=True)
+    conf = config_with(cluster, tmp_path, image_owner="nobody:nogroup")
+    res = cluster.run_tool("openstack-prefill-cache", "--config", conf, "row1-link", node)
+    print(res.stdout, res.stderr)
+    assert_untouched(secret)
+    assert res.returncode == 1
+    assert f"[FAIL] {node}: image conversion failed: refusing: {INSTANCES}/_base/{final.name} " \
+           "is a link or a directory" in res.stdout.splitlines()
+    assert os.readlink(final) == str(secret[1])
+
+
+@pytest.mark.parametrize("mode", [[], ["--pipeline"]])
+def test_transfer_refuses_a_link_to_a_root_directory_at_dest(cluster, secret, nova_dirs, mode):
+    """Row 6, with the real tool: nova plants DEST as a link to a root-owned directory on
+    every node; the old final move of the wave's check (and of a chain's receiver) put root's
+    file holding the transferred bytes into that directory."""
+    nodes = cluster.names[:2]
+    nova_dirs(*nodes)
+    dest = f"{INSTANCES}/row6-{uuid.uuid4().hex[:12]}"
+    for node in nodes:
+        link = cluster.node_dir(node) / Path(dest).relative_to("/var/lib/nova")
+        subprocess.run([*AS_NOBODY, "ln", "-s", str(secret[1]), str(link)], check=True)
+    res = run_tool([str(TOOLS / "rsync-wave.py"), *mode, "--timeout", "5", "--tries", "1",
+                    str(TOOLS / "rsync-wave.py"), dest, *nodes], cluster.env)
+    print(res.stdout, res.stderr)
+    assert_untouched(secret)
+    assert res.returncode == 1
+    for node in nodes:
+        assert re.search(rf"--> {re.escape(node)}: verification failed: refusing: "
+                         rf"{re.escape(dest)} is a link or a directory$", res.stdout, re.M), node
+        if mode:  # the chain's receiver, before the wave tried
+            assert re.search(rf"--> {re.escape(node)}: refusing: {re.escape(dest)} is a link or "
+                             "a directory$", res.stdout + res.stderr, re.M), node

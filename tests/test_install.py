@@ -36,6 +36,7 @@ def test_make_install_gives_working_commands(tmp_path):
     assert sorted(pages) == sorted(t + ".1" for t in TOOLS)
     completions = dest / "usr/share/bash-completion/completions"
     assert sorted(os.listdir(completions)) == sorted(TOOLS)
+    assert (dest / "usr/share/doc/hltcloud/SECURITY.md").is_file()  # the man pages point to it
     # the installed copy must not import the checkout's library
     res = run([sys.executable, "-c", "import hltcloud, sys; print(hltcloud.__file__)"],
               env={**os.environ, "PYTHONPATH": str(dest / "usr/share/hltcloud/lib")})

@@ -168,6 +168,20 @@ def test_sigint_leaves_no_process_and_no_final_file(cluster, payload):
     assert eventually(lambda: twins(cluster, dest), 10) == []
 
 
+def test_a_hostile_nova_user_gets_nothing_of_roots(cluster, hostile_nova, payload):
+    """Issue 19: the pipelined chains while the nova user of every node races DEST and the
+    run's private directories (tests/simcluster/hostile_nova.py): a host reported done holds
+    the verified file of root's at DEST, any other is reported failed in one line, nothing
+    of root's lands anywhere else, and the watched root directories are unchanged."""
+    source, dest = payload(4 * 1024 * 1024)
+    hostile_nova.target(dest)
+    res = cluster.run_tool("rsync-wave.py", "--pipeline", "--timeout", "5", "--tries", "2",
+                           str(source), dest, *cluster.names)
+    print(res.stdout, res.stderr)
+    done = [target for _, target, _ in transfer_lines(res.stdout)]
+    assert hostile_nova.problems(res, dest, done, (0, 0), sha1_of(source)) == []
+
+
 def test_prefill_pipelines_by_default_and_waves_on_request(cluster):
     cluster.add_image("pipe-img", size_mb=2)
     hosts = ",".join(cluster.names[:3])

@@ -324,8 +324,9 @@ def test_recv_status_parsing_ignores_strangers(tmp_path):
     cmds = commands()
     run = pipeline._Pipeline(cmds, [["cn01.internal"]], "/dev/null",
                              report.Reporter(io.StringIO()), "head", 10)
-    run._read_stdout(None, [b"HLTPIPE OK other.internal 5\n", b"hello\n",
-                            b"HLTPIPE P cn01.internal 77\n"])
+    session = pipeline._Session("recv", "cn01.internal", "cn01.internal", proc=None)
+    run._read_stdout(session, [b"HLTPIPE OK other.internal 5\n", b"hello\n",
+                               b"HLTPIPE P cn01.internal 77\n"])
     events = []
     while not run.events.empty():
         events.append(run.events.get())

@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 from helpers import base_file, config_with, eventually, poll, processes_mentioning, sha1_of
 
+from hltcloud import prefill
+
 TOOL = "openstack-prefill-cache"
+INSTANCES = "/var/lib/nova/instances"
 
 
 def instances_leftovers(cluster, node):
@@ -179,9 +182,9 @@ def test_image_lookup_errors(cluster):
     second = cluster.add_image("twin", size_mb=1)
     res = cluster.run_tool(TOOL, "twin", node)
     assert res.returncode == 2
-    assert res.stderr.splitlines()[0] == \
-        "openstack-prefill-cache: 2 images are named twin; use an id:"
-    listed = re.findall(r"^  (\S+)  created (\S+)$", res.stderr, re.M)
+    line, = res.stderr.splitlines()  # one line, as every error
+    assert line.startswith("openstack-prefill-cache: 2 images are named twin; use an id: ")
+    listed = re.findall(r"(\S+) \(created (\S+)\)", line)
     assert sorted(i for i, _ in listed) == sorted([first, second])
     queued = cluster.add_image("not-yet", size_mb=1)
     cluster.sim("POST", "/sim/images", {"name": "not-yet-2", "file": queued, "status": "queued",
@@ -229,3 +232,22 @@ def test_sigint_stops_everything_and_leaves_no_final_file(cluster):
     for node in cluster.names:
         assert not base_file(cluster, node, image_id).exists()
         assert instances_leftovers(cluster, node) == []
+
+
+def test_prefill_under_a_hostile_nova_user(cluster, hostile_nova, tmp_path):
+    """Issue 19: the nova user of every node races the predictable names of a prefill (the
+    transfer copy, the cache file, _base itself: links to a root directory, files of its own,
+    see tests/simcluster/hostile_nova.py). A host reported done holds the right raw file of
+    image_owner's in the real _base; any other is reported failed in one line; nothing of
+    root's lands anywhere else, and the watched root directory of every node is unchanged."""
+    image_id = cluster.add_image("hostile-img", size_mb=3)
+    dest = f"{INSTANCES}/_base/{prefill.cache_name(image_id)}"
+    hostile_nova.target(f"{INSTANCES}/{prefill.CACHE_PREFIX}{image_id}", dest)
+    conf = config_with(cluster, tmp_path, image_owner=hostile_nova.owner)
+    res = cluster.run_tool(TOOL, "--config", conf, "--timeout", "5", "--tries", "2",
+                           image_id, *cluster.names)
+    print(res.stdout, res.stderr)
+    done = [n for n in cluster.names if f"{n}: Image conversion done" in res.stdout.splitlines()]
+    owner = (hostile_nova.uid, hostile_nova.gid)
+    assert hostile_nova.problems(res, dest, done, owner,
+                                 raw_sha1_on_head(cluster, image_id, tmp_path)) == []

@@ -1,7 +1,7 @@
 """Status lines, colours, line output, progress and the closing summary."""
 import io
 
-from hltcloud.report import Reporter, want_colors
+from hltcloud.report import Reporter, unwatch, want_colors, watch
 
 
 class Tty(io.StringIO):
@@ -86,3 +86,55 @@ def test_message_after_open_progress_line_starts_a_new_line():
     rep.progress("Waiting").update("3 running")
     rep.fail("boom")
     assert out.getvalue().endswith("3 running\033[K\n[FAIL] boom\n")
+
+
+TITLE = "cn01\033]0;owned\007\033[2J"  # retitles and clears the terminal
+FORGED = TITLE + "\r\n[ OK ] forged"  # a name or error text from the cloud
+SHOWN = "cn01\\x1b]0;owned\\x07\\x1b[2J\\r\\n[ OK ] forged"
+
+
+def test_every_message_is_one_printable_line_whatever_the_cloud_wrote():
+    out = io.StringIO()
+    rep = Reporter(out)
+    rep.ok(FORGED)
+    rep.warn(FORGED)
+    rep.info(FORGED)
+    rep.fail(FORGED, host="cn01")
+    rep.summary()
+    rep.write_line(f"table line {TITLE}\nsecond line")  # a block keeps its own lines
+    assert out.getvalue().splitlines() == [
+        f"[ OK ] {SHOWN}", f"[WARN] {SHOWN}", SHOWN, f"[FAIL] {SHOWN}", "",
+        "Failed on 1 host(s): cn01", f"  {SHOWN}",
+        "table line cn01\\x1b]0;owned\\x07\\x1b[2J", "second line"]
+
+
+def test_on_a_tty_only_the_reporters_own_colours_are_written():
+    out = Tty()
+    rep = Reporter(out)
+    rep.fail(f"\033[32m{FORGED}")
+    rep.write_line(rep.paint("ok", "done") + " \033[8mhidden")
+    assert out.getvalue() == (f"\033[31m[FAIL]\033[0m \\x1b[32m{SHOWN}\n"
+                              "\033[32mdone\033[0m \\x1b[8mhidden\n")
+
+
+def test_progress_and_the_watchers_get_printable_text():
+    seen = []
+    watch(seen.append)
+    try:
+        out = Tty()
+        rep = Reporter(out, no_colors=True)
+        prog = rep.progress(f"Waiting for {FORGED}")
+        prog.update("1 running")
+        prog.done("done")
+    finally:
+        unwatch(seen.append)
+    assert "\033]" not in out.getvalue() and "\r\n" not in out.getvalue()
+    assert out.getvalue().endswith(f"\rWaiting for {SHOWN}...1 running...done\033[K\n")
+    rep = Reporter(io.StringIO())
+    seen.clear()
+    watch(seen.append)
+    try:
+        rep.ok(FORGED)
+    finally:
+        unwatch(seen.append)
+    assert seen == [f"[ OK ] {SHOWN}"]

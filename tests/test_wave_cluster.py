@@ -150,5 +150,19 @@ def test_sigint_kills_everything_and_leaves_no_final_file(cluster, tmp_path):
     assert twins(cluster, dest) == []
 
 
+def test_a_hostile_nova_user_gets_nothing_of_roots(cluster, hostile_nova, payload):
+    """Issue 19: the nova user of every node races DEST (links to a root directory, files of
+    its own, root's temporary names stolen: tests/simcluster/hostile_nova.py). A host reported
+    done holds the verified file of root's at DEST; any other is reported failed in one line;
+    nothing of root's lands anywhere else, and the watched root directories are unchanged."""
+    source, dest = payload
+    hostile_nova.target(dest)
+    res = cluster.run_tool("rsync-wave.py", "--timeout", "5", "--tries", "2", str(source), dest,
+                           *cluster.names)
+    print(res.stdout, res.stderr)
+    done = [target for _, target, _ in transfer_lines(res.stdout)]
+    assert hostile_nova.problems(res, dest, done, (0, 0), sha1_of(source)) == []
+
+
 def wave_tool():
     return Path(__file__).resolve().parents[1] / "bin" / "rsync-wave.py"

@@ -3,9 +3,9 @@
 node_scripts.CACHE_STATE_SCRIPT prints key=value lines; parse() turns them into a State,
 problems() says what keeps it from being a good copy: a raw regular file (not a link) of
 the image's virtual size, owned as Nova needs, that Nova will not purge (nova.conf's
-remove_unused_base_images). The node only reads and greps; the judgement is made here.
+remove_unused_base_images). The node only stats, reads the first 512 bytes (no link
+followed) and greps; it runs no qemu-img on a name nova can change. The judgement is made here.
 """
-import json
 import re
 import shlex
 from dataclasses import dataclass
@@ -35,11 +35,10 @@ class State:
     cache: str = ""
     owner: str = ""  # USER:GROUP names
     ids: str = ""  # UID:GID
-    virtual_size: int = None  # qemu-img's (-f raw: the size rounded up to 512 bytes)
+    virtual_size: int = None  # as a raw image: the size rounded up to 512 bytes (qemu-img's)
     file_size: int = None
     format: str = ""
     changed: bool = False
-    qemu_error: str = ""
     purge: bool = None
     purge_note: str = ""
 
@@ -84,21 +83,11 @@ def parse(host, text):
         if state.cache == "file":
             state.owner, state.ids = owner, ids
             state.changed = "stat2" in values and values["stat2"] != values["stat"]
-            state.file_size = int(size) if size.isdigit() else None
-            _qemu_info(state, values)
+            if size.isdigit():
+                state.file_size = int(size)
+                state.virtual_size = -(-state.file_size // 512) * 512
             state.format = sniff_format(values.get("magic", ""))
     return state
-
-
-def _qemu_info(state, values):
-    try:
-        info = json.loads(values.get("qemu", ""))
-        state.virtual_size = int(info["virtual-size"])
-    except (ValueError, KeyError, TypeError):
-        state.qemu_error = values.get("qemu", "").strip()[:200] or "no answer"
-        return
-    if values.get("qemu_rc") not in (None, "0"):
-        state.qemu_error = f"qemu-img exited with {values['qemu_rc']}"
 
 
 def sniff_format(hex_head):
@@ -158,11 +147,9 @@ def copy_problems(state, virtual_size):
     if state.cache == "file":
         if state.changed:
             found.append("changed while being checked")
-        if state.qemu_error:
-            found.append(f"qemu-img: {state.qemu_error}")
         if state.format != "raw":
             found.append(f"{state.format} header, not raw")
-        # qemu-img -f raw rounds up to 512 bytes: the file's own size must match too
+        # the virtual size is rounded up to 512 bytes: the file's own size must match too
         if {state.file_size, state.virtual_size} - {None} != {virtual_size}:
             found.append("wrong size")
     return found

@@ -4,7 +4,8 @@ the next, the cleanup after Ctrl-C; the node scripts themselves are in node_scri
 
 Every run has a private directory per host, hidden beside DEST; when the hosts behind a slow
 node get a new upstream they start again in a new one (generation 1, 2, ...), so that what
-the old sessions leave behind while they end never meets the new ones."""
+the old sessions leave behind while they end never meets the new ones. Every such name is
+random (the head's secrets): nova reads the run's name in ps, it cannot guess a restart's."""
 import secrets
 import shlex
 
@@ -49,14 +50,15 @@ class ChainCommands:
         self.timeout = int(timeout)
         self.node_ssh_config = node_ssh_config
         # The run's private directory, hidden in DEST's directory: the final rename is atomic.
-        self.run_id = run_id or secrets.token_hex(4)
+        self.run_id = run_id or secrets.token_hex(8)
         self.private = hidden_twin(dest, "pipe", self.run_id)
 
     def private_dir(self, generation=0):
-        """The private directory of a host's GENERATION-th start in this run."""
+        """The private directory of a host's GENERATION-th start in this run: the run's, or a
+        new random one for a restart (called once per generation)."""
         if not generation:
             return self.private
-        return hidden_twin(self.dest, "pipe", f"{self.run_id}-{int(generation)}")
+        return hidden_twin(self.dest, "pipe", secrets.token_hex(8))
 
     def _options(self, config_file):
         """Fast ciphers; keepalives every 5 s at most: a chain notices a dead link early."""

@@ -24,6 +24,7 @@ HANDOFF_VAR = "HLTCLOUD_AUTH"
 SERVICES = ("compute", "placement", "image")
 CONNECT_TIMEOUT = 5  # seconds to open a connection to an API
 READ_TIMEOUT = 30  # seconds an API may take to answer (site configuration: cloud.read_timeout)
+REDIRECTS = (301, 302, 303, 305, 307, 308)  # the statuses keystoneauth1 follows
 MAX_HANDOFF = 64 * 1024  # bytes: a token and a few endpoints
 TOKEN_MARGIN = datetime.timedelta(seconds=30)  # a token this close to its end counts as expired
 
@@ -110,9 +111,11 @@ class Cloud:
         self.read_timeout = read_timeout
         self._compute = None
         self._light = not jsonapi.proxied(env)
+        self._origins = set()  # where requests may go: Keystone, then the endpoints
         if handoff and env.get(HANDOFF_VAR):
             (self.token, self.endpoints, self.project_id, self.expires_at, self.verify,
              self.cert) = _read_handoff(env[HANDOFF_VAR])
+            self._allow(self.endpoints.values())
             self._session_obj = None  # made only if Placement or Glance is asked for
             return
         try:
@@ -121,13 +124,17 @@ class Cloud:
             raise CloudError(str(err)) from None
         self.verify, self.cert = settings.verify, settings.cert
         from keystoneauth1 import exceptions as ks_exc
-        self._session_obj = self._session(auth_plugin(settings))
+        plugin = auth_plugin(settings)  # checks that auth_url and the rest are there
         url = settings.auth["auth_url"]
+        self._allow([url])
+        self._session_obj = self._session(plugin)
         try:
             self.token = self.session.get_token()
             self.project_id = self.session.get_project_id()
             self.expires_at = self.session.auth.get_access(self.session).expires
             self.endpoints = {name: self._endpoint(name, settings) for name in SERVICES}
+            # the catalog's Keystone too: it may differ from auth_url (public, internal)
+            self._allow([*self.endpoints.values(), self._endpoint("identity", settings)])
         except ks_exc.Unauthorized:
             raise CloudError(f"authentication failed: check {credentials.hint(settings)}") from None
         except ks_exc.ConnectTimeout:
@@ -167,9 +174,13 @@ class Cloud:
         except ks_exc.EndpointNotFound:
             return None
 
+    def _allow(self, urls):
+        self._origins.update(jsonapi.origin(url) for url in urls if url)
+
     def _session(self, auth):
         from keystoneauth1 import session as ks_session
-        session = ks_session.Session(auth=auth, verify=self.verify, cert=self.cert)
+        session = ks_session.Session(auth=auth, verify=self.verify, cert=self.cert,
+                                     session=_pinned_requests(self._origins))
         # requests takes (connect, read): a cloud that accepts connections but never answers
         # is noticed after READ_TIMEOUT, an address where nothing listens after a few seconds.
         session.timeout = (CONNECT_TIMEOUT, self.read_timeout)
@@ -227,6 +238,39 @@ class Cloud:
 
     def glance(self):
         return self.adapter("image")
+
+
+def _pinned_requests(origins):
+    """The requests session under keystoneauth1 (and novaclient), the one place where the
+    token and the password leave: a request goes only to ORIGINS (Keystone's and the
+    catalog's endpoints', as (scheme, host, port)), and a redirect is followed only within
+    the origin it came from. keystoneauth1 would follow any redirect, anywhere, resending
+    the token, or the password with a POST to Keystone; a Glance "next" link or a version
+    document could name any host."""
+    import requests
+    from keystoneauth1 import session as ks_session
+
+    class Pinned(requests.Session):
+        def send(self, request, **kwargs):
+            if jsonapi.origin(request.url) not in origins:
+                raise CloudError(f"refused to send {request.method} {jsonapi.shown(request.url)}: "
+                                 "not the scheme, host and port of Keystone or of an endpoint")
+            return super().send(request, **kwargs)
+
+    def refuse_foreign_redirect(resp, *args, **kwargs):  # before anything follows it
+        location = resp.headers.get("Location")
+        if resp.status_code in REDIRECTS and location and jsonapi.foreign(location, resp.url):
+            resp.close()
+            raise CloudError(f"the cloud redirected {resp.request.method} {resp.url} to "
+                             f"{jsonapi.shown(location)}: not followed (a token or password goes "
+                             "only to the endpoint's own scheme, host and port)")
+        return resp
+
+    session = Pinned()
+    session.mount("https://", ks_session.TCPKeepAliveAdapter())  # as keystoneauth1's own
+    session.mount("http://", ks_session.TCPKeepAliveAdapter())
+    session.hooks["response"].append(refuse_foreign_redirect)
+    return session
 
 
 class _AdapterApi:

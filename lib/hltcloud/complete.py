@@ -1,20 +1,27 @@
 """What tab completion asks the cloud for: `python3 -m hltcloud.complete images` prints the
 names of the active Glance images, one a line. The completion runs it under `timeout`, and
-the cloud gets short timeouts here too: a slow cloud means no names, never a hung prompt."""
+the cloud gets short timeouts here too: a slow cloud means no names, never a hung prompt.
+
+Anyone who can upload an image names it: only names of validate.py's rule (letters, digits,
+'.', '_', '-') are printed. Any other could hold `$(...)`, a newline or a terminal escape,
+and would be the shell's to expand once completed onto root's command line."""
 import sys
+
+from .validate import is_safe_name
 
 READ_TIMEOUT = 2  # seconds; the whole lookup is bounded by the caller's timeout as well
 
 
 def images():
     from .cloud import Cloud
+    from .glance_image import pages
     glance = Cloud(read_timeout=READ_TIMEOUT).glance()
-    path, params = "/v2/images", {"status": "active", "limit": 1000}
     names = set()
-    while path and len(names) < 10_000:
-        body = glance.get(path, params=params).json()
-        names.update(image["name"] for image in body.get("images", []) if image.get("name"))
-        path, params = body.get("next"), None
+    for body in pages(glance, "/v2/images", {"status": "active", "limit": 1000}):
+        names.update(image.get("name") for image in body.get("images", [])
+                     if is_safe_name(image.get("name")))
+        if len(names) >= 10_000:
+            break
     print("\n".join(sorted(names)))
 
 

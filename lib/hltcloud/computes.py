@@ -13,15 +13,27 @@ import urllib.parse
 from .cloud import describe_error
 from .jsonapi import ApiError
 
-from .hostlist import natural_key
+from .hostlist import HostListError, check_host, natural_key
 
 BINARY = "nova-compute"
 
 
-def services_by_host(cloud, only=None):
-    """{host: service} for every nova-compute service (or only host ONLY): one request."""
+def services_by_host(cloud, only=None, warn=None):
+    """{host: service} for every nova-compute service (or only host ONLY): one request.
+
+    A host name is checked where it enters, by the command line's rule (hostlist.check_host):
+    a service whose host fails it is left out, with WARN(one line naming it) when given. Any
+    node can register a service under any name, and these names reach ssh, pdsh and the
+    completion cache (hostcache.py)."""
     query = urllib.parse.urlencode(([("host", only)] if only else []) + [("binary", BINARY)])
-    return {s["host"]: s for s in cloud.nova_get(f"/os-services?{query}")["services"]}
+    services = {}
+    for service in cloud.nova_get(f"/os-services?{query}")["services"]:
+        try:
+            services[check_host(service.get("host"))] = service
+        except HostListError as err:
+            if warn:
+                warn(f"left out a compute service that Nova lists: {err}")
+    return services
 
 
 def servers(cloud, host=None):

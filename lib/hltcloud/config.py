@@ -11,6 +11,7 @@ import re
 import shlex
 from dataclasses import dataclass
 
+from .filetrust import UntrustedFile
 from .inputs import InputError, parse_whole, read_small_text
 from .errors import ToolError
 from .validate import BadValue, check_name, path_fault
@@ -18,6 +19,9 @@ from .validate import BadValue, check_name, path_fault
 MAX_BYTES = 1 << 20  # a site configuration is a few hundred bytes
 CONNECT_TIMEOUT = (1, 300)  # seconds: ssh -o ConnectTimeout
 READ_TIMEOUT = (1, 600)  # seconds an API may take to answer one request
+MAX_VIRTUAL_SIZE = (1 << 20, 1 << 50)  # bytes: [prefill] max_virtual_size, 1M to 1024T
+_SIZE = re.compile(r"([0-9]{1,16})([KMGT]?)\Z", re.IGNORECASE)  # at most 16 digits: bounded
+_SHIFT = {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}  # the units, powers of 1024
 _OWNER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]*)?\Z")
 
 DEFAULT_PATH = "/etc/hltcloud.conf"
@@ -57,6 +61,11 @@ DEFAULTS = {
         "name": "wn-grid",
         "network": "auto",  # nics of the boot: "auto", "none" or a network id
     },
+    "prefill": {
+        # The largest virtual size of an image that openstack-prefill-cache converts on the
+        # nodes (raw, it fills that much of every node's disk): bytes, or with K, M, G, T.
+        "max_virtual_size": "1T",
+    },
     "enter": {
         # Root-only directory of openstack-enter: ROLE.openrc files and/or a clouds.yaml.
         "credentials_dir": "/etc/hltcloud/credentials",
@@ -93,6 +102,7 @@ class Config:
     credentials_dir: str
     syslog: bool = True  # [log] syslog: real runs are recorded in the system log
     syslog_socket: str = "/dev/log"  # [log] socket
+    max_virtual_size: int = 1 << 40  # [prefill] max_virtual_size, in bytes
 
     def service_command(self, action, service):
         """The argument list that starts/stops/queries SERVICE on a node."""
@@ -106,6 +116,19 @@ def _seconds(parser, section, key, bounds):
         return parse_whole(parser.get(section, key).strip(), *bounds, unit=" of seconds")
     except InputError as err:
         raise ConfigError(f"{section}.{key}: {err}") from None
+
+
+def _size(parser, section, key, bounds):
+    """SECTION.KEY in bytes: a whole number, optionally with K, M, G or T (powers of 1024)."""
+    text = parser.get(section, key).strip()
+    match = _SIZE.match(text)
+    if not match:
+        raise ConfigError(f"{section}.{key} must be a number of bytes, optionally with K, M, G "
+                          f"or T: {text[:40]!r}")
+    value = int(match[1]) << _SHIFT[match[2].upper()]
+    if not bounds[0] <= value <= bounds[1]:
+        raise ConfigError(f"{section}.{key} must be from 1M to 1024T: {text!r}")
+    return value
 
 
 def _name(parser, section, key, what):
@@ -157,8 +180,10 @@ def _node_path(section, key, value):
 
 def _read(chosen, explicit, parser):
     """Parse CHOSEN into PARSER; False when it is the default path and absent."""
-    try:
-        text = read_small_text(chosen, MAX_BYTES, "configuration")
+    try:  # root takes ssh commands and paths from it: nobody else may control it
+        text = read_small_text(chosen, MAX_BYTES, "configuration", trusted=True)
+    except UntrustedFile as err:
+        raise ConfigError(str(err)) from None
     except InputError as err:
         if err.errno == errno.ENOENT:
             if explicit:
@@ -236,4 +261,5 @@ def load(path=None):
         credentials_dir=credentials_dir,
         syslog=_yes_no(parser, "log", "syslog"),
         syslog_socket=syslog_socket,
+        max_virtual_size=_size(parser, "prefill", "max_virtual_size", MAX_VIRTUAL_SIZE),
     )

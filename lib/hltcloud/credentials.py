@@ -10,6 +10,7 @@ keystoneauth1's loading API, so no version discovery request is made).
 import os
 from dataclasses import dataclass, field
 
+from .filetrust import UntrustedFile
 from .inputs import InputError, read_small_text
 
 # OS_AUTH_TYPE (or clouds.yaml auth_type) -> keystoneauth1 plugin
@@ -49,9 +50,10 @@ class Settings:
 
 
 def search_dirs(env):
-    """Where clouds.yaml and secure.yaml are looked for, first found wins (as the CLI)."""
+    """Where clouds.yaml and secure.yaml are looked for, first found wins (as the CLI, but
+    never the current directory: root may stand in one that another user can write)."""
     home = env.get("HOME") or os.path.expanduser("~")
-    return [os.getcwd(), os.path.join(home, ".config", "openstack"), "/etc/openstack"]
+    return [os.path.join(home, ".config", "openstack"), "/etc/openstack"]
 
 
 def _first_file(env, variable, names):
@@ -67,9 +69,10 @@ def _first_file(env, variable, names):
 
 def _load_yaml(path):
     import yaml  # comes with python-novaclient (oslo.utils)
-    try:
-        data = yaml.safe_load(read_small_text(path, MAX_YAML, "cloud configuration"))
-    except InputError as err:
+    try:  # it holds, or points root's password at, a cloud: nobody else may control it
+        data = yaml.safe_load(read_small_text(path, MAX_YAML, "cloud configuration",
+                                              trusted=True))
+    except (InputError, UntrustedFile) as err:
         raise CredentialsError(str(err)) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
@@ -113,7 +116,7 @@ def from_cloud(name, env):
     path = _first_file(env, "OS_CLIENT_CONFIG_FILE", CLOUDS_FILES)
     if not path:
         raise CredentialsError(f"cloud {name!r} asked for, but no clouds.yaml found "
-                               f"(OS_CLIENT_CONFIG_FILE, ./, ~/.config/openstack/, /etc/openstack/)")
+                               f"(OS_CLIENT_CONFIG_FILE, ~/.config/openstack/, /etc/openstack/)")
     clouds = _load_yaml(path).get("clouds") or {}
     secure_path = _first_file(env, "OS_CLIENT_SECURE_FILE", SECURE_FILES)
     if secure_path:

@@ -20,6 +20,7 @@ from .validate import check_name
 MAX_BYTES = 1 << 20  # an openrc is a few hundred bytes, a clouds.yaml a few KiB
 OPENRC_SUFFIX = ".openrc"
 CLOUDS_YAML = "clouds.yaml"
+SECURE_YAML = "secure.yaml"
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
@@ -51,7 +52,8 @@ def load(directory, role):
             return _from_openrc(text, os.path.join(directory, name), role)
         path = os.path.join(directory, CLOUDS_YAML)
         text = _read_in(dfd, directory, CLOUDS_YAML)
-        creds = None if text is None else _from_clouds_yaml(text, path, role)
+        creds = None if text is None else _from_clouds_yaml(text, path, role,
+                                                             _secure_file(dfd, directory, path))
     finally:
         os.close(dfd)
     if creds is None:
@@ -101,6 +103,15 @@ def _read_in(dfd, directory, name):
     return text
 
 
+def _secure_file(dfd, directory, clouds_yaml):
+    """What the role's OS_CLIENT_SECURE_FILE pins: the directory's secure.yaml (checked as
+    the other files), else the clouds.yaml itself (merged over itself: nothing changes).
+    Unset, or naming a missing file, the openstack CLI would search ./secure.yaml first."""
+    if _read_in(dfd, directory, SECURE_YAML) is None:
+        return clouds_yaml
+    return os.path.join(directory, SECURE_YAML)
+
+
 def _open_failure(what, path, err):
     if err.errno in (errno.ELOOP, errno.EMLINK):  # O_NOFOLLOW met a symbolic link
         return f"{what} {path} is a symbolic link"
@@ -128,9 +139,9 @@ def _from_openrc(text, path, role):
     return Credentials(role, path, env, user, project)
 
 
-def _from_clouds_yaml(text, path, role):
+def _from_clouds_yaml(text, path, role, secure):
     """Credentials of the entry ROLE, or None when the file has no such entry. The secret
-    stays in the file: the environment only names the file and the entry."""
+    stays in the file: the environment only names the file, the entry and the SECURE file."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:  # its str() quotes the line, which may hold a secret
@@ -147,7 +158,7 @@ def _from_clouds_yaml(text, path, role):
     if not isinstance(auth, dict):
         raise CredentialsRefused(f"{path}: the entry {role!r} or its auth is not a mapping")
     user, project = _who(lambda key: auth.get(key))
-    env = {"OS_CLOUD": role, "OS_CLIENT_CONFIG_FILE": path}
+    env = {"OS_CLOUD": role, "OS_CLIENT_CONFIG_FILE": path, "OS_CLIENT_SECURE_FILE": secure}
     return Credentials(role, path, env, user, project)
 
 

@@ -8,6 +8,7 @@ closed here with that status.
 """
 import sys
 
+from .printable import printable
 
 OK = 0
 FAILED = 1  # some host or action failed
@@ -37,9 +38,10 @@ def exit_status(err):
 
 
 def report(prog, err, stream=None):
-    """Print ERR as one line for PROG; returns its exit status."""
+    """Print ERR as one printable line for PROG (it may quote the cloud); returns its exit
+    status."""
     message = "interrupted" if isinstance(err, KeyboardInterrupt) else str(err)
-    print(f"{prog}: {message}", file=stream or sys.stderr)
+    print(f"{prog}: {printable(message)}", file=stream or sys.stderr)
     return exit_status(err)
 
 

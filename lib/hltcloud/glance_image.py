@@ -9,6 +9,8 @@ import tempfile
 
 from keystoneauth1 import exceptions as ks_exc
 
+from . import image_check
+from . import jsonapi
 from .cloud import CloudError, describe_error
 from .errors import ToolError
 
@@ -44,6 +46,20 @@ def _json(resp, what):
     return resp.json()
 
 
+def pages(glance, path, params, what="the image list"):
+    """Each page (decoded) of the Glance listing PATH?PARAMS. Its "next" link (the query and
+    the marker) is followed only within the endpoint's own scheme, host and port: an
+    absolute link elsewhere would take the token with it."""
+    endpoint = glance.endpoint_override
+    while path:
+        body = _json(_get(glance, path, params=params), what)
+        yield body
+        path, params = body.get("next"), None
+        if path and (not isinstance(path, str) or jsonapi.foreign(path, endpoint)):
+            raise CloudError(f"Glance's next link {jsonapi.shown(str(path))} in {what} is not "
+                             f"a path of {endpoint}: not followed")
+
+
 def find_image(glance, ref):
     """The one active image whose id or name is REF (an id wins over a name)."""
     if _UUID.match(ref):
@@ -53,17 +69,14 @@ def find_image(glance, ref):
         if resp.status_code != 404:
             raise CloudError(f"Glance answered {resp.status_code} to image {ref}")
     images = []
-    path, params = "/v2/images", {"name": ref, "limit": 100}
-    while path:
-        body = _json(_get(glance, path, params=params), "the image list")
+    for body in pages(glance, "/v2/images", {"name": ref, "limit": 100}):
         images += body.get("images", [])
-        path, params = body.get("next"), None  # "next" carries the query and the marker
     if not images:
         raise ImageNotFound(f"Cannot find image with name {ref}")
     if len(images) > 1:
-        rows = "\n".join(f"  {img['id']}  created {img.get('created_at', '?')}"
-                         for img in sorted(images, key=lambda i: i.get("created_at", "")))
-        raise AmbiguousImage(f"{len(images)} images are named {ref}; use an id:\n{rows}")
+        ids = ", ".join(f"{img['id']} (created {img.get('created_at', '?')})"  # one line
+                        for img in sorted(images, key=lambda i: i.get("created_at", "")))
+        raise AmbiguousImage(f"{len(images)} images are named {ref}; use an id: {ids}")
     return _active(images[0])
 
 
@@ -123,6 +136,16 @@ def verify_store_copy(path, image):
         raise ImageError(f"Glance store copy {path} of image {image['name']} is corrupt "
                          f"({problem}): nothing sent", exit_status=1)
     return digests.sha1()
+
+
+def check_data(path, image, max_virtual_size):
+    """Refuse (exit 1) an image whose data at PATH must not reach a hypervisor (image_check);
+    returns its virtual size."""
+    try:
+        return image_check.check(path, image.get("disk_format") or "", max_virtual_size)
+    except image_check.ImageRefused as err:
+        raise ImageError(f"Image {image['name']} (id={image['id']}) refused: {err}",
+                         exit_status=1) from None
 
 
 def download(glance, image, directory=None):

@@ -2,10 +2,12 @@
 
 $HLTCLOUD_CACHE_DIR/hosts (default /var/cache/hltcloud/hosts), one name a line, in a private
 directory (privatedir.py). Only a convenience: a directory that cannot be used or trusted
-is skipped without a word, and `status` works the same.
+is skipped without a word, and `status` works the same. Only names that pass the host-name
+rule are stored (the caller checked them already; a cache is never the place they enter).
 """
 import os
 
+from .hostlist import HostListError, check_host
 from .privatedir import open_private, replace_file
 
 CACHE_DIR_VAR = "HLTCLOUD_CACHE_DIR"
@@ -20,9 +22,16 @@ def save(names):
     except OSError:
         return False
     try:
-        replace_file(fd, FILE, "".join(f"{name}\n" for name in names).encode())
+        replace_file(fd, FILE, "".join(f"{name}\n" for name in names if _is_host(name)).encode())
         return True
     except OSError:
         return False
     finally:
         os.close(fd)
+
+
+def _is_host(name):
+    try:
+        return bool(check_host(name))
+    except HostListError:
+        return False

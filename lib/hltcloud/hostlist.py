@@ -109,6 +109,17 @@ def _check_literals(segments, item):
             raise HostListError(f"invalid character(s) {''.join(bad)!r} in host name {_short(item)}")
 
 
+def check_host(name):
+    """NAME, one host name from elsewhere than the command line (Nova, a cache), held to the
+    command line's rule for a name: else HostListError naming it (quoted printably)."""
+    if not isinstance(name, str) or not name:
+        raise HostListError(f"empty host name: {name!r}")
+    _check_literals([("text", name)], name)
+    if len(name) > MAX_NAME:
+        raise HostListError(f"host name longer than {MAX_NAME} characters: {_short(name)}")
+    return name
+
+
 def _count(segments):
     return math.prod(sum(high - low + 1 for low, high, _ in value)
                      for kind, value in segments if kind == "ranges")

@@ -3,9 +3,11 @@
 Two operators (or two cron jobs) disabling and enabling the same host at once would
 interleave start/stop/delete actions; the second run is refused with a clear message.
 
-The lock files live in $HLTCLOUD_LOCK_DIR (default /run/lock/hltcloud, or a private
-directory in the temporary directory where /run/lock cannot be used), a directory of our own
-that nobody else can write (privatedir.py: anything else is refused, never "fixed").
+The lock files live in $HLTCLOUD_LOCK_DIR (default /run/hltcloud, or a private directory in
+the temporary directory where /run cannot be written), a directory of our own that nobody
+else can write (privatedir.py: anything else is refused, never "fixed"). Not /run/lock: any
+local user can make /run/lock/hltcloud first and so stop every run; /run is root's alone,
+so root's runs go on whatever other users do.
 Lock files are opened relative to the directory's descriptor, without following links and
 without truncating, and removed again on release, so none pile up. The name includes a
 digest of the cloud's endpoint, so two clouds with the same host names don't collide.
@@ -19,7 +21,7 @@ import tempfile
 from .privatedir import PrivateDirError, open_private
 
 LOCK_DIR_VAR = "HLTCLOUD_LOCK_DIR"
-DEFAULT_DIR = "/run/lock/hltcloud"
+DEFAULT_DIR = "/run/hltcloud"  # in root's own /run (0755), never in /run/lock (1777)
 _MAX_PID_TEXT = 32  # a lock file holds a pid; never read more than this
 
 

@@ -8,8 +8,8 @@ from .hostlist import natural_key
 
 def rows(ctx, hosts):
     """[(host, enabled, alive, [ips] or None)] in natural order; unknown HOSTS are reported."""
-    services = computes.services_by_host(ctx.cloud)
-    hostcache.save(computes.natural(services))  # for tab completion
+    services = computes.services_by_host(ctx.cloud, warn=ctx.rep.warn)
+    hostcache.save(computes.natural(services))  # for tab completion: checked names only
     wanted = hosts or list(services)
     for host in hosts:
         if host not in services:

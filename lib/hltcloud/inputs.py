@@ -8,6 +8,7 @@ import os
 import re
 import stat
 
+from . import filetrust
 from .runner import UsageError
 
 _WHOLE = re.compile(r"-?[0-9]+\Z")  # ASCII digits only: int() would take '٣', '1_000', ' 5'
@@ -57,8 +58,9 @@ class OneLineParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _open_regular(path, what):
-    """A read-only fd of PATH, a regular file; never blocks (fifo) nor grabs a terminal."""
+def _open_regular(path, what, trusted=False):
+    """A read-only fd of PATH, a regular file; never blocks (fifo) nor grabs a terminal.
+    TRUSTED: root takes settings or secrets from it (filetrust.py: nobody else controls it)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except (OSError, ValueError) as err:  # ValueError: an embedded NUL
@@ -66,13 +68,14 @@ def _open_regular(path, what):
         raise InputError(f"cannot read {what} {path!r}: {strerror}",
                          getattr(err, "errno", None), strerror) from None
     try:
-        mode = os.fstat(fd).st_mode  # of what was opened, not of what the name points to now
-    except OSError:
+        info = os.fstat(fd)  # of what was opened, not of what the name points to now
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{what} {path!r} is not a regular file", reason="not a regular file")
+        if trusted:
+            filetrust.check(info, path, what)
+    except BaseException:
         os.close(fd)
         raise
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise InputError(f"{what} {path!r} is not a regular file", reason="not a regular file")
     return fd
 
 
@@ -82,9 +85,10 @@ def check_regular_file(path, what):
     return path
 
 
-def read_small_file(path, limit, what):
-    """The bytes of PATH, a regular file of at most LIMIT bytes (read at most LIMIT+1)."""
-    with os.fdopen(_open_regular(path, what), "rb") as handle:
+def read_small_file(path, limit, what, trusted=False):
+    """The bytes of PATH, a regular file of at most LIMIT bytes (read at most LIMIT+1);
+    TRUSTED as for _open_regular."""
+    with os.fdopen(_open_regular(path, what, trusted), "rb") as handle:
         try:
             data = handle.read(limit + 1)
         except OSError as err:
@@ -95,9 +99,9 @@ def read_small_file(path, limit, what):
     return data
 
 
-def read_small_text(path, limit, what):
+def read_small_text(path, limit, what, trusted=False):
     """As read_small_file, decoded as UTF-8 (else InputError)."""
     try:
-        return read_small_file(path, limit, what).decode("utf-8")
+        return read_small_file(path, limit, what, trusted).decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"{what} {path!r} is not UTF-8 text") from None

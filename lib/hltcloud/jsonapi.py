@@ -27,6 +27,28 @@ class ApiError(Exception):
         self.code = code
 
 
+def origin(url):
+    """(scheme, host, port) of URL, the port spelled out: where a token may go."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # no number: matches no endpoint
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def foreign(url, base):
+    """True when URL (absolute, or relative to BASE) is at another scheme, host or port than
+    BASE: no token, password or request of ours goes there."""
+    return origin(urllib.parse.urljoin(base, url)) != origin(base)
+
+
+def shown(url, limit=200):
+    """URL from a cloud's answer, for a message: quoted, escaped, bounded."""
+    return repr(url[:limit] + ("..." if len(url) > limit else ""))
+
+
 def proxied(env=None):
     """True when requests would send through a proxy set in the environment."""
     env = os.environ if env is None else env
@@ -93,7 +115,11 @@ class JsonApi:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
-        status, reason, raw = self._exchange(method, self._path + path, data, headers)
+        status, reason, raw, location = self._exchange(method, self._path + path, data, headers)
+        if 300 <= status < 400:  # http.client follows none: say so rather than read it as JSON
+            raise ApiError(f"{self.service} redirected {method} {path} to "
+                           f"{shown(location or '')}: not followed (the token goes only to "
+                           f"{self.endpoint})", status)
         try:
             answer = json.loads(raw) if raw.strip() else None
         except ValueError:
@@ -132,7 +158,7 @@ class JsonApi:
                 raise ApiError(f"{self.service} answered with more than {self._max_answer} bytes")
             if resp.will_close:
                 self.close()
-            return resp.status, resp.reason, raw
+            return resp.status, resp.reason, raw, resp.getheader("Location")
 
     def _connect(self):
         connect, read = self._timeouts

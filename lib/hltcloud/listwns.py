@@ -6,6 +6,7 @@ import json
 from . import computes, table
 from .hostlist import natural_key
 from .capacity import flavor_needs, placement_fits
+from .printable import printable
 from .runvms import RunvmsError, find_flavor, params
 
 
@@ -62,7 +63,7 @@ def vmstats(ctx, hosts):
         ctx.rep.warn(f"capacity not shown: {err}")
         flavor = None
     if flavor is not None:
-        services = computes.services_by_host(ctx.cloud)
+        services = computes.services_by_host(ctx.cloud, warn=ctx.rep.warn)
         usable = [h for h, s in services.items() if computes.usable(s) and (not hosts or h in hosts)]
         fits = placement_fits(ctx.cloud, usable, flavor_needs(flavor))
         total = sum(empty for _, empty in fits.values())
@@ -78,6 +79,8 @@ def vmstats(ctx, hosts):
                               + [["total", data["total"]]], "lr"))
     if "capacity" in data:
         cap = data["capacity"]
-        ctx.emit(f"Capacity in VMs of flavor {cap['flavor']} on {cap['hypervisors']} enabled, "
-                     f"up hypervisor(s): {cap['total']} total, {cap['used']} used, {cap['free']} free")
+        # One line: the flavor's name is the cloud's (the configured id may name it).
+        ctx.emit(printable(f"Capacity in VMs of flavor {cap['flavor']} on {cap['hypervisors']} "
+                           f"enabled, up hypervisor(s): {cap['total']} total, {cap['used']} used, "
+                           f"{cap['free']} free"))
     return True

@@ -143,14 +143,16 @@ class _Pipeline(SlowNodes):
         return session
 
     def _read_stdout(self, session, stream):
+        """Status lines of SESSION: only about the host whose receiver it carries. Any host of
+        a chain (a forwarder, a login banner) writes into it: a line about another host is
+        ignored, never taken as that host's news."""
         for raw in stream:
             words = raw.decode(errors="replace").rstrip("\n").split(" ", 3)
-            if session is not None and session.stale:
+            if session.stale or len(words) < 3 or words[0] != MARK:
                 continue
-            if session is not None and words[:3] == [MARK, "GONE", session.carries]:
+            if words[1:3] == ["GONE", session.carries]:
                 session.gone = True
-                continue
-            if len(words) >= 3 and words[0] == MARK and words[2] in self.hosts:
+            elif words[2] == session.carries:
                 self.events.put((words[1], words[2], words[3] if len(words) > 3 else ""))
 
     def _read_stderr(self, session, stream):

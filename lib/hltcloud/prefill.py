@@ -1,7 +1,8 @@
 """openstack-prefill-cache: put a Glance image into Nova's raw image cache on many hosts.
 
 1. Look the image up in Glance (v2 API, keystoneauth1 session); its source is the Glance
-   file store copy, checked against Glance's checksums (or a verified API download).
+   file store copy, checked against Glance's checksums (or a verified API download), then
+   by image_check (format is disk_format, inspector's safety check, virtual size limit).
 2. Hosts already holding a valid cached copy (<base_dir>/<sha1 of the image id>, a raw
    regular file of the image's virtual size and image_owner's, read safely by cache_state)
    are skipped; the others get the file by rsync-wave into
@@ -81,6 +82,7 @@ class Plan:
         self.virtual_size = size
         self.owner = owner
         self.base_dir = cfg.base_dir.rstrip("/")
+        self.instances_dir = cfg.instances_dir  # checked on the node before anything lands
         self.final = check_dest(os.path.join(self.base_dir, cache_name(image_id)))
         self.transfer = check_dest(os.path.join(cfg.instances_dir, CACHE_PREFIX + image_id))
 
@@ -98,10 +100,11 @@ class Plan:
 
     def convert_script(self, size, sha1):
         """The remote command: convert the transferred copy (SIZE bytes, SHA1 as the head
-        verified it) into the cache inside a private directory (CONVERT_SCRIPT)."""
+        verified it) into the cache inside a private directory (CONVERT_SCRIPT), once the
+        instances dir and the base dir are found real, at their path, root's or the owner's."""
         return shlex.join(["sh", "-c", CONVERT_SCRIPT, "hlt-convert", self.transfer,
                            self.base_dir, os.path.basename(self.final), self.fmt, self.owner,
-                           str(int(size)), sha1])
+                           str(int(size)), sha1, self.instances_dir])
 
     def convert_argv(self, ssh_options, host, size, sha1):
         """ssh HOST: the conversion, killed with its whole group when our ssh goes away."""
@@ -168,6 +171,9 @@ def prefill_hosts(args, reporter, children):
         reporter.info(f"Getting image {image['name']} (id={image['id']})")
         source = get_source(glance, image, cfg, reporter)
         try:
+            # Checked before a byte leaves the head: data that makes qemu-img read other
+            # files (backing, data file, extents) never reaches a node.
+            glance_image.check_data(source.path, image, cfg.max_virtual_size)
             return prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source)
         except KeyboardInterrupt:  # stopped first; then no host counts as done
             children.abort()

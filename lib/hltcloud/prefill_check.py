@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from . import cache_state, prefill, table
+from . import cache_state, glance_image, prefill, table
 from .errors import FAILED, OK
 
 HEADERS = ["Host", "Cached", "Format", "Virtual size", "Owner", "Purge", "Result"]
@@ -22,7 +22,8 @@ CHECK_DEADLINE = 30  # seconds a host's check may take on top of --timeout
 def expected_size(image, fmt, cfg):
     """(virtual size in bytes, where it comes from); PrefillError (exit 1) when unknown."""
     store = os.path.join(cfg.glance_images_dir, image["id"])
-    if os.path.isfile(store):
+    if os.path.isfile(store):  # qemu-img reads only a file that the inspector passes
+        glance_image.check_data(store, image, cfg.max_virtual_size)
         return prefill.virtual_size(store, fmt), f"qemu-img info of the Glance store copy {store}"
     if isinstance(image.get("virtual_size"), int):
         return image["virtual_size"], f"Glance's virtual_size (no store copy at {store})"

@@ -10,6 +10,7 @@ import os
 import stat
 
 from .errors import USAGE
+from .filetrust import owner_name
 
 
 class PrivateDirError(OSError):
@@ -35,7 +36,7 @@ def open_private(path, what, hint=""):
     info = os.fstat(fd)
     problem = ""
     if info.st_uid != os.geteuid():
-        problem = f"is owned by uid {info.st_uid}, not by us (uid {os.geteuid()})"
+        problem = f"is owned by {owner_name(info.st_uid)}, not by {owner_name(os.geteuid())}"
     elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         problem = f"is writable by others (mode {stat.S_IMODE(info.st_mode):04o})"
     if problem:

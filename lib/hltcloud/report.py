@@ -3,6 +3,10 @@
 `[ OK ] message`, `[FAIL] message`, `[WARN] message`, `[DRY ] message`; colours only on a
 TTY and never with --no-colors or $NO_COLOR; in line-output mode every message is one
 complete line (pdsh prefixes and interleaves lines, so nothing may be rewritten in place).
+
+Every line goes out through write_line(), which makes it printable (printable.py): a name or
+an error text from the cloud cannot retitle the terminal or start a forged `[ OK ]` line.
+A message is one line whatever it holds; only the colour codes paint() writes survive.
 """
 import os
 import re
@@ -11,11 +15,14 @@ import threading
 import time
 
 from .hostlist import fold
+from .printable import printable, printable_lines
 
 _WATCHERS = []  # functions given every line as printed, without colours (audit.py)
 _PAINT = re.compile(r"\033\[[0-9;]*m")
 _COLORS = {"ok": "32", "fail": "31", "warn": "33", "dry": "36", "bold": "1"}
 _TAGS = {"ok": "[ OK ]", "fail": "[FAIL]", "warn": "[WARN]", "dry": "[DRY ]"}
+# Exactly the codes paint() writes: the only escape sequences a line may keep.
+_OWN_PAINT = re.compile(r"(\033\[(?:%s)m)" % "|".join(sorted({"0", *_COLORS.values()})))
 
 
 def watch(function):
@@ -55,7 +62,17 @@ class Reporter:
             return text
         return f"\033[{_COLORS[kind]}m{text}\033[0m"
 
+    def _safe(self, text):
+        """TEXT with each of its lines made printable; paint()'s codes kept when colouring."""
+        if not self.colors:
+            return printable_lines(text)
+        parts = _OWN_PAINT.split(text)  # odd indexes: our own codes
+        return "".join(part if index % 2 else printable_lines(part)
+                       for index, part in enumerate(parts))
+
     def write_line(self, text):
+        """Print TEXT (a line, or a block such as a table: its "\n" stay line breaks)."""
+        text = self._safe(text)
         with self._lock:
             if self._open_line:
                 self.stream.write("\n")
@@ -66,7 +83,7 @@ class Reporter:
                 function(_PAINT.sub("", text))
 
     def _tagged(self, kind, message):
-        self.write_line(f"{self.paint(kind, _TAGS[kind])} {message}")
+        self.write_line(f"{self.paint(kind, _TAGS[kind])} {printable(message)}")
 
     def ok(self, message):
         self._tagged("ok", message)
@@ -79,7 +96,7 @@ class Reporter:
         self._tagged("dry", message)
 
     def info(self, message):
-        self.write_line(message)
+        self.write_line(printable(message))
 
     def fail(self, message, host=""):
         """Print a failure and keep it for the summary; HOST names the host it belongs to."""
@@ -107,7 +124,7 @@ class Reporter:
         else:
             self.write_line(self.paint("fail", "There were errors:"))
         for _host, message in failures:
-            self.write_line(f"  {message}")
+            self.write_line(f"  {printable(message)}")
         return False
 
 
@@ -129,6 +146,7 @@ class Progress:
 
     def _rewrite(self, line, final):
         rep = self.reporter
+        line = printable(line)
         with rep._lock:
             rep.stream.write("\r" + line + "\033[K" + ("\n" if final else ""))
             rep.stream.flush()
@@ -142,7 +160,7 @@ class Progress:
         if self.in_place:
             self._rewrite(f"{self.prefix}...{text}", final=False)
         elif text != self._last_text or now - self._last_time >= self.min_interval:
-            self.reporter.write_line(f"{self.prefix}...{text}")
+            self.reporter.write_line(printable(f"{self.prefix}...{text}"))
         self._last_text, self._last_time = text, now
 
     def done(self, text):
@@ -151,7 +169,7 @@ class Progress:
         if self.in_place:
             self._rewrite(line, final=True)
         else:
-            self.reporter.write_line(line)
+            self.reporter.write_line(printable(line))
 
 
 def _is_tty(stream):

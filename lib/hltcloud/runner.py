@@ -18,6 +18,7 @@ import subprocess
 import threading
 import time
 
+from . import filetrust
 from .validate import check_name
 
 SSH_DEFAULT_TIMEOUT = 120  # seconds a whole ssh command may take
@@ -117,6 +118,8 @@ def check_ssh_config(path):
         raise UsageError(f"--ssh-config needs an absolute path: {path}")
     if path and not os.path.isfile(path):
         raise UsageError(f"--ssh-config file not found: {path}")
+    if path:  # ssh checks only ~/.ssh/config itself, never a file given with -F
+        filetrust.check_path(path, "ssh configuration")
     return path
 
 

@@ -11,9 +11,13 @@ class BadValue(ValueError):
     """A user or site value that must not reach a command line."""
 
 
+def is_safe_name(value):
+    return isinstance(value, str) and bool(_SAFE_NAME.match(value))
+
+
 def check_name(value, what="name"):
     """Return VALUE if it is a safe name, else raise BadValue naming it."""
-    if not isinstance(value, str) or not _SAFE_NAME.match(value):
+    if not is_safe_name(value):
         raise BadValue(f"invalid {what}: {value!r}")
     return value
 

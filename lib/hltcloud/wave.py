@@ -19,9 +19,11 @@ Reusable engine (the pipelined broadcast of issue 7 falls back to it):
   itself broken (unreachable, or its copy is gone) stops being used and that attempt does not
   count against the target. TIMEOUT bounds a stall: ssh ConnectTimeout and keepalives, rsync
   --timeout, and a process deadline of TIMEOUT + size at 1 MB/s.
-- A host never holds a partial or unverified file under DEST: rsync writes DEST's hidden
-  temporary twin, the host checks its size and checksum (VERIFY; CHECKSUM is an (algorithm,
-  hexdigest) pair, computed from SOURCE when None) and only then renames it into place.
+- A host never holds a partial or unverified file under DEST: rsync writes it into DEST's
+  hidden private twin (a directory only root can enter: its server starts in it, so it never
+  resolves a name nova could plant), the host checks its size and checksum there (VERIFY;
+  CHECKSUM is an (algorithm, hexdigest) pair, computed from SOURCE when None) and only then
+  renames it into place (never through a link nor into a directory).
 - Ctrl-C (KeyboardInterrupt) kills every child process group, removes the temporary files it
   can reach, and re-raises.
 - Prints "transferring ...", one "[ ok ] a --> b (rate)" / "[FAIL] a --> b: reason" line per
@@ -36,7 +38,7 @@ import threading
 import time
 
 from . import runner
-from .node_scripts import CHECK_SCRIPT
+from .node_scripts import CHECK_SCRIPT, CLEANUP_SCRIPT, RSYNC_INTO_SCRIPT
 from .transfer import (CHECKSUM_TOOLS, DEFAULT_TIMEOUT, DEFAULT_TRIES, HostResult, TransferResult,
                        check_bounds, check_request, hidden_twin, prepare_copy, say_closing,
                        say_delivered)
@@ -93,7 +95,7 @@ class WaveCommands:
         self.algorithm, self.digest = checksum
         self.timeout = timeout
         self.verify = verify
-        self.tmp = hidden_twin(dest, "wave")
+        self.tmp = hidden_twin(dest, "wave")  # a private directory on each target
 
     def ssh_options(self):
         """Our ssh options with the stall bound of --timeout."""
@@ -109,22 +111,28 @@ class WaveCommands:
     def transfer_deadline(self):
         return self.timeout + self.size / MIN_RATE
 
+    def rsync_options(self):
+        """The stall bound; the rsync server on the target started inside the private
+        directory (made unless there, checked), writing ./data there (RSYNC_INTO_SCRIPT)."""
+        into = shlex.join(["sh", "-c", RSYNC_INTO_SCRIPT, "hltwave-rsync", self.tmp, "rsync"])
+        return ["--timeout", str(self.timeout), "--rsync-path", into]
+
     def from_head(self, target):
         check_name(target, "host name")
         return runner.rsync_argv(self.source, f"{target}:{self.tmp}", rsh=self.rsh(),
-                                 extra=["--timeout", str(self.timeout)])
+                                 extra=self.rsync_options())
 
     def from_node(self, source_host, target):
         """ssh SOURCE rsync -e 'ssh ...' DEST TARGET:TMP, watched: the remote rsync is killed
         as soon as our ssh goes away (its stdin closes), so Ctrl-C leaves nothing running."""
         check_name(target, "host name")
         rsync = shlex.join(runner.rsync_argv(self.dest, f"{target}:{self.tmp}", rsh=self.rsh(),
-                                             extra=["--timeout", str(self.timeout)]))
+                                             extra=self.rsync_options()))
         return self.ssh_argv(source_host, runner.watched_command(rsync))
 
     def check_and_rename(self, target):
-        """On TARGET: the temporary file moved into a private directory, checked (regular,
-        root's, size, checksum), then renamed into place (CHECK_SCRIPT)."""
+        """On TARGET: the copy in the private directory checked (regular, root's, size,
+        checksum), then renamed into place (CHECK_SCRIPT)."""
         tool = CHECKSUM_TOOLS[self.algorithm] if self.verify else ""
         script = shlex.join(["sh", "-c", CHECK_SCRIPT, "hltwave-check", self.tmp, self.dest,
                              str(self.size), self.digest if self.verify else "", tool,
@@ -140,7 +148,16 @@ class WaveCommands:
         return self.ssh_argv(host, shlex.join(["sh", "-c", script]))
 
     def remove_tmp(self, host):
-        return self.ssh_argv(host, shlex.join(["rm", "-f", "--", self.tmp]))
+        """On HOST: the private directory gone, with what still works in it (CLEANUP_SCRIPT)."""
+        return self.ssh_argv(host, shlex.join(["sh", "-c", CLEANUP_SCRIPT, "hltwave-clean",
+                                               self.tmp]))
+
+
+def refusal(outcome):
+    """The target's "refusing: ..." line in OUTCOME's output (say, its private directory was
+    not one), if any."""
+    return next((line.strip() for line in outcome.stderr.splitlines()
+                 if line.startswith("refusing: ")), "")
 
 
 # ---------------------------------------------------------------- engine
@@ -218,8 +235,11 @@ class _Wave:
                     # The check did not run to its end (it removes a bad copy itself).
                     self.groups.run(cmds.remove_tmp(target), min(cmds.timeout, 10))
         else:
-            # rsync removes its own temporary file when a transfer breaks off.
-            reason = outcome.cause("transfer")
+            # rsync removes its own temporary file when a transfer breaks off; the private
+            # directory goes too. A refusal on the target says more than rsync's line after it.
+            reason = refusal(outcome) or outcome.cause("transfer")
+            if not outcome.aborted:
+                self.groups.run(cmds.remove_tmp(target), min(cmds.timeout, 10))
             if source != HEAD and not outcome.aborted:
                 probe = self.groups.run(cmds.holds_file(source), cmds.timeout)
                 source_broken = not probe.ok and not probe.aborted

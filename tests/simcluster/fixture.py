@@ -187,8 +187,17 @@ class SimCluster(NodesCluster):
         image_id = image_id or str(uuid.uuid4())
         store = self.state / "glance" / "images"
         write_image_file(store / image_id, size_mb, fmt)
+        return self._register_image(name, image_id, fmt)
+
+    def add_image_file(self, name, path, disk_format):
+        """The file PATH, whatever its bytes (a hostile image too), uploaded as DISK_FORMAT."""
+        image_id = str(uuid.uuid4())
+        shutil.copyfile(path, self.state / "glance" / "images" / image_id)
+        return self._register_image(name, image_id, disk_format)
+
+    def _register_image(self, name, image_id, disk_format):
         answer = self.sim("POST", "/sim/images", {"name": name, "id": image_id,
-                                                  "file": image_id, "disk_format": fmt})
+                                                  "file": image_id, "disk_format": disk_format})
         return (answer or {}).get("id", image_id)
 
 def write_image_file(path, size_mb, fmt):

@@ -13,12 +13,19 @@ Beyond the README's table:
                                     "remove": [ids]} (all work still pending for this host);
                                     with "wait": S (at most 2), no work pending yet, the answer
                                     comes as soon as there is some, or after S seconds
+  GET  /sim/hostile                 {"hostile": {...}} and, with "names" on, the served "names",
+                                    "error_text", "marker" (the file a run `$(...)` would make)
+                                    "flavor" (the id of the hostile flavor) and "queued_image"
+                                    (the id of the queued image with hostile names)
+  PUT  /sim/hostile                 a JSON object merged into the cloud's `hostile` dict: each key
+                                    a hostile behaviour (README, "Hostile mode"); answers as GET
 Request log entries also carry "duration" (seconds); reading or clearing the log is not logged.
 POST /sim/reset also removes the virtual hosts (each test adds its own); node-backed hosts stay.
 """
 import os
 import time
 
+from . import model
 from .base import Service
 from .http import Response
 from .model import ApiError
@@ -49,6 +56,8 @@ class Control(Service):
         r.add("GET", "/servers", self.servers)
         r.add("POST", "/servers/([^/]+)/stuck", self.stuck)
         r.add("POST", "/fail-next-boots", self.fail_next_boots)
+        r.add("GET", "/hostile", self.get_hostile)
+        r.add("PUT", "/hostile", self.put_hostile)
         r.add("GET", "/quota", self.get_quota)
         r.add("POST", "/quota", self.set_quota)
         r.add("POST", "/agent/([^/]+)/heartbeat", self.heartbeat)
@@ -124,6 +133,27 @@ class Control(Service):
         with self.cloud.lock:
             self.cloud.fail_next_boots = count
         return Response(200, {"fail_next_boots": count})
+
+    def _hostile_view(self):
+        view = {"hostile": dict(self.cloud.hostile)}
+        if self.cloud.hostile.get("names"):
+            view.update(names=self.cloud.hostile_names(), error_text=self.cloud.error_suffix(),
+                        marker=os.path.join(self.cloud.state_dir, model.HOSTILE_MARKER),
+                        flavor=model.HOSTILE_FLAVOR_ID,
+                        queued_image=self.cloud.hostile_images[-1])
+        return view
+
+    def get_hostile(self, req):
+        with self.cloud.lock:
+            return Response(200, self._hostile_view())
+
+    def put_hostile(self, req):
+        body = req.json()
+        if not isinstance(body, dict):
+            raise ApiError(400, "the body must be a JSON object")
+        with self.cloud.lock:
+            self.cloud.set_hostile(body)
+            return Response(200, self._hostile_view())
 
     def get_quota(self, req):
         with self.cloud.lock:

@@ -74,10 +74,14 @@ class Glance(Service):
             start = ids.index(marker) + 1
         page = images[start:start + limit]
         body = {"images": page, "first": "/v2/images", "schema": "/v2/schemas/images"}
+        query = {k: v[-1] for k, v in req.query.items() if k != "marker"}
         if len(page) == limit and start + limit < len(images):
-            query = {k: v[-1] for k, v in req.query.items() if k != "marker"}
             query["marker"] = page[-1]["id"]
             body["next"] = "/v2/images?" + urlencode(query)
+        with self.cloud.lock:
+            next_link = (getattr(self.cloud, "hostile", None) or {}).get("next_link")
+        if next_link:  # PUT /sim/hostile {"next_link": URL}: an absolute link elsewhere
+            body["next"] = next_link.rstrip("/") + "/v2/images?" + urlencode(query)
         return Response(200, body)
 
     def _image(self, image_id):

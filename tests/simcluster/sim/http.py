@@ -91,8 +91,10 @@ class Simulator:
             if service is None:
                 raise ApiError(404, "The resource could not be found.")
             sub = req.path[len(prefix) + 1:] or "/"
-            resp = service.serve(req, sub)
+            resp = self._hostile_redirect(req, prefix, handler.path) or service.serve(req, sub)
         except ApiError as err:
+            if service is not None and service.name != "sim":  # hostile mode: the cloud's texts
+                err.message += self.cloud.error_suffix()
             resp = (service.error(err) if service else
                     Response(err.status, {"error": {"code": err.status, "message": err.message}}))
         except Exception as err:  # a bug in the simulator: answer 500 and say it on stderr
@@ -111,6 +113,19 @@ class Simulator:
         with self.cloud.lock:
             if len(self.cloud.requests) < MAX_LOG:
                 self.cloud.requests.append(entry)
+
+    def _hostile_redirect(self, req, prefix, target):
+        """PUT /sim/hostile {"redirect_to": URL} (optional "redirect_status", default 307, and
+        "redirect_services": the prefixes to redirect, default every API): answer with a
+        redirect to URL + the request's own path, as a hostile cloud or a man in the middle."""
+        with self.cloud.lock:
+            hostile = dict(getattr(self.cloud, "hostile", None) or {})
+        services = hostile.get("redirect_services")
+        if not hostile.get("redirect_to") or prefix == "sim" or (
+                services is not None and prefix not in services):
+            return None
+        return Response(hostile.get("redirect_status", 307),
+                        headers={"Location": hostile["redirect_to"].rstrip("/") + target})
 
     def _send(self, handler, req, resp):
         if resp.stream is not None:

@@ -4,6 +4,7 @@ One Cloud object holds everything under one lock; the HTTP layer calls its metho
 lock held (`with cloud.lock:`) and never keeps references to its dicts after releasing it.
 Indexes (VMs by host) keep listings linear in what they return, for 500 hosts / 10,000 VMs.
 """
+import contextlib
 import hashlib
 import heapq
 import ipaddress
@@ -35,6 +36,10 @@ KEYPAIRS = {
                       "WorkerNodesSsh",
 }
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+# Hostile mode, "names" (README): what anyone may put into a name or a message of the cloud.
+HOSTILE_MARKER = "hostile-ran"  # in the state dir: a `$(...)` of a name was run
+HOSTILE_ERROR = " \033]0;owned by the cloud\007\033[2J\r\n[ OK ] forged by an error text"
+HOSTILE_FLAVOR_ID = "666"
 NETWORK = ipaddress.ip_network("10.0.0.0/16")
 
 
@@ -118,16 +123,18 @@ class Cloud:
         self.head_service_ids = {b: str(uuid.uuid4()) for b in ("nova-conductor", "nova-scheduler")}
         self.requests = []
         self.instance_counter = 0  # never reset: instance names are not reused
+        self.hostile_images = []  # ids of the images hostile mode added
         self.reset()
 
     # ----- whole-cloud control
     def reset(self):
         """Back to the initial cloud. Virtual hosts go too: a test adds its own, and the next
-        test must not find them (node-backed hosts stay, with their agents' heartbeats)."""
+        test must not find them (node-backed hosts stay, with their agents' heartbeats).
+        Hostile mode ends, and what it added goes."""
+        self.hostile = {}  # PUT /sim/hostile: a plain dict, each key a behaviour (README)
+        self._drop_hostile_names()
         for host in [h for h in self.hosts.values() if h.virtual]:
-            del self.hosts[host.name]
-            del self.hosts_by_uuid[host.uuid]
-            del self.hosts_by_service[host.service_id]
+            self._drop_host(host)
         self.vms = {}  # id -> VM dict, in creation order (dicts keep insertion order)
         self.quota = dict(DEFAULT_QUOTA)
         self.used_ips = set()
@@ -152,6 +159,69 @@ class Cloud:
             self.hosts_by_service[host.service_id] = host
             added.append(name)
         return added
+
+    # ----- hostile mode
+    def hostile_names(self):
+        """The names hostile mode serves: command substitutions (run, they would create
+        HOSTILE_MARKER in the state dir), terminal escapes (window title, clear screen), a
+        line break that starts a forged status line, 300 characters."""
+        marker = os.path.join(self.state_dir, HOSTILE_MARKER)
+        return [f"cn$(touch {marker})", f"cn`touch {marker}`",
+                "cn\033]0;owned\007\033[2J", "cn\r\n[ OK ] forged line", "cn" + "9" * 298]
+
+    def set_hostile(self, changes):
+        """Merge CHANGES into self.hostile. "names" true: a virtual compute host, an image
+        and an ACTIVE VM (named wn-grid-<name>, on that host) for each hostile name, a
+        queued image and a flavor with them, and every error message and VM fault ending in
+        HOSTILE_ERROR."""
+        names = changes.get("names", self.hostile.get("names", False))
+        if not isinstance(names, bool):
+            raise ApiError(400, "names must be true or false")
+        was = self.hostile.get("names", False)
+        self.hostile.update(changes)
+        if names and not was:
+            self._add_hostile_names()
+        elif was and not names:
+            self._drop_hostile_names()
+
+    def error_suffix(self):
+        return HOSTILE_ERROR if self.hostile.get("names") else ""
+
+    def _add_hostile_names(self):
+        names = self.hostile_names()
+        self.add_hosts(names, virtual=True)
+        flavor = {"id": HOSTILE_FLAVOR_ID, "name": "m1.\033]0;owned\007\n[ OK ] flavor",
+                  "vcpus": 1, "ram": 512, "disk": 1}
+        self.flavors[flavor["id"]] = flavor
+        for name in names:
+            self.boot(f"wn-grid-{name}", flavor, None, None, None, "none", 1, 1,
+                      only_host=name, forced=True)
+            image_id = str(uuid.uuid4())
+            with open(os.path.join(self.store_dir, image_id), "wb") as handle:
+                handle.write(b"\0" * 512)
+            self.add_image(f"img-{name}", None, "raw", image_id)
+            self.hostile_images.append(image_id)
+        queued = self.add_image(f"img-queued-{names[2]}{names[3]}", None, "raw", status="queued")
+        self.hostile_images.append(queued["id"])
+
+    def _drop_hostile_names(self):
+        """Remove what _add_hostile_names added: hosts, their VMs, images and the flavor."""
+        self.flavors.pop(HOSTILE_FLAVOR_ID, None)
+        for image_id in self.hostile_images:
+            self.images.pop(image_id, None)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.store_dir, image_id))
+        self.hostile_images = []
+        names = set(self.hostile_names())
+        for host in [h for h in self.hosts.values() if h.virtual and h.name in names]:
+            for vm in list(host.vms.values()):
+                self._forget(vm)
+            self._drop_host(host)
+
+    def _drop_host(self, host):
+        del self.hosts[host.name]
+        del self.hosts_by_uuid[host.uuid]
+        del self.hosts_by_service[host.service_id]
 
     # ----- identity
     def issue_token(self):
@@ -283,7 +353,8 @@ class Cloud:
             }
             if placement is None:
                 vm["vm_state"] = "error"
-                vm["fault"] = {"code": 500, "created": now_iso(now), "message": NO_VALID_HOST}
+                vm["fault"] = {"code": 500, "created": now_iso(now),
+                               "message": NO_VALID_HOST + self.error_suffix()}
             else:
                 host = placement[i]
                 vm["host"] = host.name
