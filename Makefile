@@ -6,10 +6,11 @@ BINDIR   = $(DESTDIR)$(PREFIX)/bin
 LIBDIR   = $(DESTDIR)$(PREFIX)/share/hltcloud/lib
 MANDIR   = $(DESTDIR)$(PREFIX)/share/man/man1
 COMPDIR  = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+DOCDIR   = $(DESTDIR)$(PREFIX)/share/doc/hltcloud
 
 TOOLS    = openstack-hlt-manage openstack-prefill-cache rsync-wave.py openstack-enter
 DEB_PKGS = openssh-client openssh-server pdsh rsync qemu-utils iproute2 procps psmisc man-db groff-base openssl
-PY_MODS  = keystoneauth1,novaclient,yaml,pytest,hypothesis
+PY_MODS  = keystoneauth1,novaclient,oslo_utils,yaml,pytest,hypothesis
 
 .PHONY: all deps test test-realcloud demo install uninstall bench clean
 
@@ -35,7 +36,8 @@ demo: deps
 	$(PYTHON) tests/simcluster/demo
 
 install:
-	install -d $(BINDIR) $(LIBDIR)/hltcloud $(MANDIR) $(COMPDIR)
+	install -d $(BINDIR) $(LIBDIR)/hltcloud $(MANDIR) $(COMPDIR) $(DOCDIR)
+	install -m 0644 SECURITY.md $(DOCDIR)/
 	install -m 0644 lib/hltcloud/*.py $(LIBDIR)/hltcloud/
 	for tool in $(TOOLS); do install -m 0755 bin/$$tool $(BINDIR)/$$tool; done
 	for page in man/*.1; do install -m 0644 $$page $(MANDIR)/; done
@@ -44,7 +46,7 @@ install:
 
 uninstall:
 	for tool in $(TOOLS); do rm -f $(BINDIR)/$$tool $(COMPDIR)/$$tool; done
-	rm -rf $(DESTDIR)$(PREFIX)/share/hltcloud
+	rm -rf $(DESTDIR)$(PREFIX)/share/hltcloud $(DOCDIR)
 	for page in man/*.1; do rm -f $(MANDIR)/$$(basename $$page); done
 
 bench: deps
