@@ -12,10 +12,10 @@ TOOLS    = openstack-hlt-manage openstack-prefill-cache rsync-wave.py openstack-
 DEB_PKGS = openssh-client openssh-server pdsh rsync qemu-utils iproute2 procps psmisc man-db groff-base openssl
 PY_MODS  = keystoneauth1,novaclient,oslo_utils,yaml,pytest,hypothesis
 
-.PHONY: all deps test test-realcloud demo install uninstall bench clean
+.PHONY: all deps check test test-realcloud demo install uninstall bench clean
 
 all:
-	@echo "targets: deps test test-realcloud demo install bench clean"
+	@echo "targets: deps check test test-realcloud demo install bench clean"
 
 # Idempotent: installs only what is missing.
 deps:
@@ -23,6 +23,11 @@ deps:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS); fi
 	@if ! $(PYTHON) -c 'import $(PY_MODS)' 2>/dev/null; then \
 	    $(PYTHON) -m pip install -q -r requirements-test.txt; fi
+
+# The fast tier, for the inner loop: the units and the node scripts run for real on this
+# machine; no simulated cluster, no real cloud, nothing marked slow (about 2 minutes).
+check: deps
+	HLTREAL_SKIP=1 $(PYTHON) -m pytest -p no:cacheprovider -q -m "not simcluster and not slow" tests
 
 test: deps
 	$(PYTHON) -m pytest -p no:cacheprovider -ra tests
@@ -38,7 +43,7 @@ demo: deps
 install:
 	install -d $(BINDIR) $(LIBDIR)/hltcloud $(MANDIR) $(COMPDIR) $(DOCDIR)
 	install -m 0644 SECURITY.md $(DOCDIR)/
-	install -m 0644 lib/hltcloud/*.py $(LIBDIR)/hltcloud/
+	cd lib && find hltcloud -name '*.py' -exec install -D -m 0644 {} $(abspath $(LIBDIR))/{} \;
 	for tool in $(TOOLS); do install -m 0755 bin/$$tool $(BINDIR)/$$tool; done
 	for page in man/*.1; do install -m 0644 $$page $(MANDIR)/; done
 	# bash-completion loads a command's file by its name: one copy a tool

@@ -57,7 +57,7 @@ CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 DEST_DIR = "/var/lib/nova/instances"
 
 sys.path.insert(0, str(REPO / "lib"))
-from hltcloud import runner  # noqa: E402
+from hltcloud.proc import runner  # noqa: E402
 from chain_cases import CpuCase, SlowCase, children_cpu, rate_bits, run  # noqa: E402
 
 

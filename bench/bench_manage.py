@@ -19,7 +19,7 @@ cluster and the helpers are always this checkout's.
    authentications, and the head's CPU per host (the CPU of every process the run started,
    from getrusage(RUSAGE_CHILDREN)).
 
-   The floor's ssh parts are measured as the tool makes them (hltcloud.sshmaster, this
+   The floor's ssh parts are measured as the tool makes them (hltcloud.proc.sshmaster, this
    checkout's): the connection (an OpenSSH master: handshake, authentication), then the
    daemons' start and stop as sessions multiplexed over it. The tool overlaps the
    connection with its first API requests; the floor counts it whole (no overlap).
@@ -299,7 +299,7 @@ def _print_timeline(title, one, other):
 def _round_trip(cluster, host, runs=20):
     """Median seconds of one light Nova request through keystoneauth1 (the tool's stack)."""
     sys.path.insert(0, str(REPO / "lib"))
-    from hltcloud.cloud import Cloud
+    from hltcloud.cloud.session import Cloud
     compute = Cloud(cluster.env).adapter("compute", "2.60")
     times = []
     for _ in range(runs):
@@ -313,9 +313,10 @@ def _ssh_sessions(cluster, host):
     """Seconds of the ssh parts of a disable, made as the tool makes them: one connection
     (a master), then the start and the stop of the daemons as sessions over it."""
     sys.path.insert(0, str(REPO / "lib"))
-    from hltcloud import daemons, sshmaster
+    from hltcloud.manage import daemons
+    from hltcloud.proc import sshmaster
     from hltcloud.config import load
-    from hltcloud.runner import Ssh
+    from hltcloud.proc.runner import Ssh
     config = load(cluster.config_path)
     ssh = Ssh(config.ssh_config, config.ssh_user, config.connect_timeout)
     master = sshmaster.Master(ssh, host)
@@ -341,7 +342,7 @@ def _ssh_sessions(cluster, host):
 def _delete_time(cluster, host):
     """Seconds from the DELETEs of HOST's VMs (compute running) until the cloud has none."""
     sys.path.insert(0, str(REPO / "lib"))
-    from hltcloud.cloud import Cloud
+    from hltcloud.cloud.session import Cloud
     compute = Cloud(cluster.env).adapter("compute", "2.60")
     ids = [v["id"] for v in cluster.sim("GET", "/sim/servers")["servers"] if v["host"] == host]
     started = time.perf_counter()
@@ -385,8 +386,8 @@ def part_parallel():
         sequential = _timeline(log, launched, results["one"][2])
         # 2. one --parallel subworker alone (the parent's token handed over), with its timeline
         vms = _prepare(cluster, one)
-        from hltcloud.cloud import Cloud
-        from hltcloud.credentials import SECRETS
+        from hltcloud.cloud.session import Cloud
+        from hltcloud.cloud.credentials import SECRETS
         env = {k: v for k, v in {**cluster.env, **Cloud(cluster.env).handoff_env()}.items()
                if k not in SECRETS}
         results["sub"], log, launched = _measured(

@@ -30,7 +30,8 @@ sys.path.insert(0, str(REPO / "tests" / "simcluster"))
 
 import fixture  # noqa: E402
 import netnodes  # noqa: E402
-from hltcloud import config, runner  # noqa: E402
+from hltcloud import config  # noqa: E402
+from hltcloud.proc import runner
 
 SIZE_MB = int(os.environ.get("BENCH_SIZE_MB", "64"))
 RATE = os.environ.get("BENCH_RATE", "100mbit")

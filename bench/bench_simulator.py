@@ -2,7 +2,7 @@
 """Benchmark of the OpenStack simulator at scale (nothing asserted, figures printed).
 
 A standalone simulator on loopback with 50 virtual hypervisors / 1,000 VMs, then another with
-500 / 10,000; through the real python-novaclient (hltcloud.cloud.Cloud, microversion 2.60)
+500 / 10,000; through the real python-novaclient (hltcloud.cloud.session.Cloud, microversion 2.60)
 it times:
   - `nova service-list` (GET /os-services),
   - hypervisor listing with servers (GET /os-hypervisors?hypervisor_hostname_pattern=&with_servers),
@@ -23,7 +23,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "lib"))
-from hltcloud.cloud import Cloud  # noqa: E402
+from hltcloud.cloud.session import Cloud  # noqa: E402
 
 SIMULATOR = REPO / "tests" / "simcluster" / "simulator.py"
 SCALES = [(50, 1_000), (500, 10_000)]  # (hypervisors, VMs)

@@ -2,7 +2,7 @@
 """The ssh part of one host's disable alone, the two ways (nothing asserted):
 
 - two connections: the daemons' start and stop, each a plain ssh (before sshmaster.py);
-- one connection: an OpenSSH master (hltcloud.sshmaster.Master), both as sessions over it,
+- one connection: an OpenSSH master (hltcloud.proc.sshmaster.Master), both as sessions over it,
   then `ssh -O exit`.
 
     bench_ssh_master.py [ROUNDS]
@@ -44,9 +44,10 @@ def measure(cluster, host, way):
 
 def main(argv):
     import fixture
-    from hltcloud import daemons, sshmaster
+    from hltcloud.manage import daemons
+    from hltcloud.proc import sshmaster
     from hltcloud.config import load
-    from hltcloud.runner import Ssh
+    from hltcloud.proc.runner import Ssh
     rounds = int(argv[0]) if argv else 10
     with fixture.bench_cluster("ssh master", count=1) as cluster:
         if cluster is None:

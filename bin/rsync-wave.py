@@ -11,6 +11,6 @@ for _lib in (os.path.join(_here, "..", "lib"), os.path.join(_here, "..", "share"
         sys.path.insert(0, os.path.abspath(_lib))
         break
 
-from hltcloud.wave_cli import main  # noqa: E402
+from hltcloud.transfer.cli import main  # noqa: E402
 
 sys.exit(main())

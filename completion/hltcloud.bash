@@ -110,7 +110,7 @@ _hltcloud_images() {
     local lib
     lib=$(_hltcloud_lib openstack-prefill-cache) || return
     _hltcloud_filter "" "$1" < <(PYTHONPATH=$lib timeout "$_HLTCLOUD_IMAGE_SECONDS" \
-        python3 -m hltcloud.complete images 2>/dev/null | _hltcloud_names)
+        python3 -m hltcloud.ops.complete images 2>/dev/null | _hltcloud_names)
 }
 
 _hltcloud_complete() {

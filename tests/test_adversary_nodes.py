@@ -18,8 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from hltcloud import cache_state, config, pipeline, prefill, report, runner, transfer, wave
-from hltcloud.node_scripts import CACHE_STATE_SCRIPT, CHECK_SCRIPT, RECV_SCRIPT
+from hltcloud.prefill import cache_state
+from hltcloud import config
+from hltcloud.transfer import chain as pipeline
+from hltcloud.prefill import run as prefill
+from hltcloud import report
+from hltcloud.proc import runner
+from hltcloud.transfer import common as transfer
+from hltcloud.transfer import wave
+from hltcloud.node.scripts import CACHE_STATE_SCRIPT, CHECK_SCRIPT, RECV_SCRIPT
 
 NOBODY = pwd.getpwnam("nobody")
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}",

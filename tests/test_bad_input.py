@@ -438,7 +438,7 @@ def test_bad_input(place, tool, args, code, says, env_extra):
 
 def test_wave_source_with_a_colon_is_passed_as_a_local_path(tmp_path, monkeypatch):
     """rsync reads 'img:v2' as HOST:PATH; we hand it './img:v2' (the file exists here)."""
-    from hltcloud import wave_cli
+    from hltcloud.transfer import cli as wave_cli
     monkeypatch.chdir(tmp_path)
     (tmp_path / "img:v2").write_bytes(b"x")
     assert wave_cli.local_source("img:v2") == "./img:v2"

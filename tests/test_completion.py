@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from hltcloud import manage_cli, prefill_cli, wave_cli
+from hltcloud.manage import options as manage_cli
+from hltcloud.prefill import cli as prefill_cli
+from hltcloud.transfer import cli as wave_cli
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "completion" / "hltcloud.bash"

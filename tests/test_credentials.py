@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hltcloud.cloud import Cloud
+from hltcloud.cloud.session import Cloud
 
 REPO = Path(__file__).resolve().parents[1]
 ADMIN_USER_ID = "0a4d2f6e8b1c4e3a9d5f7b2c6e8a0d11"  # the simulator's admin user and project

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from hltcloud import enter, openrc
-from hltcloud import enter_credentials as credentials
+from hltcloud.enter import cli as enter
+from hltcloud.enter import openrc
+from hltcloud.enter import credentials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.join(ROOT, "bin", "openstack-enter")

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from hltcloud import hostlock, runner
-from hltcloud.cloud import Cloud
+from hltcloud.ops import hostlock
+from hltcloud.proc import runner
+from hltcloud.cloud.session import Cloud
 
 REPO = Path(__file__).resolve().parents[1]
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
@@ -129,7 +130,7 @@ def test_lock_files_are_never_followed_and_never_left_behind(tmp_path, monkeypat
             hostlock.acquire("cloud", "cn09")
         hostlock.acquire("cloud", "cn01")
         holder = subprocess.run(
-            [sys.executable, "-c", "from hltcloud import hostlock; hostlock.acquire('cloud', 'cn01')"],
+            [sys.executable, "-c", "from hltcloud.ops import hostlock; hostlock.acquire('cloud', 'cn01')"],
             env={**os.environ, "PYTHONPATH": str(REPO / "lib")}, capture_output=True, text=True)
         assert f"another openstack-hlt-manage run (pid {os.getpid()}) is working on cn01" \
             in holder.stderr

@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from hltcloud import pipeline, prefill, runner, wave
+from hltcloud.transfer import chain as pipeline
+from hltcloud.prefill import run as prefill
+from hltcloud.proc import runner
+from hltcloud.transfer import wave
 from helpers import base_file, config_with, sha1_of
 
 NOBODY = pwd.getpwnam("nobody")

@@ -14,8 +14,9 @@ import subprocess
 import pytest
 from helpers import MANAGE, REPO, client, lines, start_compute, table_rows, tool
 
-from hltcloud import errors, hostcache
-from hltcloud.cloud import CloudError
+from hltcloud import errors
+from hltcloud.ops import hostcache
+from hltcloud.cloud.session import CloudError
 
 PREFILL = "openstack-prefill-cache"
 LEFT_OUT = "[WARN] left out a compute service that Nova lists: "

@@ -299,7 +299,7 @@ def test_a_glance_next_link_to_another_host_is_never_followed(cluster, listener)
     assert line.startswith(f"openstack-prefill-cache: Glance's next link '{listener.url}/v2/images?")
     assert line.endswith(f"' in the image list is not a path of {cluster.sim_url}/image: "
                          "not followed")
-    completion = subprocess.run([sys.executable, "-m", "hltcloud.complete", "images"],
+    completion = subprocess.run([sys.executable, "-m", "hltcloud.ops.complete", "images"],
                                 env={**cluster.env, "PYTHONPATH": str(REPO / "lib")},
                                 capture_output=True, text=True, timeout=60)
     assert (completion.returncode, completion.stdout) == (1, "")
@@ -319,7 +319,7 @@ def test_user_data_another_user_controls_is_refused(cluster, public_dir):
 def test_no_request_of_the_session_leaves_keystone_and_the_endpoints(cluster, listener):
     """The one place under keystoneauth1 and novaclient: whatever asks (a link in a version
     document, a page link of another API), the token goes to no other scheme, host or port."""
-    from hltcloud.cloud import Cloud, CloudError
+    from hltcloud.cloud.session import Cloud, CloudError
     session = Cloud(env=cluster.env).session
     with pytest.raises(CloudError, match=r"^refused to send GET 'http://127\.0\.0\.1:[0-9]+/v2/x': "
                                          r"not the scheme, host and port of Keystone or of an "

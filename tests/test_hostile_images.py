@@ -86,7 +86,7 @@ CASES = {
 def fixture_image_check():
     """The module under test, imported by the unit tests alone: the cluster tests below run
     the tool, and show what a tree without the check does."""
-    from hltcloud import image_check
+    from hltcloud.cloud import images as image_check
     return image_check
 
 

@@ -115,6 +115,7 @@ def _pdsh_expansion(host_list):
     return [line.split(": ", 1)[1] for line in out.splitlines()]
 
 
+@pytest.mark.slow  # pdsh started for each of many generated lists
 @pytest.mark.skipif(not shutil.which("pdsh"), reason="pdsh is not installed (make deps)")
 def test_expansion_equals_pdsh_on_generated_lists():
     rng = random.Random(20261125)

@@ -9,8 +9,8 @@ import time
 import pytest
 from helpers import free_port
 
-from hltcloud.cloud import describe_error
-from hltcloud.jsonapi import ApiError, JsonApi, proxied
+from hltcloud.cloud.session import describe_error
+from hltcloud.cloud.jsonapi import ApiError, JsonApi, proxied
 
 
 class _Nova(http.server.BaseHTTPRequestHandler):

@@ -16,8 +16,8 @@ from helpers import (COMPUTE, SERVICES, authentications, boot_on, clear_log, fre
                      interrupt_while_waiting, lines, mutations, processes, requests, service,
                      servers_on, start_compute, stop_compute, table_rows, tool, wait_for)
 
-from hltcloud.cloud import Cloud
-from hltcloud.credentials import SECRETS
+from hltcloud.cloud.session import Cloud
+from hltcloud.cloud.credentials import SECRETS
 from hltcloud.hostlist import fold
 
 REPO = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""One ssh connection a host for enable and disable (lib/hltcloud/sshmaster.py), on the
+"""One ssh connection a host for enable and disable (lib/hltcloud/proc/sshmaster.py), on the
 simulated cluster: counted by the node itself (the kernel's count of the connections its
 namespace accepted, cluster.connections), with nothing left behind (no ssh master, no
 private directory) after success, failure and Ctrl-C; and plain ssh when there can be no
@@ -17,7 +17,7 @@ import pytest
 from helpers import (MANAGE, REPO, boot_on, eventually, lines, processes_mentioning,
                      servers_on, start_compute)
 
-from hltcloud import sshmaster
+from hltcloud.proc import sshmaster
 
 PRIVATE = "hltcloud-ssh-"
 

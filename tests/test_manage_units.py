@@ -4,9 +4,11 @@ import gc
 
 import pytest
 
-from hltcloud import computes, fit, manage_cli
-from hltcloud.jsonapi import ApiError
-from hltcloud.runner import UsageError
+from hltcloud.cloud import computes
+from hltcloud.manage import fit
+from hltcloud.manage import options as manage_cli
+from hltcloud.cloud.jsonapi import ApiError
+from hltcloud.errors import UsageError
 
 # The shape of a Placement inventory of a worker node (GET /resource_providers/{uuid}/inventories).
 NODE = {

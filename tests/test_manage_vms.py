@@ -134,9 +134,11 @@ def test_failed_request_leaves_no_error_vm_and_a_fresh_count_fits(cluster, nova,
 
     Driven in-process to place the change exactly between the two steps of runvms; the cloud
     is the real simulator."""
-    from hltcloud import capacity, manage_cli, runvms
+    from hltcloud.cloud import capacity
+    from hltcloud.manage import options as manage_cli
+    from hltcloud.manage import runvms
     from hltcloud.config import load
-    from hltcloud.manage_ctx import Context
+    from hltcloud.manage.context import Context
     start_compute(cluster, nova, [])  # no node host up: only the two virtual hosts below
     hosts = ["va.virtual", "vb.virtual"]
     cluster.sim("POST", "/sim/hosts", {"names": hosts, "virtual": True})

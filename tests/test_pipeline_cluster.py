@@ -12,8 +12,11 @@ import pytest
 from helpers import (cmdline, eventually, node_file, poll, processes, sha1_of, transfer_lines,
                      twins)
 
-from hltcloud import pipeline, report, runner, transfer
-from hltcloud.chain_commands import ChainCommands
+from hltcloud.transfer import chain as pipeline
+from hltcloud import report
+from hltcloud.proc import runner
+from hltcloud.transfer import common as transfer
+from hltcloud.transfer.chain_commands import ChainCommands
 
 INSTANCES = "/var/lib/nova/instances"
 TOOL = Path(__file__).resolve().parents[1] / "bin" / "rsync-wave.py"

@@ -1,4 +1,4 @@
-"""hltcloud.pipeline without a cluster: chain planning, command lines, and the node-side
+"""hltcloud.transfer.chain without a cluster: chain planning, command lines, and the node-side
 scripts (RECV, FORWARD) run for real with sh on this machine, ssh replaced by a local hop."""
 import hashlib
 import io
@@ -10,7 +10,12 @@ import threading
 
 import pytest
 
-from hltcloud import node_scripts, pipeline, report, runner, transfer, wave_cli
+from hltcloud.node import scripts as node_scripts
+from hltcloud.transfer import chain as pipeline
+from hltcloud import report
+from hltcloud.proc import runner
+from hltcloud.transfer import common as transfer
+from hltcloud.transfer import cli as wave_cli
 
 
 # ---------------------------------------------------------------- planning
@@ -563,7 +568,7 @@ def test_checks_run_while_news_keeps_coming():
 # ---------------------------------------------------------------- slow nodes
 
 def test_a_host_far_below_its_upstream_is_slow_after_two_checks():
-    from hltcloud.chain_watch import HopRates
+    from hltcloud.transfer.chain_watch import HopRates
     rates = HopRates()
     verdicts = []
     for second in range(6):
@@ -576,7 +581,7 @@ def test_a_host_far_below_its_upstream_is_slow_after_two_checks():
 
 
 def test_a_host_whose_sessions_start_late_is_not_slow():
-    from hltcloud.chain_watch import HopRates
+    from hltcloud.transfer.chain_watch import HopRates
     rates = HopRates()
     got = {2.5: 50_000, 3.0: 400_000}  # nothing for 2.5 s (handshakes), then TCP's slow start
     for tick in range(16):
@@ -588,7 +593,7 @@ def test_a_host_whose_sessions_start_late_is_not_slow():
 
 
 def test_keeping_up_or_a_short_dip_is_not_slow():
-    from hltcloud.chain_watch import HopRates
+    from hltcloud.transfer.chain_watch import HopRates
     rates = HopRates()
     got = 0
     for second in range(10):
@@ -601,7 +606,7 @@ def test_keeping_up_or_a_short_dip_is_not_slow():
 
 
 def test_a_late_heartbeat_of_a_replaced_session_is_no_slowness():
-    from hltcloud.chain_watch import HopRates
+    from hltcloud.transfer.chain_watch import HopRates
     rates = HopRates()
     rates.reset("next", 0)
     for second, count in ((0.5, 700_000), (1, 100_000), (2, 2_600_000), (3, 5_100_000)):

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from hltcloud import cache_state, prefill_cli
+from hltcloud.prefill import cache_state
+from hltcloud.prefill import cli as prefill_cli
 from hltcloud.hostlist import fold
-from hltcloud.node_scripts import CACHE_STATE_SCRIPT
-from hltcloud.runner import UsageError
+from hltcloud.node.scripts import CACHE_STATE_SCRIPT
+from hltcloud.errors import UsageError
 from test_prefill_cluster import TOOL, base_file, config_with
 
 REPO = Path(__file__).resolve().parents[1]

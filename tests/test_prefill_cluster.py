@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import base_file, config_with, eventually, poll, processes_mentioning, sha1_of
 
-from hltcloud import prefill
+from hltcloud.prefill import run as prefill
 
 TOOL = "openstack-prefill-cache"
 INSTANCES = "/var/lib/nova/instances"

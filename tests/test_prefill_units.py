@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from hltcloud import cache_state, config, glance_image, prefill, runner
-from hltcloud.node_scripts import CACHE_STATE_SCRIPT
+from hltcloud.prefill import cache_state
+from hltcloud import config
+from hltcloud.cloud import glance as glance_image
+from hltcloud.prefill import run as prefill
+from hltcloud.proc import runner
+from hltcloud.node.scripts import CACHE_STATE_SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
 

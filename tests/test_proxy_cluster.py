@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import boot_on, start_compute
 
-from hltcloud.cloud import Cloud
+from hltcloud.cloud.session import Cloud
 
 REPO = Path(__file__).resolve().parent.parent
 TOOL = str(REPO / "bin" / "openstack-hlt-manage")

@@ -5,8 +5,13 @@ import socket
 
 import pytest
 
-from hltcloud import audit, config, manage_cli, report, rerun, wave_cli
-from hltcloud.runner import UsageError
+from hltcloud.ops import audit
+from hltcloud import config
+from hltcloud.manage import options as manage_cli
+from hltcloud import report
+from hltcloud.ops import rerun
+from hltcloud.transfer import cli as wave_cli
+from hltcloud.errors import UsageError
 
 
 def test_log_keys_default_and_validated(tmp_path):

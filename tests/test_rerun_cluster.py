@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hltcloud import rerun
+from hltcloud.ops import rerun
 from hltcloud.hostlist import fold
 from helpers import (base_file, boot_on, clear_log, interrupt_while_waiting, mutations, requests,
                      service, start_compute)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hltcloud import runner
+from hltcloud.proc import runner
 from hltcloud.validate import BadValue
 
 

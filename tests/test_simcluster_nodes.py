@@ -362,7 +362,7 @@ def wait_state(cloud, name, want, limit=20):
 
 def test_node_agents_drive_compute_service_state(cluster):
     needs_simulator(cluster)
-    from hltcloud.cloud import Cloud
+    from hltcloud.cloud.session import Cloud
     cloud = Cloud(cluster.env)
     assert set(compute_states(cloud)) == set(cluster.names)
     name = cluster.names[-1]  # no other test starts its agent
@@ -375,7 +375,7 @@ def test_node_agents_drive_compute_service_state(cluster):
 
 def test_add_image_is_a_real_file_in_glance(cluster):
     needs_simulator(cluster)
-    from hltcloud.cloud import Cloud
+    from hltcloud.cloud.session import Cloud
     image_id = cluster.add_image("fixture-test-image", size_mb=2)
     path = cluster.state / "glance" / "images" / image_id
     info = subprocess.run(["qemu-img", "info", "--output=json", str(path)],

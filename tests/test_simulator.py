@@ -1,5 +1,5 @@
 """The OpenStack simulator alone on loopback (no root, no namespaces), driven through the real
-python-novaclient/keystoneauth1 (hltcloud.cloud.Cloud), with compute agents run on the head
+python-novaclient/keystoneauth1 (hltcloud.cloud.session.Cloud), with compute agents run on the head
 against temporary instance directories."""
 import hashlib
 import json
@@ -17,7 +17,7 @@ from helpers import free_port, poll  # generous default (30 s): the test machine
 from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
-from hltcloud.cloud import Cloud, CloudError
+from hltcloud.cloud.session import Cloud, CloudError
 
 SIMDIR = Path(__file__).resolve().parent / "simcluster"
 NODES = ["cn01.internal", "cn02.internal", "cn03.internal"]

@@ -12,7 +12,9 @@ import pytest
 from helpers import (eventually, node_file, poll, processes_mentioning, sha1_of, transfer_lines,
                      twins)
 
-from hltcloud import report, runner, wave
+from hltcloud import report
+from hltcloud.proc import runner
+from hltcloud.transfer import wave
 
 INSTANCES = "/var/lib/nova/instances"
 

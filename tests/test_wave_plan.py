@@ -4,7 +4,10 @@ import shlex
 
 import pytest
 
-from hltcloud import node_scripts, runner, transfer, wave
+from hltcloud.node import scripts as node_scripts
+from hltcloud.proc import runner
+from hltcloud.transfer import common as transfer
+from hltcloud.transfer import wave
 from hltcloud.validate import BadValue
 
 

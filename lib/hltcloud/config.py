@@ -11,10 +11,10 @@ import re
 import shlex
 from dataclasses import dataclass
 
-from .filetrust import UntrustedFile
-from .inputs import InputError, parse_whole, read_small_text
-from .errors import ToolError
-from .validate import BadValue, check_name, path_fault
+from hltcloud.filetrust import UntrustedFile
+from hltcloud.inputs import InputError, parse_whole, read_small_text
+from hltcloud.errors import ToolError
+from hltcloud.validate import BadValue, check_name, path_fault
 
 MAX_BYTES = 1 << 20  # a site configuration is a few hundred bytes
 CONNECT_TIMEOUT = (1, 300)  # seconds: ssh -o ConnectTimeout

@@ -8,7 +8,7 @@ closed here with that status.
 """
 import sys
 
-from .printable import printable
+from hltcloud.printable import printable
 
 OK = 0
 FAILED = 1  # some host or action failed
@@ -25,6 +25,10 @@ class ToolError(Exception):
         super().__init__(message)
         if exit_status is not None:
             self.exit_status = exit_status
+
+
+class UsageError(ValueError):
+    """Bad switch value: reported in one line, exit 2, nothing done."""
 
 
 def exit_status(err):
@@ -56,7 +60,7 @@ def run_main(prog, body, on_interrupt=None):
     finally:
         # Only a run that loaded audit can have started a record: a usage error, or --help,
         # never pays for the logging modules.
-        audit = sys.modules.get(f"{__package__}.audit")
+        audit = sys.modules.get("hltcloud.ops.audit")
         if audit is not None:
             audit.finish(status)
 

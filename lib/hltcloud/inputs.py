@@ -8,8 +8,8 @@ import os
 import re
 import stat
 
-from . import filetrust
-from .runner import UsageError
+from hltcloud import filetrust
+from hltcloud.errors import UsageError
 
 _WHOLE = re.compile(r"-?[0-9]+\Z")  # ASCII digits only: int() would take '٣', '1_000', ' 5'
 _MAX_DIGITS = 18  # anything longer is above every bound (and int() of 5,000 digits raises)

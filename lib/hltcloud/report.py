@@ -14,8 +14,8 @@ import sys
 import threading
 import time
 
-from .hostlist import fold
-from .printable import printable, printable_lines
+from hltcloud.hostlist import fold
+from hltcloud.printable import printable, printable_lines
 
 _WATCHERS = []  # functions given every line as printed, without colours (audit.py)
 _PAINT = re.compile(r"\033\[[0-9;]*m")

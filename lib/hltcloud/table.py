@@ -1,5 +1,5 @@
 """The `+----+` / `| .. |` tables of the original README."""
-from .printable import printable
+from hltcloud.printable import printable
 
 
 def _center(text, width):

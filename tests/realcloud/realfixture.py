@@ -193,7 +193,7 @@ class RealCluster(NodesCluster):
     # ------------------------------------------------------------ cloud
 
     def cloud(self):
-        from hltcloud.cloud import Cloud
+        from hltcloud.cloud.session import Cloud
         return Cloud(self.env)
 
     def nova(self):

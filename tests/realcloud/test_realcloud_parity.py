@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import free_port
 
-from hltcloud.cloud import Cloud
+from hltcloud.cloud.session import Cloud
 
 REPO = Path(__file__).resolve().parent.parent.parent
 SIMULATOR = REPO / "tests" / "simcluster" / "simulator.py"

@@ -1,8 +1,8 @@
-"""The real control plane answers through our own client code (lib/hltcloud/cloud.py)."""
+"""The real control plane answers through our own client code (lib/hltcloud/cloud/session.py)."""
 import subprocess
 from pathlib import Path
 
-from hltcloud.cloud import Cloud
+from hltcloud.cloud.session import Cloud
 
 
 def test_password_auth_and_catalog(realcloud):

@@ -1,0 +1,309 @@
+"""Access to the cloud: one keystoneauth1 session, credentials as the openstack CLI takes
+them (credentials.py: a clouds.yaml entry or the OS_* variables).
+
+Nova's requests go as plain JSON (nova_request: the requests python-novaclient would send,
+without building objects that are only read) through the standard library's http.client
+(jsonapi.py) with the session's token; Placement and Glance, and novaclient where runvms
+uses it, through keystoneauth1 on the same session. keystoneauth1 and novaclient are imported
+only when a session is opened or used: --help and bad input never pay for them. A parent process that fans out to subworkers authenticates once and hands
+them the token and endpoints through the environment (HLTCLOUD_AUTH), never on a command
+line; subworkers then use the token as is, never authenticate again, and load keystoneauth1
+only if they need more than Nova.
+"""
+import datetime
+import json
+import os
+import urllib.parse
+
+from hltcloud.cloud import credentials
+from hltcloud.cloud import jsonapi
+from hltcloud.errors import CLOUD, ToolError
+
+NOVA_MICROVERSION = "2.60"  # >= 2.53 (service ids, hypervisors with servers), >= 2.37 (nics)
+PLACEMENT_MICROVERSION = "1.10"
+HANDOFF_VAR = "HLTCLOUD_AUTH"
+SERVICES = ("compute", "placement", "image")
+CONNECT_TIMEOUT = 5  # seconds to open a connection to an API
+READ_TIMEOUT = 30  # seconds an API may take to answer (site configuration: cloud.read_timeout)
+REDIRECTS = (301, 302, 303, 305, 307, 308)  # the statuses keystoneauth1 follows
+MAX_HANDOFF = 64 * 1024  # bytes: a token and a few endpoints
+TOKEN_MARGIN = datetime.timedelta(seconds=30)  # a token this close to its end counts as expired
+
+
+class CloudError(ToolError):
+    """The cloud cannot be used at all: unreachable, bad credentials, missing settings (exit 3)."""
+    exit_status = CLOUD
+
+
+def _http_url(value, name):
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CloudError(f"{name} is not an http(s) URL: {value!r}")
+    return value
+
+
+def auth_plugin(settings):
+    """The keystoneauth1 plugin for SETTINGS; CloudError naming what is missing.
+
+    The v3 identity classes themselves, as keystoneauth1's loaders would build them: the
+    loading API finds them through stevedore, which scans every installed entry point and
+    writes a cache file into the home directory on each run."""
+    from keystoneauth1.identity import v3
+    plugin = {"v3password": v3.Password, "v3token": v3.Token,
+              "v3applicationcredential": v3.ApplicationCredential}[settings.plugin]
+    known = credentials.options(settings.plugin)
+    auth = {key: value for key, value in settings.auth.items() if key in known}
+    missing = [settings.name_of(option) if isinstance(option, str) else
+               " or ".join(settings.name_of(o) for o in option)
+               for option in credentials.required(settings.plugin) if not _has(auth, option)]
+    if missing:
+        raise CloudError(f"missing OpenStack credentials in {settings.source}: "
+                         f"{', '.join(missing)}")
+    _http_url(str(auth["auth_url"]), settings.name_of("auth_url"))
+    return plugin(**auth)
+
+
+def _has(auth, option):
+    return any(auth.get(o) for o in ((option,) if isinstance(option, str) else option))
+
+
+def _read_handoff(text):
+    """The token, endpoints and project a --parallel parent handed over, checked."""
+    if len(text) > MAX_HANDOFF:
+        raise CloudError(f"{HANDOFF_VAR} is too large ({len(text)} bytes)")
+    try:
+        data = json.loads(text)
+        token, endpoints, project = data["token"], data["endpoints"], data["project_id"]
+        expires = datetime.datetime.fromisoformat(data["expires_at"])
+        verify, cert = data["verify"], data["cert"]
+        valid = (isinstance(token, str) and token and isinstance(project, str)
+                 and isinstance(endpoints, dict) and expires.tzinfo is not None
+                 and isinstance(verify, (bool, str)) and _is_cert(cert)
+                 and all(isinstance(k, str) and (v is None or isinstance(v, str))
+                         for k, v in endpoints.items()))
+    except (ValueError, TypeError, KeyError):
+        valid = False
+    if not valid:
+        raise CloudError(f"{HANDOFF_VAR} is malformed: it is set only by a --parallel parent "
+                         "for its subworkers")
+    for name, url in endpoints.items():
+        if url:
+            _http_url(url, f"the {name} endpoint in {HANDOFF_VAR}")
+    if expires - TOKEN_MARGIN < datetime.datetime.now(datetime.timezone.utc):
+        raise CloudError(f"the token handed over in {HANDOFF_VAR} expired at "
+                         f"{expires.isoformat()}")
+    return token, endpoints, project, expires, verify, tuple(cert) if isinstance(cert, list) else cert
+
+
+def _is_cert(cert):
+    """None, a path, or [certificate, key] (as requests takes it)."""
+    return cert is None or isinstance(cert, str) or (
+        isinstance(cert, list) and len(cert) == 2 and all(isinstance(c, str) for c in cert))
+
+
+class Cloud:
+    """An authenticated session and the endpoints of the services the tools use.
+
+    HANDOFF: take the token from HLTCLOUD_AUTH (only a --parallel subworker does; anywhere
+    else a leftover variable must not win over the operator's own credentials)."""
+
+    def __init__(self, env=None, handoff=False, read_timeout=READ_TIMEOUT, os_cloud=None):
+        env = os.environ if env is None else env
+        self.read_timeout = read_timeout
+        self._compute = None
+        self._light = not jsonapi.proxied(env)
+        self._origins = set()  # where requests may go: Keystone, then the endpoints
+        if handoff and env.get(HANDOFF_VAR):
+            (self.token, self.endpoints, self.project_id, self.expires_at, self.verify,
+             self.cert) = _read_handoff(env[HANDOFF_VAR])
+            self._allow(self.endpoints.values())
+            self._session_obj = None  # made only if Placement or Glance is asked for
+            return
+        try:
+            settings = credentials.resolve(env, os_cloud)
+        except credentials.CredentialsError as err:
+            raise CloudError(str(err)) from None
+        self.verify, self.cert = settings.verify, settings.cert
+        from keystoneauth1 import exceptions as ks_exc
+        plugin = auth_plugin(settings)  # checks that auth_url and the rest are there
+        url = settings.auth["auth_url"]
+        self._allow([url])
+        self._session_obj = self._session(plugin)
+        try:
+            self.token = self.session.get_token()
+            self.project_id = self.session.get_project_id()
+            self.expires_at = self.session.auth.get_access(self.session).expires
+            self.endpoints = {name: self._endpoint(name, settings) for name in SERVICES}
+            # the catalog's Keystone too: it may differ from auth_url (public, internal)
+            self._allow([*self.endpoints.values(), self._endpoint("identity", settings)])
+        except ks_exc.Unauthorized:
+            raise CloudError(f"authentication failed: check {credentials.hint(settings)}") from None
+        except ks_exc.ConnectTimeout:
+            raise CloudError(f"the cloud did not answer within {read_timeout} s "
+                             f"(Keystone at {url})") from None
+        except ks_exc.SSLError as err:
+            raise CloudError(f"TLS error talking to Keystone at {url}: {_short(err)}") from None
+        except ks_exc.ConnectFailure as err:
+            raise CloudError(f"cannot reach Keystone at {url}: {_short(err)}") from None
+        except ks_exc.ClientException as err:
+            raise CloudError(f"authentication failed: {_short(err)}") from None
+        if not self.endpoints.get("compute"):
+            where = f" in region {settings.region}" if settings.region else ""
+            raise CloudError(f"no {settings.interface} compute endpoint{where} in the service "
+                             "catalog (OS_INTERFACE, OS_REGION_NAME)")
+
+    @property
+    def session(self):
+        """The keystoneauth1 session (a subworker makes one from the handed-over token only
+        when it needs Placement, Glance or novaclient)."""
+        if self._session_obj is None:
+            from keystoneauth1 import token_endpoint
+            self._session_obj = self._session(token_endpoint.Token(None, self.token))
+        return self._session_obj
+
+    def _current_token(self):
+        """The parent's session renews its token when it is about to expire; a subworker's
+        is the handed-over one."""
+        return self._session_obj.get_token() if self._session_obj is not None else self.token
+
+    def _endpoint(self, service, settings):
+        """The catalog's URL of SERVICE, or None (only compute is indispensable)."""
+        from keystoneauth1 import exceptions as ks_exc
+        try:
+            return self.session.get_endpoint(service_type=service, interface=settings.interface,
+                                             region_name=settings.region)
+        except ks_exc.EndpointNotFound:
+            return None
+
+    def _allow(self, urls):
+        self._origins.update(jsonapi.origin(url) for url in urls if url)
+
+    def _session(self, auth):
+        from keystoneauth1 import session as ks_session
+        session = ks_session.Session(auth=auth, verify=self.verify, cert=self.cert,
+                                     session=_pinned_requests(self._origins))
+        # requests takes (connect, read): a cloud that accepts connections but never answers
+        # is noticed after READ_TIMEOUT, an address where nothing listens after a few seconds.
+        session.timeout = (CONNECT_TIMEOUT, self.read_timeout)
+        return session
+
+    def handoff_env(self):
+        """Environment entries that let a subworker use this session without authenticating."""
+        return {HANDOFF_VAR: json.dumps({"token": self.token, "endpoints": self.endpoints,
+                                         "project_id": self.project_id,
+                                         "expires_at": self.expires_at.isoformat(),
+                                         # the parent's TLS settings, the same in every process
+                                         "verify": self._verify_for_subworkers(),
+                                         "cert": self.cert})}
+
+    def _verify_for_subworkers(self):
+        """verify=True is requests' CA bundle: name it, so that subworkers (which never load
+        requests) check certificates against the very same file."""
+        return (jsonapi.default_ca_bundle() or True) if self.verify is True else self.verify
+
+    def adapter(self, service, microversion=None):
+        endpoint = self.endpoints.get(service)
+        if not endpoint:
+            raise CloudError(f"no {service} endpoint in the service catalog")
+        from keystoneauth1 import adapter
+        return adapter.Adapter(self.session, service_type=service, endpoint_override=endpoint,
+                               default_microversion=microversion)
+
+    def nova(self):
+        from novaclient import client as nova_client
+        return nova_client.Client(NOVA_MICROVERSION, session=self.session,
+                                  endpoint_override=self.endpoints["compute"])
+
+    def nova_request(self, method, path, body=None):
+        """METHOD PATH of Nova (microversion NOVA_MICROVERSION), BODY as JSON -> the decoded
+        JSON answer; jsonapi.ApiError for an error status or a failed connection."""
+        if self._compute is None:
+            endpoint = self.endpoints.get("compute")
+            if not endpoint:
+                raise CloudError("no compute endpoint in the service catalog")
+            version = {"OpenStack-API-Version": f"compute {NOVA_MICROVERSION}",
+                       "X-OpenStack-Nova-API-Version": NOVA_MICROVERSION}
+            if self._light:
+                self._compute = jsonapi.JsonApi(
+                    "compute", endpoint, self._current_token, version, verify=self.verify,
+                    cert=self.cert, connect_timeout=CONNECT_TIMEOUT, read_timeout=self.read_timeout)
+            else:
+                self._compute = _AdapterApi(self.adapter("compute", NOVA_MICROVERSION))
+        return self._compute.request(method, path, body)
+
+    def nova_get(self, path):
+        return self.nova_request("GET", path)
+
+    def placement(self):
+        return self.adapter("placement", PLACEMENT_MICROVERSION)
+
+    def glance(self):
+        return self.adapter("image")
+
+
+def _pinned_requests(origins):
+    """The requests session under keystoneauth1 (and novaclient), the one place where the
+    token and the password leave: a request goes only to ORIGINS (Keystone's and the
+    catalog's endpoints', as (scheme, host, port)), and a redirect is followed only within
+    the origin it came from. keystoneauth1 would follow any redirect, anywhere, resending
+    the token, or the password with a POST to Keystone; a Glance "next" link or a version
+    document could name any host."""
+    import requests
+    from keystoneauth1 import session as ks_session
+
+    class Pinned(requests.Session):
+        def send(self, request, **kwargs):
+            if jsonapi.origin(request.url) not in origins:
+                raise CloudError(f"refused to send {request.method} {jsonapi.shown(request.url)}: "
+                                 "not the scheme, host and port of Keystone or of an endpoint")
+            return super().send(request, **kwargs)
+
+    def refuse_foreign_redirect(resp, *args, **kwargs):  # before anything follows it
+        location = resp.headers.get("Location")
+        if resp.status_code in REDIRECTS and location and jsonapi.foreign(location, resp.url):
+            resp.close()
+            raise CloudError(f"the cloud redirected {resp.request.method} {resp.url} to "
+                             f"{jsonapi.shown(location)}: not followed (a token or password goes "
+                             "only to the endpoint's own scheme, host and port)")
+        return resp
+
+    session = Pinned()
+    session.mount("https://", ks_session.TCPKeepAliveAdapter())  # as keystoneauth1's own
+    session.mount("http://", ks_session.TCPKeepAliveAdapter())
+    session.hooks["response"].append(refuse_foreign_redirect)
+    return session
+
+
+class _AdapterApi:
+    """jsonapi.JsonApi's request() through a keystoneauth1 adapter (when a proxy is set)."""
+
+    def __init__(self, adapter):
+        self._adapter = adapter
+
+    def request(self, method, path, body=None):
+        from keystoneauth1 import exceptions as ks_exc
+        try:
+            resp = self._adapter.request(path, method, json=body, raise_exc=False,
+                                         headers={"Accept": "application/json"})
+        except ks_exc.ClientException as err:
+            raise jsonapi.ApiError(_short(err)) from None
+        try:
+            answer = resp.json() if resp.content else None
+        except ValueError:
+            answer = None
+        if resp.status_code >= 400:
+            raise jsonapi.ApiError(jsonapi.error_message(answer, resp.content, resp.reason),
+                                   resp.status_code)
+        return answer
+
+
+def _short(err):
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def describe_error(err):
+    """One line for an API error (novaclient or keystoneauth), without a traceback."""
+    message = getattr(err, "message", None) or str(err) or type(err).__name__
+    code = getattr(err, "code", None) or getattr(err, "http_status", None)
+    text = message.splitlines()[0]
+    return f"{text} (HTTP {code})" if code and str(code) not in text else text

@@ -1,0 +1,87 @@
+"""listwns and vmstats: the worker VMs (configured name prefix) and counts of all VMs."""
+import collections
+import datetime
+import json
+
+from hltcloud.cloud import computes
+from hltcloud import table
+from hltcloud.hostlist import natural_key
+from hltcloud.cloud.capacity import flavor_needs, placement_fits
+from hltcloud.printable import printable
+from hltcloud.manage.runvms import RunvmsError, find_flavor, params
+
+
+def _age(created, now):
+    try:
+        then = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return ""
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=datetime.timezone.utc)
+    seconds = max(0, int((now - then).total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{days}d{hours:02d}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+def _selected(ctx, hosts):
+    servers = computes.servers(ctx.cloud)
+    if hosts:
+        wanted = set(hosts)
+        servers = [s for s in servers if computes.server_host(s) in wanted]
+    return servers
+
+
+def listwns(ctx, hosts):
+    prefix = params(ctx)["name"]
+    now = datetime.datetime.now(datetime.timezone.utc)
+    workers = [s for s in _selected(ctx, hosts) if s["name"].startswith(prefix)]
+    workers.sort(key=lambda s: (natural_key(computes.server_host(s)), natural_key(s["name"])))
+    data = [{"id": s["id"], "name": s["name"], "status": s["status"],
+             "host": computes.server_host(s), "ips": computes.server_ips(s),
+             "created": s.get("created", ""), "age": _age(s.get("created", ""), now)}
+            for s in workers]
+    if ctx.opts.json:
+        ctx.emit(json.dumps(data, indent=1))
+        return True
+    ctx.emit(table.render(["ID", "Name", "Status", "Host", "IP address", "Age"],
+                              [[d["id"], d["name"], d["status"], d["host"], " ".join(d["ips"]),
+                                d["age"]] for d in data], "lllllr"))
+    ctx.emit(f"{len(data)} worker VM(s) named {prefix}*")
+    return True
+
+
+def vmstats(ctx, hosts):
+    servers = _selected(ctx, hosts)
+    by_status = collections.Counter(s["status"] for s in servers)
+    by_host = collections.Counter(computes.server_host(s) or "(none)" for s in servers)
+    data = {"total": len(servers), "by_status": dict(sorted(by_status.items())),
+            "by_host": {h: by_host[h] for h in sorted(by_host, key=natural_key)}}
+    try:
+        flavor = find_flavor(ctx.nova, params(ctx)["flavor"])
+    except RunvmsError as err:
+        ctx.rep.warn(f"capacity not shown: {err}")
+        flavor = None
+    if flavor is not None:
+        services = computes.services_by_host(ctx.cloud, warn=ctx.rep.warn)
+        usable = [h for h, s in services.items() if computes.usable(s) and (not hosts or h in hosts)]
+        fits = placement_fits(ctx.cloud, usable, flavor_needs(flavor))
+        total = sum(empty for _, empty in fits.values())
+        free = sum(now for now, _ in fits.values())
+        data["capacity"] = {"flavor": flavor.name, "hypervisors": len(usable),
+                            "total": total, "used": total - free, "free": free}
+    if ctx.opts.json:
+        ctx.emit(json.dumps(data, indent=1))
+        return True
+    ctx.emit(table.render(["Status", "VMs"], [[k, v] for k, v in data["by_status"].items()]
+                              + [["total", data["total"]]], "lr"))
+    ctx.emit(table.render(["Host", "VMs"], [[k, v] for k, v in data["by_host"].items()]
+                              + [["total", data["total"]]], "lr"))
+    if "capacity" in data:
+        cap = data["capacity"]
+        # One line: the flavor's name is the cloud's (the configured id may name it).
+        ctx.emit(printable(f"Capacity in VMs of flavor {cap['flavor']} on {cap['hypervisors']} "
+                           f"enabled, up hypervisor(s): {cap['total']} total, {cap['used']} used, "
+                           f"{cap['free']} free"))
+    return True

@@ -1,0 +1,120 @@
+"""Command line of openstack-hlt-manage: switches before the command, then HOSTS.
+
+Bad input raises UsageError (one line, exit 2) before anything touches the cloud or a node.
+"""
+import argparse
+
+from hltcloud.hostlist import HostListError, expand
+from hltcloud.inputs import OneLineParser, whole_number
+from hltcloud.ops.rerun import add_switches, check_paths
+from hltcloud.errors import UsageError
+from hltcloud.proc.runner import check_ssh_config
+from hltcloud.validate import BadValue, check_name
+
+PROG = "openstack-hlt-manage"
+COMMANDS = ("enable", "disable", "status", "runvms", "listwns", "vmstats")
+HOST_COMMANDS = ("enable", "disable")  # need HOSTS
+FILTER_COMMANDS = ("status", "listwns", "vmstats")  # HOSTS optional: a filter
+DEFAULT_VM_TIMEOUT = 300
+DEFAULT_FANOUT = 32
+
+USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output] [--parallel] "
+         "[--fanout N] [--vm-timeout SECONDS] [--force-shutoff] [--ssh-config FILE] [--nvms] "
+         "[--json] [--config FILE] [--os-cloud NAME] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
+         "[--name PREFIX] [--count N] [--failed-hosts FILE] [--ok-hosts FILE] [--no-syslog] "
+         "enable|disable|status|runvms|listwns|vmstats [HOSTS...]")
+
+# Switches forwarded unchanged to --parallel subworkers: (dest, flag, takes a value).
+FORWARDED = (("for_real", "--for-real", False), ("no_colors", "--no-colors", False),
+             ("vm_timeout", "--vm-timeout", True), ("force_shutoff", "--force-shutoff", False),
+             ("ssh_config", "--ssh-config", True), ("config", "--config", True),
+             ("no_syslog", "--no-syslog", False))
+
+
+# Upper bounds: far above any real use, low enough that no value exhausts memory or time.
+MAX_FANOUT = 1024
+MAX_VM_TIMEOUT = 86_400  # a day
+MAX_COUNT = 100_000
+
+_fanout = whole_number(1, MAX_FANOUT)
+_seconds = whole_number(0, MAX_VM_TIMEOUT, " of seconds")
+_count = whole_number(1, MAX_COUNT)
+
+
+def parser():
+    p = OneLineParser(prog=PROG, usage=USAGE[len("usage: "):], add_help=True,
+                      description="Add hypervisors to the HLT cloud and take them back.")
+    p.add_argument("--for-real", action="store_true", help="act (default: dry run)")
+    p.add_argument("--no-colors", action="store_true", help="no colors (also: NO_COLOR set)")
+    p.add_argument("--line-output", action="store_true", help="one whole line a message")
+    p.add_argument("--parallel", action="store_true", help="per-host work through pdsh -R exec")
+    p.add_argument("--fanout", type=_fanout, default=DEFAULT_FANOUT, metavar="N",
+                   help="hosts at once with --parallel (default %(default)s)")
+    p.add_argument("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
+                   help="disable: how long to wait for the VMs to go (default %(default)s)")
+    p.add_argument("--force-shutoff", action="store_true",
+                   help="disable: stop the daemons even if VMs remain at the timeout")
+    p.add_argument("--ssh-config", default=None, metavar="FILE",
+                   help="ssh -F FILE (absolute path)")
+    p.add_argument("--nvms", action="store_true", help="status: VM counts and addresses")
+    p.add_argument("--json", action="store_true", help="status/listwns/vmstats as JSON")
+    p.add_argument("--config", default=None, metavar="FILE",
+                   help="site configuration (default $HLTCLOUD_CONFIG, /etc/hltcloud.conf)")
+    p.add_argument("--os-cloud", metavar="NAME", default=None,
+                   help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* variables)")
+    p.add_argument("--flavor", metavar="F", help="runvms: flavor (site default)")
+    p.add_argument("--image", metavar="I", help="runvms: image name or id (site default)")
+    p.add_argument("--key-name", metavar="K", help="runvms: key pair (site default)")
+    p.add_argument("--user-data", metavar="FILE", help="runvms: user data file (site default)")
+    p.add_argument("--name", metavar="PREFIX", help="runvms: VM name prefix (site default)")
+    p.add_argument("--count", type=_count, metavar="N",
+                   help="runvms: boot at most N VMs")
+    add_switches(p)  # --failed-hosts FILE, --ok-hosts FILE: enable and disable
+    p.add_argument("--no-syslog", action="store_true",
+                   help="no record of a --for-real run in the system log")
+    # A --parallel parent starts us with this: no summary, the parent prints the only one.
+    p.add_argument("--subworker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("command", choices=COMMANDS, metavar="COMMAND", help=", ".join(COMMANDS))
+    p.add_argument("hosts", nargs=argparse.REMAINDER, metavar="HOSTS",
+                   help="host names, pdsh-style ranges (cn[43-45].internal), @list files")
+    return p
+
+
+def parse(argv):
+    """Options with .hosts expanded (list of full names, order kept, no duplicates)."""
+    opts = parser().parse_args(argv)
+    for word in opts.hosts:
+        if word.startswith("-"):
+            raise UsageError(f"switches go before the command: {word}")
+    if opts.command in HOST_COMMANDS and not opts.hosts:
+        raise UsageError(f"{opts.command} needs HOSTS")
+    if opts.command == "runvms" and opts.hosts:
+        raise UsageError("runvms takes no HOSTS: it fills every enabled, up hypervisor")
+    if opts.command not in HOST_COMMANDS and (opts.failed_path or opts.ok_path):
+        raise UsageError(f"--failed-hosts and --ok-hosts are for enable and disable, "
+                         f"not {opts.command}")
+    check_paths(opts)
+    if opts.ssh_config:
+        check_ssh_config(opts.ssh_config)
+    words, opts.hosts = opts.hosts, []
+    opts.argv, opts.host_words = list(argv), words  # for the re-run line (rerun.py)
+    if words:
+        try:
+            opts.hosts = [check_name(host, "host name") for host in expand(*words)]
+        except (HostListError, BadValue) as err:
+            raise UsageError(str(err)) from None
+        if not opts.hosts:  # e.g. an empty @file: "nothing to do" would look like success
+            raise UsageError(f"no hosts in {' '.join(map(repr, words))}")
+    return opts
+
+
+def forwarded_switches(opts):
+    """The switches a --parallel parent passes on to each subworker."""
+    argv = []
+    for dest, flag, has_value in FORWARDED:
+        value = getattr(opts, dest)
+        if has_value and value is not None:
+            argv += [flag, str(value)]
+        elif not has_value and value:
+            argv.append(flag)
+    return argv

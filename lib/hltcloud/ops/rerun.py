@@ -1,0 +1,157 @@
+"""Re-run what failed: --failed-hosts FILE, --ok-hosts FILE, and the re-run line.
+
+At the end of a run the hosts that failed (succeeded) are written, one a line, in the
+@FILE format every tool reads; the first line is a comment naming the run. When some host
+failed, the summary ends with the command that re-runs the run on just those hosts: the
+same words, `@FILE` in place of the host list words, quoted with shlex.join. Without
+--failed-hosts that FILE is in a new private directory (mkdtemp: 0700, in $TMPDIR).
+
+Writing never follows a link planted where the file goes: the list is written to a new
+file created with O_EXCL|O_NOFOLLOW (mode 0600) in the same directory (opened once, used
+by descriptor), then renamed over FILE. A rename replaces a link, it does not write
+through it, so whatever FILE pointed to is left as it was.
+"""
+import os
+import secrets
+import shlex
+import sys
+import time
+
+from hltcloud.errors import UsageError
+
+SWITCHES = (("--failed-hosts", "failed_path", "write the hosts that failed to FILE (@FILE list)"),
+            ("--ok-hosts", "ok_path", "write the hosts that succeeded to FILE (@FILE list)"))
+_MARK = "@\0hosts"  # stands for the host list words while the command line is re-parsed
+
+
+def add_switches(parser):
+    """--failed-hosts FILE and --ok-hosts FILE on PARSER."""
+    for flag, dest, text in SWITCHES:
+        parser.add_argument(flag, dest=dest, metavar="FILE", default=None, help=text)
+
+
+def check_paths(args):
+    """Refuse (exit 2, nothing done) a list FILE that could not be written at the end."""
+    paths = [(flag, getattr(args, dest)) for flag, dest, _ in SWITCHES]
+    for flag, path in paths:
+        if path is None:
+            continue
+        directory = os.path.dirname(path) or "."
+        if not path or path.endswith("/"):
+            raise UsageError(f"{flag} needs a file name: {path!r}")
+        if not os.path.isdir(directory):
+            raise UsageError(f"{flag}: no such directory: {directory}")
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise UsageError(f"{flag}: {path} is a directory")
+    if paths[0][1] and paths[0][1] == paths[1][1]:
+        raise UsageError("--failed-hosts and --ok-hosts name the same file")
+
+
+def write_list(path, hosts, header):
+    """HOSTS, one a line after the comment HEADER, into PATH (see the module docstring)."""
+    directory, name = os.path.split(path)
+    dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        temporary = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                os.fchmod(handle.fileno(), 0o600)  # whatever the umask
+                handle.write("".join(f"{line}\n" for line in [f"# {header}", *hosts]))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.rename(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            os.unlink(temporary, dir_fd=dir_fd)
+            raise
+    finally:
+        os.close(dir_fd)
+
+
+def words_span(parser, argv, args):
+    """(start, end) of the host list words in ARGV: the slice equal to ARGS.hosts that
+    parses, replaced by one word, to the same options (an option's value can look like a
+    host)."""
+    words = list(args.hosts)
+    wanted = {**vars(args), "hosts": [_MARK]}
+    for start in range(len(argv) - len(words), -1, -1):
+        if argv[start:start + len(words)] != words:
+            continue
+        try:
+            again = parser.parse_args([*argv[:start], _MARK, *argv[start + len(words):]])
+        except (ValueError, SystemExit):
+            continue
+        if vars(again) == wanted:
+            return start, start + len(words)
+    return len(argv) - len(words), len(argv)
+
+
+class HostLists:
+    """The end of one run: its lists written, its re-run line printed.
+
+    ARGV: the tool's arguments (no program name); SPAN: (start, end) of its host list
+    words; ARGS: the parsed options (failed_path, ok_path)."""
+
+    def __init__(self, prog, argv, span, args):
+        self.prog = prog
+        self.argv = list(argv)
+        self.span = span
+        self.failed_path = args.failed_path
+        self.ok_path = args.ok_path
+
+    def invoked(self):
+        """The program as the operator started it (its path), else its name."""
+        exe = sys.argv[0] if sys.argv else ""
+        return exe if os.path.basename(exe) == self.prog else self.prog
+
+    def command(self, path):
+        start, end = self.span
+        return shlex.join([self.invoked(), *self.argv[:start], f"@{path}", *self.argv[end:]])
+
+    def header(self, what):
+        from hltcloud.ops import audit
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        run = audit.one_line(shlex.join([self.prog, *self.argv]))
+        return f"hosts that {what}: {self.prog} run (pid {os.getpid()}) at {when}: {run}"
+
+    def finish(self, reporter, hosts, failed):
+        """Write the lists of HOSTS (FAILED: those that failed); print the re-run line when
+        some failed. False when a list the operator asked for could not be written."""
+        failed = set(failed)
+        bad = [host for host in hosts if host in failed]
+        good = [host for host in hosts if host not in failed]
+        from . import audit  # here, not at start-up: the logging modules cost every run
+        audit.note_hosts(good, bad)
+        written = True
+        for path, listed, what in ((self.failed_path, bad, "failed"),
+                                   (self.ok_path, good, "succeeded")):
+            if path is not None:
+                written = self._write(reporter, path, listed, what) and written
+        if bad:
+            path = self.failed_path if self.failed_path is not None and written else \
+                self._private_list(reporter, bad)
+            if path:
+                reporter.write_line(f"Re-run on the {len(bad)} failed host(s): "
+                                    f"{self.command(path)}")
+        return written
+
+    def _write(self, reporter, path, hosts, what):
+        try:
+            write_list(path, hosts, self.header(what))
+            return True
+        except OSError as err:
+            reporter.fail(f"cannot write the hosts that {what} to {path}: "
+                          f"{err.strerror or err}")
+            return False
+
+    def _private_list(self, reporter, hosts):
+        """A new 0700 directory holding the failed hosts' list: its path, or "" (said)."""
+        import tempfile
+        try:
+            directory = tempfile.mkdtemp(prefix=f"{self.prog}-rerun-")
+        except OSError as err:
+            reporter.fail(f"cannot make a directory for the failed hosts' list: {err.strerror}")
+            return ""
+        path = os.path.join(directory, "failed-hosts")
+        return path if self._write(reporter, path, hosts, "failed") else ""

@@ -1,0 +1,90 @@
+"""openstack-prefill-cache --check IMAGE HOSTS: is the image a good copy in every host's
+cache? Changes nothing anywhere (no lock, no download, read-only requests and scripts).
+
+The image's virtual size comes from `qemu-img info -f FORMAT` of the Glance store copy on
+the head (as a prefill does, without the checksum pass: only the header is read), else from
+Glance's `virtual_size` (or `size` for a raw image). Each host answers in one ssh session
+(cache_state: node_scripts.CACHE_STATE_SCRIPT), run.FANOUT at a time. One table (or
+--json), the bad hosts as the Reporter's failures: exit 0 when every host is good, 1 if not.
+"""
+import json
+import os
+import sys
+
+from hltcloud.prefill import cache_state
+from hltcloud.cloud import glance
+from hltcloud.prefill import run
+from hltcloud import table
+from hltcloud.errors import FAILED, OK
+
+HEADERS = ["Host", "Cached", "Format", "Virtual size", "Owner", "Purge", "Result"]
+ALIGN = "lccrlcl"
+CHECK_DEADLINE = 30  # seconds a host's check may take on top of --timeout
+
+
+def expected_size(image, fmt, cfg):
+    """(virtual size in bytes, where it comes from); PrefillError (exit 1) when unknown."""
+    store = os.path.join(cfg.glance_images_dir, image["id"])
+    if os.path.isfile(store):  # qemu-img reads only a file that the inspector passes
+        glance.check_data(store, image, cfg.max_virtual_size)
+        return run.virtual_size(store, fmt), f"qemu-img info of the Glance store copy {store}"
+    if isinstance(image.get("virtual_size"), int):
+        return image["virtual_size"], f"Glance's virtual_size (no store copy at {store})"
+    if fmt == "raw" and isinstance(image.get("size"), int):
+        return image["size"], f"Glance's size of the raw image (no store copy at {store})"
+    raise run.PrefillError(f"cannot check image {image['name']}: its virtual size is unknown "
+                               f"(no store copy at {store}, Glance records none)",
+                               exit_status=FAILED)
+
+
+def check_hosts(args, reporter, children):
+    cfg, ssh, hosts = run.check_input(args)
+    _, image, fmt = run.find_image(args, cfg)
+    size, origin = expected_size(image, fmt, cfg)
+    reporter.info(f"Checking image {image['name']} (id={image['id']}) on {len(hosts)} host(s): "
+                  f"virtual size {size} bytes, from {origin}")
+    ssh_options = ssh.options(stall=args.timeout, fast=True)
+    name = run.cache_name(image["id"])
+
+    def command(host):
+        return cache_state.argv(ssh_options, host, cfg.base_dir, name, cfg.nova_conf)
+
+    states = cache_state.read(hosts, command, children, args.timeout + CHECK_DEADLINE,
+                              run.FANOUT)
+    rows = [(states[host], cache_state.problems(states[host], size, cfg.image_owner))
+            for host in hosts]
+    for state, found in rows:
+        if found:
+            reporter.record_failure(f"{state.host}: {', '.join(found)}", state.host)
+    if args.json:
+        print(json.dumps([as_json(state, found, size) for state, found in rows], indent=1),
+              file=sys.stdout, flush=True)
+    else:
+        reporter.write_line(table.render(HEADERS, [table_row(s, f) for s, f in rows], ALIGN))
+    good = sum(1 for _, found in rows if not found)
+    reporter.info(f"{good} of {len(hosts)} host(s) have a good copy of the image in "
+                  f"{cfg.base_dir}/{name}")
+    ok = reporter.summary()
+    # --failed-hosts gets the hosts without a good copy: a prefill of @FILE mends them.
+    written = args.lists.finish(reporter, hosts, [state.host for state, found in rows if found])
+    return OK if ok and written else FAILED
+
+
+def table_row(state, found):
+    if not state.reachable or state.error:
+        return [state.host, "?", "", "", "", "", "; ".join(found)]
+    cached = {"file": "yes", "missing": "no", "link": "a link"}.get(
+        state.cache, "no" if state.cache.startswith("no directory") else state.cache)
+    size = "" if state.virtual_size is None else str(state.virtual_size)
+    purge = {True: "on", False: "off", None: "?"}[state.purge]
+    return [state.host, cached, state.format, size, state.owner,
+            purge, ", ".join(found) or "ok"]
+
+
+def as_json(state, found, size):
+    return {"host": state.host, "ok": not found, "reachable": state.reachable,
+            "cached": state.cache or None, "format": state.format or None,
+            "virtual_size": state.virtual_size, "file_size": state.file_size,
+            "expected_virtual_size": size,
+            "owner": state.owner or None, "purge": state.purge,
+            "purge_setting": state.purge_note or None, "problems": found}

@@ -1,0 +1,89 @@
+"""Command line of openstack-prefill-cache: parse, then prefill.prefill_hosts() (or, with --check,
+prefill_check.check_hosts()). Bad input: one line, exit 2, nothing sent."""
+import sys
+
+from hltcloud.prefill import run as prefill
+from hltcloud.prefill import check as prefill_check
+from hltcloud.ops import rerun
+from hltcloud.proc import runner
+from hltcloud.errors import run_main
+from hltcloud.inputs import OneLineParser
+from hltcloud.report import Reporter
+from hltcloud.transfer.common import DEFAULT_TRIES
+from hltcloud.transfer.options import add_switch
+
+USAGE = ("openstack-prefill-cache [--ssh-config FILE] [--dry-run] [--no-colors] "
+         "[--line-output] [--tries N] [--timeout S] [--wave] [--check [--json]] "
+         "[--config FILE] [--os-cloud NAME] [--failed-hosts FILE] [--ok-hosts FILE] "
+         "[--no-syslog] IMAGE HOSTS...")
+PROG = "openstack-prefill-cache"
+
+
+def build_parser():
+    parser = OneLineParser(
+        prog=PROG, usage=USAGE,
+        description="Put a Glance image into Nova's raw image cache on every host.")
+    add_switch(parser, "--ssh-config")
+    add_switch(parser, "--dry-run", help="look up and check, print the plan, change nothing")
+    add_switch(parser, "--no-colors")
+    add_switch(parser, "--line-output")
+    # None: not given (--check refuses it); the default is set after parsing.
+    add_switch(parser, "--tries", default=None,
+               help=f"transfers tried per host (default {DEFAULT_TRIES})")
+    add_switch(parser, "--timeout")
+    parser.add_argument("--wave", action="store_true",
+                        help="transfer in rsync waves instead of pipelined chains")
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing: tell per host whether its cached copy is good "
+                             "(raw, the image's virtual size, image_owner's, not purged by "
+                             "Nova); exit 0 when every host's is")
+    parser.add_argument("--json", action="store_true",
+                        help="with --check: the hosts as a JSON list on standard output "
+                             "(messages on standard error)")
+    add_switch(parser, "--config")
+    parser.add_argument("--os-cloud", metavar="NAME", default=None,
+                        help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* "
+                             "variables)")
+    rerun.add_switches(parser)
+    add_switch(parser, "--no-syslog")
+    parser.add_argument("image", metavar="IMAGE")
+    parser.add_argument("hosts", metavar="HOSTS", nargs="+")
+    return parser
+
+
+def parse(argv, parser=None):
+    """The switches, their combinations checked: --check transfers and changes nothing, so
+    --dry-run, --wave and --tries would be silently meaningless with it: refused."""
+    parser = parser or build_parser()
+    args = parser.parse_args(argv)
+    if args.json and not args.check:
+        parser.error("--json needs --check")
+    if args.check:
+        useless = [switch for switch, given in (("--dry-run", args.dry_run),
+                                                ("--wave", args.wave),
+                                                ("--tries", args.tries is not None)) if given]
+        if useless:
+            parser.error(f"--check changes and transfers nothing: {', '.join(useless)} "
+                         "cannot go with it")
+    if args.tries is None:
+        args.tries = DEFAULT_TRIES
+    return args
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    groups = runner.ProcessGroups()  # every process of the run: Ctrl-C ends them all
+
+    def body():
+        parser = build_parser()
+        args = parse(argv, parser)
+        rerun.check_paths(args)
+        args.argv = argv  # the record in the system log, and the re-run line:
+        args.lists = rerun.HostLists(PROG, argv, rerun.words_span(parser, argv, args), args)
+        # --json: the data alone on standard output, every message on standard error
+        reporter = Reporter(stream=sys.stderr if args.json else None, no_colors=args.no_colors,
+                            line_output=args.line_output)
+        if args.check:
+            return prefill_check.check_hosts(args, reporter, groups)
+        return prefill.prefill_hosts(args, reporter, groups)
+    return run_main(PROG, body, on_interrupt=groups.abort)

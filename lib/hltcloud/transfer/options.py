@@ -1,0 +1,38 @@
+"""The switches rsync-wave.py and openstack-prefill-cache share, defined once, and the ssh
+settings built from them and the site configuration."""
+from hltcloud.proc import runner
+from hltcloud.inputs import whole_number
+from hltcloud.transfer.common import DEFAULT_TIMEOUT, DEFAULT_TRIES
+
+# Command line bounds: far above any real use, low enough that no value exhausts memory
+# (--head-slots builds lists that long) or hands rsync an absurd --timeout.
+TRIES = whole_number(1, 100)
+SECONDS = whole_number(1, 86_400, " of seconds")
+
+SWITCHES = {
+    "--ssh-config": dict(metavar="FILE", default=None,
+                         help="ssh configuration (absolute path), also used by the nodes"),
+    "--tries": dict(type=TRIES, default=DEFAULT_TRIES, metavar="N",
+                    help="transfers tried per host (default %(default)s)"),
+    "--timeout": dict(type=SECONDS, default=DEFAULT_TIMEOUT, metavar="S",
+                      help="seconds without progress before a transfer is abandoned "
+                           "(default %(default)s)"),
+    "--dry-run": dict(action="store_true"),
+    "--no-colors": dict(action="store_true"),
+    "--line-output": dict(action="store_true"),
+    "--no-syslog": dict(action="store_true", help="no record of the run in the system log"),
+    "--config": dict(metavar="FILE", default=None,
+                     help="site configuration (default $HLTCLOUD_CONFIG or /etc/hltcloud.conf)"),
+}
+
+
+def add_switch(parser, name, **changes):
+    """Add the shared switch NAME to PARSER (CHANGES: what differs for this tool, as the
+    help of --dry-run); each tool adds them in the order its --help shows."""
+    parser.add_argument(name, **{**SWITCHES[name], **changes})
+
+
+def make_ssh(args, cfg):
+    """The ssh settings: --ssh-config, else the site's; its user and connect timeout."""
+    return runner.Ssh(args.ssh_config if args.ssh_config is not None else cfg.ssh_config,
+                      cfg.ssh_user, cfg.connect_timeout)
