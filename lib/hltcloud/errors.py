@@ -1,9 +1,10 @@
 """Exit statuses, and the one place that turns an error into a line and a status.
 
-Every tool's entry point runs its body through run_main(): an error that says how the run
-ends (an `exit_status` attribute, or a ValueError: bad input) becomes one line
-`PROG: message` on standard error and its status; Ctrl-C is "interrupted", 130. Anything
-else is a bug and keeps its traceback. The run's record in the system log (audit.py) is
+Every tool's entry point runs its body through run_main(). One hierarchy says how a run
+ends: a ToolError carries its exit status (UsageError and every bad-input error below it: 2;
+the cloud: 3; a host or an action: 1) and becomes one line `PROG: message` on standard
+error; Ctrl-C is "interrupted", 130. Anything else, a ValueError from int("x") deep in a
+transfer as much as a KeyError, is a bug and keeps its traceback. The run's record in the system log (audit.py) is
 closed here with that status.
 """
 import sys
@@ -27,18 +28,16 @@ class ToolError(Exception):
             self.exit_status = exit_status
 
 
-class UsageError(ValueError):
-    """Bad switch value: reported in one line, exit 2, nothing done."""
+class UsageError(ToolError, ValueError):
+    """Bad input (a switch, a host list, a file, a value): one line, exit 2, nothing done.
+    Also a ValueError, so that argparse's type functions and local checks may raise it."""
 
 
 def exit_status(err):
     """The status ERR ends a run with, or None for an error nobody expected."""
     if isinstance(err, KeyboardInterrupt):
         return INTERRUPTED
-    status = getattr(err, "exit_status", None)
-    if status is not None:
-        return status
-    return USAGE if isinstance(err, ValueError) else None
+    return err.exit_status if isinstance(err, ToolError) else None
 
 
 def report(prog, err, stream=None):

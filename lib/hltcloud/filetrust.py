@@ -9,8 +9,10 @@ made on what was opened (fstat), never on a name that may change in between.
 import os
 import stat
 
+from hltcloud.errors import UsageError
 
-class UntrustedFile(ValueError):
+
+class UntrustedFile(UsageError):
     """A file another user controls: bad input (exit 2), nothing done."""
 
 

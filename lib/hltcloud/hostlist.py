@@ -28,7 +28,7 @@ _RANGE = re.compile(r"([0-9]+)(?:-([0-9]+))?")  # not \d: it matches any Unicode
 _DIGIT_RUNS = re.compile(r"([0-9]+)")
 
 
-class HostListError(ValueError):
+class HostListError(UsageError):
     """A host list that cannot be expanded; the message names the offending text."""
 
 

@@ -15,7 +15,7 @@ _WHOLE = re.compile(r"-?[0-9]+\Z")  # ASCII digits only: int() would take '٣', 
 _MAX_DIGITS = 18  # anything longer is above every bound (and int() of 5,000 digits raises)
 
 
-class InputError(ValueError):
+class InputError(UsageError):
     """A number or file the operator named is unusable. REASON is the message without the
     file's name; ERRNO is set when the file could not be opened or read."""
 

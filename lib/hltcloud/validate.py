@@ -1,13 +1,15 @@
 """Checks for values that end up in command lines run on other machines."""
 import re
 
+from hltcloud.errors import UsageError
+
 # Host names, service names and image ids: letters, digits, '.', '-', '_' only.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*\Z")
 # Paths put (quoted) into remote shell strings and rsync arguments: absolute, boring.
 _PLAIN_PATH = re.compile(r"/[A-Za-z0-9._+/-]*\Z")
 
 
-class BadValue(ValueError):
+class BadValue(UsageError):
     """A user or site value that must not reach a command line."""
 
 

@@ -32,12 +32,12 @@ def main(argv=None):
     try:
         opts, command = _parse(argv)
         creds = credentials.load(load(opts.config).credentials_dir, opts.role)
+    except credentials.CredentialsRefused as err:  # bad input too, with a status of its own
+        print(f"{PROG}: refused: {err}", file=sys.stderr)
+        return EXIT_REFUSED
     except (UsageError, ConfigError, BadValue, credentials.UnknownRole) as err:
         print(f"{PROG}: {err}", file=sys.stderr)
         return EXIT_USAGE
-    except credentials.CredentialsRefused as err:
-        print(f"{PROG}: refused: {err}", file=sys.stderr)
-        return EXIT_REFUSED
     env = role_environment(os.environ, creds)
     program = command[0] if command else enter_shell.choose(env)
     try:

@@ -16,6 +16,7 @@ import yaml
 
 from hltcloud.enter import openrc
 from hltcloud.validate import check_name
+from hltcloud.errors import UsageError
 
 MAX_BYTES = 1 << 20  # an openrc is a few hundred bytes, a clouds.yaml a few KiB
 OPENRC_SUFFIX = ".openrc"
@@ -24,11 +25,11 @@ SECURE_YAML = "secure.yaml"
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
-class UnknownRole(ValueError):
+class UnknownRole(UsageError):
     """No credentials for the role (or no credentials directory): bad input."""
 
 
-class CredentialsRefused(ValueError):
+class CredentialsRefused(UsageError):
     """The credentials are in an unsafe place or have unusable content."""
 
 

@@ -7,13 +7,14 @@ refused with the line number: guessing its value could hand the cloud the wrong 
 never quote the line, which may hold a password.
 """
 import re
+from hltcloud.errors import UsageError
 
 _ASSIGNMENT = re.compile(r"(?:export[ \t]+)?(OS_[A-Z0-9_]+)=")
 _UNQUOTED_REFUSED = set("$`;&|<>(){}*?[]")  # expansions, statements and globs of sh
 _DOUBLE_ESCAPABLE = set('$`"\\')  # what a backslash escapes inside "..." (POSIX)
 
 
-class OpenrcError(ValueError):
+class OpenrcError(UsageError):
     """The openrc holds something that is not a plain OS_* assignment."""
 
 

@@ -9,11 +9,11 @@ import errno
 import os
 import stat
 
-from hltcloud.errors import USAGE
+from hltcloud.errors import USAGE, ToolError
 from hltcloud.filetrust import owner_name
 
 
-class PrivateDirError(OSError):
+class PrivateDirError(ToolError, OSError):
     """The directory cannot be trusted or made: one line, nothing done."""
     exit_status = USAGE
 

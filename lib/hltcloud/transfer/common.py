@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from hltcloud.validate import BadValue, check_name, path_fault
+from hltcloud.errors import UsageError
 
 DEFAULT_TRIES = 3
 DEFAULT_TIMEOUT = 60
@@ -16,7 +17,7 @@ DEFAULT_TIMEOUT = 60
 CHECKSUM_TOOLS = {"sha1": "sha1sum", "md5": "md5sum", "sha256": "sha256sum", "sha512": "sha512sum"}
 
 
-class TransferError(ValueError):
+class TransferError(UsageError):
     """Bad input for a transfer: reported in one line, exit 2, nothing copied."""
 
 
