@@ -9,7 +9,8 @@ COMPDIR  = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 DOCDIR   = $(DESTDIR)$(PREFIX)/share/doc/hltcloud
 
 TOOLS    = openstack-hlt-manage openstack-prefill-cache rsync-wave.py openstack-enter
-DEB_PKGS = openssh-client openssh-server pdsh rsync qemu-utils iproute2 procps psmisc man-db groff-base openssl
+DEB_PKGS = openssh-client openssh-server pdsh rsync qemu-utils iproute2 procps psmisc man-db groff-base openssl \
+           shellcheck
 PY_MODS  = keystoneauth1,novaclient,oslo_utils,yaml,pytest,hypothesis
 
 .PHONY: all deps check test test-realcloud demo install uninstall bench clean
@@ -43,7 +44,7 @@ demo: deps
 install:
 	install -d $(BINDIR) $(LIBDIR)/hltcloud $(MANDIR) $(COMPDIR) $(DOCDIR)
 	install -m 0644 SECURITY.md $(DOCDIR)/
-	cd lib && find hltcloud -name '*.py' -exec install -D -m 0644 {} $(abspath $(LIBDIR))/{} \;
+	cd lib && find hltcloud \( -name '*.py' -o -name '*.sh' \) -exec install -D -m 0644 {} $(abspath $(LIBDIR))/{} \;
 	for tool in $(TOOLS); do install -m 0755 bin/$$tool $(BINDIR)/$$tool; done
 	for page in man/*.1; do install -m 0644 $$page $(MANDIR)/; done
 	# bash-completion loads a command's file by its name: one copy a tool

@@ -41,3 +41,30 @@ def test_make_install_gives_working_commands(tmp_path):
     res = run([sys.executable, "-c", "import hltcloud, sys; print(hltcloud.__file__)"],
               env={**os.environ, "PYTHONPATH": str(dest / "usr/share/hltcloud/lib")})
     assert res.stdout.startswith(str(dest))
+
+
+def test_make_install_ships_the_node_scripts(tmp_path):
+    """The node scripts are .sh files beside hltcloud/node/scripts.py: installed with it, and
+    what the installed copy sends is what the checkout sends."""
+    dest = tmp_path / "root"
+    res = run(["make", "-s", "install", f"DESTDIR={dest}", "PREFIX=/usr"], cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    node = os.path.join(ROOT, "lib", "hltcloud", "node")
+    shipped = sorted(name for name in os.listdir(node) if name.endswith(".sh"))
+    assert "functions.sh" in shipped
+    installed = dest / "usr/share/hltcloud/lib/hltcloud/node"
+    assert sorted(name for name in os.listdir(installed) if name.endswith(".sh")) == shipped
+    env = {**os.environ, "PYTHONPATH": str(dest / "usr/share/hltcloud/lib")}
+    show = ("import json, hltcloud.node.scripts as s; "
+            "print(json.dumps({k: getattr(s, k) for k in s.PROGRAMS}))")
+    there = run([sys.executable, "-c", show], env=env, cwd=tmp_path)
+    here = run([sys.executable, "-c", show],
+               env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "lib")})
+    assert there.returncode == 0, there.stderr
+    assert there.stdout == here.stdout and "RECV_SCRIPT" in there.stdout
+    # a tool that loads them: the transfer's plan, nothing copied
+    (tmp_path / "src").write_text("x")
+    res = run([str(dest / "usr/bin/rsync-wave.py"), "--dry-run", "--no-syslog",
+               str(tmp_path / "src"), str(tmp_path / "dest"), "cn01"],
+              cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""})
+    assert res.returncode == 0 and "[DRY ] vm --> cn01" in res.stdout, res.stdout + res.stderr
