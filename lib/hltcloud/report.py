@@ -40,7 +40,7 @@ def want_colors(stream, no_colors=False, environ=os.environ):
     """Colours only for a TTY, and never when asked not to (switch or NO_COLOR)."""
     if no_colors or environ.get("NO_COLOR", "") != "":
         return False
-    return _is_tty(stream)
+    return is_tty(stream)
 
 
 class Reporter:
@@ -138,7 +138,7 @@ class Progress:
     def __init__(self, reporter, prefix, min_interval=10.0):
         self.reporter = reporter
         self.prefix = prefix
-        self.in_place = _is_tty(reporter.stream) and not reporter.line_output
+        self.in_place = is_tty(reporter.stream) and not reporter.line_output
         self.min_interval = min_interval
         self._first_text = None
         self._last_text = None
@@ -172,6 +172,6 @@ class Progress:
             self.reporter.write_line(printable(line))
 
 
-def _is_tty(stream):
+def is_tty(stream):
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())

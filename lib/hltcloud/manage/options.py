@@ -14,7 +14,6 @@ from hltcloud.validate import BadValue, check_name
 PROG = "openstack-hlt-manage"
 COMMANDS = ("enable", "disable", "status", "runvms", "listwns", "vmstats")
 HOST_COMMANDS = ("enable", "disable")  # need HOSTS
-FILTER_COMMANDS = ("status", "listwns", "vmstats")  # HOSTS optional: a filter
 DEFAULT_VM_TIMEOUT = 300
 DEFAULT_FANOUT = 32
 

@@ -195,10 +195,6 @@ def rsync_argv(source, dest, rsh=None, extra=()):
     return [*argv, *extra, "--", source, dest]
 
 
-def qemu_img_convert_argv(source, dest, output_format="raw"):
-    return ["qemu-img", "convert", "-O", output_format, source, dest]
-
-
 # ---------------------------------------------------------------- process groups
 
 def start(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 
 from hltcloud.transfer import chain_commands
 from hltcloud.proc import runner
+from hltcloud.report import is_tty
 from hltcloud.transfer.chain_commands import ChainCommands
 from hltcloud.transfer.chain_watch import HopRates, SlowNodes
 from hltcloud.transfer.common import (DEFAULT_TIMEOUT, HostResult, TransferError, TransferResult, check_bounds,
@@ -320,7 +321,7 @@ def distribute(source, dest, hosts, ssh, reporter, *, head_slots=1, timeout=DEFA
     cmds = ChainCommands(ssh, dest, size, checksum, timeout, node_ssh_config)
     head_name = head_name or socket.gethostname()
     if progress_interval is None:  # in place on a TTY; whole lines now and then otherwise
-        progress_interval = 1.0 if _is_tty(reporter.stream) and not reporter.line_output else 5.0
+        progress_interval = 1.0 if is_tty(reporter.stream) and not reporter.line_output else 5.0
     started = time.monotonic()
     reporter.info(f"transferring {source} to {len(hosts)} host(s)...")  # as the wave says it
     reporter.info(f"pipelined: {len(chains)} chain(s) of {', '.join(str(len(c)) for c in chains)} host(s)")
@@ -345,8 +346,3 @@ def distribute(source, dest, hosts, ssh, reporter, *, head_slots=1, timeout=DEFA
     transfers = [(run.hosts[h].upstream, h, results[h].ok, results[h].reason, results[h].elapsed)
                  for h in hosts]
     return TransferResult(results, size, time.monotonic() - started, transfers, [], checksum)
-
-
-def _is_tty(stream):
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
