@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -240,19 +241,52 @@ def tool(cluster, *args, timeout=180):
     return cluster.run_tool(MANAGE, *args, timeout=timeout)
 
 
+@dataclass
+class Interrupted:
+    status: int  # the exit status
+    out: str  # standard output (with MERGED, standard error too)
+    err: str
+    before: object = None  # what BEFORE() said just before the signal
+
+    @property
+    def lines(self):
+        return self.out.splitlines()
+
+
+def interrupt(argv, env, at_line=None, when=None, settle=0.0, timeout=60, merged=False,
+              before=lambda: None, poll_step=0.1):
+    """Run ARGV and press Ctrl-C (SIGINT) once it prints a line holding AT_LINE, or once
+    WHEN() holds (polled for up to TIMEOUT seconds), SETTLE seconds later. Whatever happens,
+    nothing of it outlives the call (its process group is killed)."""
+    proc = subprocess.Popen(argv, env=env, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT if merged else subprocess.PIPE,
+                            start_new_session=True)
+    seen = []
+    try:
+        if at_line is not None:
+            for line in proc.stdout:
+                seen.append(line)
+                if at_line in line:
+                    break
+        if when is not None:
+            poll(when, timeout, step=poll_step)
+        time.sleep(settle)
+        said = before()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return Interrupted(proc.returncode, "".join(seen) + out, err or "", said)
+
+
 def interrupt_while_waiting(cluster, args):
     """openstack-hlt-manage ARGS, interrupted (SIGINT) once it prints "Waiting max":
     (exit status, every line it printed)."""
-    proc = subprocess.Popen([str(REPO / "bin" / MANAGE), *args], env=cluster.env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line.rstrip("\n"))
-        if "Waiting max" in line:
-            break
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
-    return proc.returncode, seen + rest.splitlines()
+    run = interrupt([str(REPO / "bin" / MANAGE), *args], cluster.env, at_line="Waiting max",
+                    merged=True)
+    return run.status, run.lines
 
 
 def requests(cluster):

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import (MANAGE, REPO, boot_on, eventually, lines, processes_mentioning,
+from helpers import (MANAGE, REPO, boot_on, eventually, interrupt, lines, processes_mentioning,
                      servers_on, start_compute)
 
 from hltcloud.proc import sshmaster
@@ -41,17 +41,9 @@ def run(env, *args):
 def interrupted(env, args, mark, look=lambda: None):
     """openstack-hlt-manage ARGS, interrupted (SIGINT) once a line holds MARK: (exit status,
     every line it printed, what LOOK() said just before the signal)."""
-    proc = subprocess.Popen([str(REPO / "bin" / MANAGE), *args], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    seen = []
-    for line in proc.stdout:
-        seen.append(line.rstrip("\n"))
-        if mark in line:
-            break
-    seen_then = look()
-    proc.send_signal(signal.SIGINT)
-    rest, _ = proc.communicate(timeout=60)
-    return proc.returncode, seen + rest.splitlines(), seen_then
+    run = interrupt([str(REPO / "bin" / MANAGE), *args], env, at_line=mark, merged=True,
+                    before=look)
+    return run.status, run.lines, run.before
 
 
 def connections(cluster, hosts):

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from helpers import (cmdline, eventually, node_file, poll, processes, sha1_of, transfer_lines,
+from helpers import (cmdline, eventually, interrupt, node_file, processes, sha1_of, transfer_lines,
                      twins)
 
 from hltcloud.transfer import chain as pipeline
@@ -151,19 +151,12 @@ def test_sigint_leaves_no_process_and_no_final_file(cluster, payload):
     source, dest = payload(16 * 1024 * 1024)
     for name in cluster.names:
         cluster.shape(name, "10mbit")  # ~13 s: the interrupt lands mid-transfer
-    proc = subprocess.Popen([str(TOOL), "--pipeline", str(source), dest, *cluster.names],
-                            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
-    try:
-        poll(lambda: any(p.stat().st_size > 0 for t in twins(cluster, dest) for p in t.glob("data")),
-             30, step=0.2)
-        time.sleep(1)  # data flowing through the whole chain
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, out + err
+    run = interrupt([str(TOOL), "--pipeline", str(source), dest, *cluster.names], cluster.env,
+                    when=lambda: any(p.stat().st_size > 0 for t in twins(cluster, dest)
+                                     for p in t.glob("data")),
+                    settle=1, timeout=30, poll_step=0.2)  # settle: data through the whole chain
+    out, err = run.out, run.err
+    assert run.status == 130, out + err
     assert "interrupted" in err
     left = eventually(lambda: our_processes(dest), 10)
     assert left == [], "\n".join(map(str, left))
@@ -330,24 +323,11 @@ def test_sigint_after_a_route_around_leaves_nothing(cluster, payload):
     slow = cluster.names[2]
     for name in cluster.names:
         cluster.shape(name, "2mbit" if name == slow else "10mbit")
-    proc = subprocess.Popen([str(TOOL), "--pipeline", "--line-output", str(source), dest,
-                             *cluster.names], env=cluster.env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    seen = []
-    try:
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith(f"{slow} is slow"):
-                break
-        time.sleep(1)  # the new chain behind it under way
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    out = "".join(seen) + out
-    assert any(line.startswith(f"{slow} is slow") for line in seen), out + err
-    assert proc.returncode == 130, out + err
+    run = interrupt([str(TOOL), "--pipeline", "--line-output", str(source), dest, *cluster.names],
+                    cluster.env, at_line=f"{slow} is slow", settle=1)  # the new chain under way
+    out, err = run.out, run.err
+    assert any(line.startswith(f"{slow} is slow") for line in run.lines), out + err
+    assert run.status == 130, out + err
     left = eventually(lambda: our_processes(dest), 15)
     assert left == [], "\n".join(map(str, left))
     assert eventually(lambda: twins(cluster, dest), 15) == []

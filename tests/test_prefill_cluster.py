@@ -3,13 +3,13 @@ Glance ends up as a raw file in each node's _base, named by the sha1 of the imag
 import json
 import pwd
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from helpers import base_file, config_with, eventually, poll, processes_mentioning, sha1_of
+from helpers import (base_file, config_with, eventually, interrupt, poll, processes_mentioning,
+                     sha1_of)
 
 from hltcloud.prefill import run as prefill
 
@@ -211,18 +211,12 @@ def test_sigint_stops_everything_and_leaves_no_final_file(cluster):
     image_id = cluster.add_image("interrupted", size_mb=24)
     for node in cluster.names:
         cluster.shape(node, "20mbit")  # ~10 s per copy: the interrupt lands mid-transfer
-    proc = subprocess.Popen([str(Path(__file__).resolve().parents[1] / "bin" / TOOL),
-                             "interrupted", *cluster.names], env=cluster.env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        poll(lambda: any(instances_leftovers(cluster, n) for n in cluster.names), 60)
-        time.sleep(1)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, out + err
+    run = interrupt([str(Path(__file__).resolve().parents[1] / "bin" / TOOL), "interrupted",
+                     *cluster.names], cluster.env,
+                    when=lambda: any(instances_leftovers(cluster, n) for n in cluster.names),
+                    settle=1)
+    out, err = run.out, run.err
+    assert run.status == 130, out + err
     assert "Chain transferring on every node" in out and "interrupted" in err
     # The node side ends when its session closes; give it the few seconds that takes.
     started = time.monotonic()

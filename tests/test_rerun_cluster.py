@@ -15,7 +15,7 @@ import pytest
 
 from hltcloud.ops import rerun
 from hltcloud.hostlist import fold
-from helpers import (base_file, boot_on, clear_log, interrupt_while_waiting, mutations, requests,
+from helpers import (base_file, boot_on, clear_log, interrupt, interrupt_while_waiting, mutations, requests,
                      service, start_compute)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -144,8 +144,6 @@ def test_interrupted_run_lists_interrupted_and_not_started_hosts(cluster, nova, 
 
 
 def test_wave_interrupted_counts_every_host_failed(cluster, tmp_path):
-    import signal
-    import time
     source = tmp_path / "big.img"
     source.write_bytes(os.urandom(16 * 1024 * 1024))
     dest = f"{INSTANCES}/wave-{uuid.uuid4().hex[:12]}"
@@ -153,17 +151,10 @@ def test_wave_interrupted_counts_every_host_failed(cluster, tmp_path):
     for name in hosts:
         cluster.shape(name, "20mbit")
     failed = tmp_path / "failed.txt"
-    proc = subprocess.Popen([str(REPO / "bin" / "rsync-wave.py"), "--failed-hosts", str(failed),
-                             str(source), dest, *hosts], env=cluster.env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        time.sleep(3)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, out + err
+    run = interrupt([str(REPO / "bin" / "rsync-wave.py"), "--failed-hosts", str(failed),
+                     str(source), dest, *hosts], cluster.env, settle=3)
+    out, err = run.out, run.err
+    assert run.status == 130, out + err
     assert listed(failed) == hosts
     assert out.splitlines()[-1].endswith(f" {dest} @{failed}")
 

@@ -2,14 +2,11 @@
 import io
 import os
 import re
-import signal
-import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from helpers import (eventually, node_file, poll, processes_mentioning, sha1_of, transfer_lines,
+from helpers import (eventually, interrupt, node_file, processes_mentioning, sha1_of, transfer_lines,
                      twins)
 
 from hltcloud import report
@@ -130,19 +127,13 @@ def test_sigint_kills_everything_and_leaves_no_final_file(cluster, tmp_path):
     dest = f"{INSTANCES}/wave-{token}"
     for name in cluster.names:
         cluster.shape(name, "20mbit")  # ~10 s per copy: the interrupt lands mid-transfer
-    proc = subprocess.Popen([str(wave_tool()), str(source), dest, *cluster.names],
-                            env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    try:
-        poll(lambda: twins(cluster, dest), 30, step=0.2)
-        assert twins(cluster, dest), "no transfer started"
-        time.sleep(1)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, out + err
+    started = []  # seen before the signal: a transfer was under way
+    run = interrupt([str(wave_tool()), str(source), dest, *cluster.names], cluster.env,
+                    when=lambda: twins(cluster, dest), settle=1, timeout=30, poll_step=0.2,
+                    before=lambda: started.extend(twins(cluster, dest)))
+    out, err = run.out, run.err
+    assert started, "no transfer started"
+    assert run.status == 130, out + err
     assert "interrupted" in err
     # Remote rsync processes see their connection close, and the cleanup's own session
     # (rm of the temporary twin) ends on the node a moment after its ssh: on a loaded

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from hltcloud.proc import runner
 from hltcloud.node.scripts import CACHE_STATE_SCRIPT
-from hltcloud.validate import check_name
 
 PURGE_KEY = "remove_unused_base_images"
 # Headers of the formats qemu-img knows, at offset 0 (as Nova's format inspector looks):
@@ -48,8 +47,7 @@ def argv(ssh_options, host, base_dir, name, nova_conf):
     our ssh goes away."""
     script = shlex.join(["sh", "-c", CACHE_STATE_SCRIPT, "hlt-cache-state", base_dir, name,
                          nova_conf])
-    return ["ssh", *ssh_options, "--", check_name(host, "host name"),
-            runner.watched_command(script)]
+    return runner.ssh_argv(ssh_options, host, runner.watched_command(script))
 
 
 def read(hosts, command, children, deadline, fanout):

@@ -115,8 +115,7 @@ class Plan:
 
     def convert_argv(self, ssh_options, host, size, sha1):
         """ssh HOST: the conversion, killed with its whole group when our ssh goes away."""
-        return ["ssh", *ssh_options, "--", check_name(host, "host name"),
-                runner.watched(self.convert_script(size, sha1))]
+        return runner.ssh_argv(ssh_options, host, runner.watched(self.convert_script(size, sha1)))
 
     def convert_deadline(self, timeout):
         return timeout + self.virtual_size / CONVERT_RATE

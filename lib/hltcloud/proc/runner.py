@@ -120,6 +120,12 @@ def check_ssh_config(path):
     return path
 
 
+def ssh_argv(options, host, remote):
+    """The one ssh command line: OPTIONS (ours, from Ssh.options), then "--" (a host name can
+    never be read as an option), HOST (checked) and REMOTE, the command string it runs."""
+    return ["ssh", *options, "--", check_name(host, "host name"), remote]
+
+
 class Ssh:
     """How to reach nodes: ssh options shared by ssh, pdsh and rsync."""
 
@@ -152,9 +158,7 @@ class Ssh:
 
     def argv(self, host, remote_argv):
         """ssh command line running REMOTE_ARGV on HOST."""
-        check_name(host, "host name")
-        # "--" first: a host name can never be read as an option.
-        return ["ssh", *self.options(), "--", host, quoted(remote_argv)]
+        return ssh_argv(self.options(), host, quoted(remote_argv))
 
     def rsh(self, stall=None):
         """The remote shell for rsync -e / pdsh: one string, made of our own options only."""

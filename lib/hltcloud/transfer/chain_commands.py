@@ -11,6 +11,7 @@ import shlex
 
 from hltcloud.node.scripts import CLEANUP_SCRIPT, FORWARD_SCRIPT, RECV_SCRIPT
 from hltcloud.transfer.common import CHECKSUM_TOOLS, check_bounds, hidden_twin
+from hltcloud.proc.runner import ssh_argv
 from hltcloud.validate import check_name
 
 
@@ -78,25 +79,23 @@ class ChainCommands:
 
     def head_recv(self, host, last, private=None, take_over=None):
         """Run on the head: ssh HOST RECV, the file (from byte TAKE_OVER, if given) on its stdin."""
-        return ["ssh", *self._options(self.ssh.config_file), "--", host,
-                self.recv(host, last, private, take_over)]
+        return ssh_argv(self._options(self.ssh.config_file), host,
+                        self.recv(host, last, private, take_over))
 
     def head_forward(self, host, next_host, next_last, private=None, next_private=None,
                      late=False, take_over=None):
         """Run on the head: ssh HOST FORWARD, which sends HOST's file (in PRIVATE) into NEXT_HOST's
         RECV (in NEXT_PRIVATE). LATE: HOST is receiving already (a new downstream); TAKE_OVER:
         the byte to start at, for a receiver that takes over on NEXT_HOST."""
-        check_name(host, "host name")
-        check_name(next_host, "host name")
-        node_ssh = ["ssh", *self._options(self.node_ssh_config), "--", next_host,
-                    self.recv(next_host, next_last, next_private, take_over)]
+        node_ssh = ssh_argv(self._options(self.node_ssh_config), next_host,
+                            self.recv(next_host, next_last, next_private, take_over))
         remote = shlex.join(["sh", "-c", FORWARD_SCRIPT, "hltpipe-fwd", host,
                              private or self.private, next_host,
                              "0" if late else str(self.timeout), str(int(take_over or 0)),
                              *node_ssh])
-        return ["ssh", *self._options(self.ssh.config_file), "--", host, remote]
+        return ssh_argv(self._options(self.ssh.config_file), host, remote)
 
     def cleanup(self, host, private=None):
         """Remove our temporary twins on HOST (after an interrupted run)."""
-        return ["ssh", *self._options(self.ssh.config_file), "--", check_name(host, "host name"),
-                shlex.join(["sh", "-c", CLEANUP_SCRIPT, "hltpipe-clean", private or self.private])]
+        return ssh_argv(self._options(self.ssh.config_file), host,
+                        shlex.join(["sh", "-c", CLEANUP_SCRIPT, "hltpipe-clean", private or self.private]))

@@ -105,8 +105,7 @@ class WaveCommands:
         return self.ssh.rsh(stall=self.timeout)
 
     def ssh_argv(self, host, remote_script):
-        check_name(host, "host name")
-        return ["ssh", *self.ssh_options(), "--", host, remote_script]  # "--": never an option
+        return runner.ssh_argv(self.ssh_options(), host, remote_script)
 
     def transfer_deadline(self):
         return self.timeout + self.size / MIN_RATE
