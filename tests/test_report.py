@@ -138,3 +138,16 @@ def test_progress_and_the_watchers_get_printable_text():
     finally:
         unwatch(seen.append)
     assert seen == [f"[ OK ] {SHOWN}"]
+
+
+def test_a_nodes_words_in_a_transfer_summary_cannot_bring_their_own_colours():
+    """Colours on: a failure reason a node wrote (ssh, rsync, the check) that holds one of the
+    reporter's own colour codes is shown escaped; only the reporter's paint stays."""
+    from hltcloud.transfer.cli import print_summary
+    from hltcloud.transfer.common import HostResult, TransferResult
+    out = Tty()
+    rep = Reporter(out)
+    reason = "\033[32m[ OK ] all good\033[0m"
+    result = TransferResult({"cn01": HostResult("cn01", reason=reason)}, size=1, elapsed=1.0)
+    assert print_summary(result, rep) is False
+    assert out.getvalue().splitlines()[-1] == "  cn01: \\x1b[32m[ OK ] all good\\x1b[0m"

@@ -9,6 +9,7 @@ from hltcloud import hostlist
 from hltcloud import inputs
 from hltcloud.ops import rerun
 from hltcloud.errors import FAILED, OK, run_main
+from hltcloud.printable import printable
 from hltcloud.report import Reporter
 from hltcloud.transfer.common import TransferError, check_dest, check_node_path
 from hltcloud.transfer.options import add_switch, make_ssh
@@ -76,7 +77,7 @@ def print_summary(result, reporter):
     reporter.write_line(reporter.paint(
         "fail", f"{len(missing)} of {total} host(s) did not get the file: {hostlist.fold(missing)}"))
     for host in missing:
-        reporter.write_line(f"  {host}: {result.hosts[host].reason}")
+        reporter.write_line(f"  {host}: {printable(result.hosts[host].reason)}")  # a node's words
     return False
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from hltcloud.validate import BadValue, check_name, path_fault
 from hltcloud.errors import UsageError
+from hltcloud.printable import printable
 
 DEFAULT_TRIES = 3
 DEFAULT_TIMEOUT = 60
@@ -150,7 +151,7 @@ def format_size(nbytes):
 def say_delivered(reporter, source, target, size, seconds):
     """The line of a transfer that worked: "[ ok ] SOURCE --> TARGET (rate)"."""
     tag = reporter.paint("ok", "[ ok ]")
-    reporter.write_line(f"{tag} {source} --> {target} ({format_rate(size, seconds)})")
+    reporter.write_line(f"{tag} {printable(f'{source} --> {target}')} ({format_rate(size, seconds)})")
 
 
 def say_closing(reporter, size, elapsed):

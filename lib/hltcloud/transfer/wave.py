@@ -39,6 +39,7 @@ import time
 
 from hltcloud.proc import runner
 from hltcloud.node.scripts import CHECK_SCRIPT, CLEANUP_SCRIPT, RSYNC_INTO_SCRIPT
+from hltcloud.printable import printable
 from hltcloud.transfer.common import (CHECKSUM_TOOLS, DEFAULT_TIMEOUT, DEFAULT_TRIES, HostResult, TransferResult,
                        check_bounds, check_request, hidden_twin, prepare_copy, say_closing,
                        say_delivered)
@@ -275,8 +276,9 @@ class _Wave:
         if result.tries < self.tries:
             self.pending.append(target)
             reason += f" (try {result.tries} of {self.tries}, retrying)" if not source_broken else ""
+        # REASON quotes the node (ssh, rsync, the check): printable before our colours go on
         self.reporter.write_line(f"{self.reporter.paint('fail', '[FAIL]')} {name} --> {target}: "
-                                 f"{reason}")
+                                 f"{printable(reason)}")
 
     def run(self):
         self._start_ready()
