@@ -1,6 +1,9 @@
 """Shared fixtures: the simulated cluster (tests/simcluster/fixture.py, API in its README), a
 novaclient on it, the image runvms boots. The shared helpers are in tests/helpers.py."""
+import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -51,3 +54,12 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "simcluster" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.simcluster)
+
+
+@pytest.fixture
+def public_dir():
+    """A sticky, world-writable directory like /run/lock or /tmp."""
+    path = tempfile.mkdtemp(prefix="hlt-public-", dir="/tmp")
+    os.chmod(path, 0o1777)
+    yield Path(path)
+    subprocess.run(["rm", "-rf", "--", path], check=True)

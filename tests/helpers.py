@@ -366,3 +366,14 @@ def worker_image(cluster):
         if image["name"] == IMAGE:
             return image["id"]
     return cluster.add_image(IMAGE, size_mb=1)
+
+
+# Another user on the head (the local adversary of SECURITY.md).
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+
+
+def closed_port():
+    """A loopback port where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,5 +1,5 @@
 """The real tools against the real OpenStack: the scenarios of the simulator's tests
-(tests/test_manage_cluster.py, tests/test_prefill_cluster.py), with the same observable
+(tests/cluster/test_manage_cluster.py, tests/cluster/test_prefill_cluster.py), with the same observable
 results, where the real Nova agrees (differences: tests/realcloud/README.md).
 
 Each test starts from `rcloud`: every node's real nova-compute running, up and enabled, no

@@ -12,7 +12,7 @@ travel through shlex.join). Arguments come as "$1"..., never inside the script t
 Each script is a .sh file beside this module, its comments inside it (read them there); this
 module reads them once, at import, and keeps only what sh needs: a line that is only a
 comment, or blank, would cost its bytes on every ssh command line. PROGRAMS says which files
-make each script, in order (the shared functions first); tests/test_node_scripts.py checks
+make each script, in order (the shared functions first); tests/unit/node/test_node_scripts.py checks
 each one whole with sh -n and shellcheck.
 
 - ENTER_FUNCTIONS (functions.sh): at, into, fresh, place, enter, leave, ours; CHAIN_FUNCTIONS

@@ -2,6 +2,7 @@
 and the credentials it refuses (nothing is run then)."""
 import fcntl
 import os
+from pathlib import Path
 import select
 import signal
 import struct
@@ -15,7 +16,7 @@ from hltcloud.enter import cli as enter
 from hltcloud.enter import openrc
 from hltcloud.enter import credentials
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(Path(__file__).resolve().parents[3])
 TOOL = os.path.join(ROOT, "bin", "openstack-enter")
 SECRET = "Pw-7f3c9e-never-on-screen"
 URL = "http://127.0.0.1:5000/v3"

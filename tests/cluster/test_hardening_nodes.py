@@ -26,7 +26,7 @@ NOBODY = pwd.getpwnam("nobody")
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY.pw_uid}", f"--regid={NOBODY.pw_gid}",
              "--clear-groups"]
 INSTANCES = "/var/lib/nova/instances"
-TOOLS = Path(__file__).resolve().parents[1] / "bin"
+TOOLS = Path(__file__).resolve().parents[2] / "bin"
 SECRET = b"root only: the attacker must neither read, change nor own this\n"
 
 # The attacker, run as nobody. It stops when its stdin closes. Config (JSON, argv[1]):

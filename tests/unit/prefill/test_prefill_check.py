@@ -18,9 +18,10 @@ from hltcloud.prefill import cli as prefill_cli
 from hltcloud.hostlist import fold
 from hltcloud.node.scripts import CACHE_STATE_SCRIPT
 from hltcloud.errors import UsageError
-from test_prefill_cluster import TOOL, base_file, config_with
+from helpers import base_file, config_with
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
+TOOL = "openstack-prefill-cache"
 NOVA_CONF = "/var/lib/nova/nova.conf"  # inside a node: in its own node dir
 KEEP_NEW = "[DEFAULT]\ndebug = True\n[image_cache]\nremove_unused_base_images = False\n"
 KEEP_OLD = "[DEFAULT]\nremove_unused_base_images = false\n"

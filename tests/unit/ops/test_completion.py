@@ -14,7 +14,7 @@ from hltcloud.manage import options as manage_cli
 from hltcloud.prefill import cli as prefill_cli
 from hltcloud.transfer import cli as wave_cli
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "completion" / "hltcloud.bash"
 MANAGE, PREFILL, WAVE, ENTER = ("openstack-hlt-manage", "openstack-prefill-cache",
                                 "rsync-wave.py", "openstack-enter")

@@ -114,7 +114,7 @@ def test_without_store_copy_the_image_is_downloaded(cluster, tmp_path):
     scratch.mkdir()
     conf = config_with(cluster, tmp_path, glance_images_dir=str(empty_store))
     env = {**cluster.env, "TMPDIR": str(scratch)}
-    res = subprocess.run([str(Path(__file__).resolve().parents[1] / "bin" / TOOL), "--config",
+    res = subprocess.run([str(Path(__file__).resolve().parents[2] / "bin" / TOOL), "--config",
                           conf, "remote-only", cluster.names[0], cluster.names[1]],
                          env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -130,7 +130,7 @@ def test_node_down_mid_way_fails_alone(cluster):
     victim = cluster.names[-1]  # served in the last round of the wave
     for node in cluster.names:
         cluster.shape(node, "50mbit")  # slow enough to strike while the wave runs
-    proc = subprocess.Popen([str(Path(__file__).resolve().parents[1] / "bin" / TOOL),
+    proc = subprocess.Popen([str(Path(__file__).resolve().parents[2] / "bin" / TOOL),
                              "--timeout", "3", "--tries", "2", "partial", *cluster.names],
                             env=cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
@@ -211,7 +211,7 @@ def test_sigint_stops_everything_and_leaves_no_final_file(cluster):
     image_id = cluster.add_image("interrupted", size_mb=24)
     for node in cluster.names:
         cluster.shape(node, "20mbit")  # ~10 s per copy: the interrupt lands mid-transfer
-    run = interrupt([str(Path(__file__).resolve().parents[1] / "bin" / TOOL), "interrupted",
+    run = interrupt([str(Path(__file__).resolve().parents[2] / "bin" / TOOL), "interrupted",
                      *cluster.names], cluster.env,
                     when=lambda: any(instances_leftovers(cluster, n) for n in cluster.names),
                     settle=1)

@@ -20,7 +20,7 @@ from hltcloud.cloud.session import Cloud
 from hltcloud.cloud.credentials import SECRETS
 from hltcloud.hostlist import fold
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOOL = "openstack-hlt-manage"
 NODE_SERVICE = str(REPO / "tests" / "simcluster" / "node-service")
 

@@ -158,4 +158,4 @@ def test_a_hostile_nova_user_gets_nothing_of_roots(cluster, hostile_nova, payloa
 
 
 def wave_tool():
-    return Path(__file__).resolve().parents[1] / "bin" / "rsync-wave.py"
+    return Path(__file__).resolve().parents[2] / "bin" / "rsync-wave.py"

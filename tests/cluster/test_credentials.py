@@ -11,7 +11,7 @@ import yaml
 
 from hltcloud.cloud.session import Cloud
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ADMIN_USER_ID = "0a4d2f6e8b1c4e3a9d5f7b2c6e8a0d11"  # the simulator's admin user and project
 ADMIN_PROJECT_ID = "6d1c3e9d2f4b4c0f9a0e5d7b8c2a1f00"
 OS_VARS = ("OS_AUTH_URL", "OS_USERNAME", "OS_PASSWORD", "OS_PROJECT_NAME", "OS_USER_DOMAIN_NAME",

@@ -1,11 +1,12 @@
 """The executables run from the checkout, through a symlink, and after make install."""
 import os
+from pathlib import Path
 import subprocess
 import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(Path(__file__).resolve().parents[3])
 TOOLS = ["openstack-hlt-manage", "openstack-prefill-cache", "rsync-wave.py", "openstack-enter"]
 
 

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_hardening_head import NOBODY, closed_port
-from test_hardening_head import public_dir  # noqa: F401 -- a fixture: a world-writable dir
+from helpers import NOBODY, closed_port
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 MANAGE = "openstack-hlt-manage"
 ROOT_PASSWORD = "roots-own-password"
 

@@ -13,7 +13,7 @@ from helpers import boot_on, start_compute
 
 from hltcloud.cloud.session import Cloud
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOOL = str(REPO / "bin" / "openstack-hlt-manage")
 
 

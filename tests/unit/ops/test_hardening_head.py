@@ -16,24 +16,18 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import NOBODY, closed_port
 
 from hltcloud.ops import hostlock
 from hltcloud.proc import runner
 from hltcloud.cloud.session import Cloud
 
-REPO = Path(__file__).resolve().parents[1]
-NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def tool(name, *args, env, timeout=60):
     return subprocess.run([str(REPO / "bin" / name), *args], env=env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def offline_env(tmp_path, **extra):
@@ -46,15 +40,6 @@ def offline_env(tmp_path, **extra):
     env.pop("HLTCLOUD_AUTH", None)
     env.update(extra)
     return env
-
-
-@pytest.fixture
-def public_dir():
-    """A sticky, world-writable directory like /run/lock or /tmp."""
-    path = tempfile.mkdtemp(prefix="hlt-public-", dir="/tmp")
-    os.chmod(path, 0o1777)
-    yield Path(path)
-    subprocess.run(["rm", "-rf", "--", path], check=True)
 
 
 @pytest.fixture

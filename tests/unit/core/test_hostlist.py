@@ -10,7 +10,7 @@ import pytest
 
 from hltcloud.hostlist import MAX_HOSTS, HostListError, expand, fold, natural_key
 
-LIB = Path(__file__).resolve().parents[1] / "lib"
+LIB = Path(__file__).resolve().parents[3] / "lib"
 
 
 def test_ranges_with_domain():

@@ -15,7 +15,7 @@ import pytest
 from hltcloud.hostlist import fold
 from helpers import service
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MANAGE = "openstack-hlt-manage"
 RECORD = re.compile(r"<(\d+)>([^\[]+)\[(\d+)\]: (.*)\x00?\Z", re.S)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from helpers import processes
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 LIB = REPO / "lib"
 TOOLS = {
     "manage": [sys.executable, str(REPO / "bin" / "openstack-hlt-manage")],

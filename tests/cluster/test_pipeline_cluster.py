@@ -19,7 +19,7 @@ from hltcloud.transfer import common as transfer
 from hltcloud.transfer.chain_commands import ChainCommands
 
 INSTANCES = "/var/lib/nova/instances"
-TOOL = Path(__file__).resolve().parents[1] / "bin" / "rsync-wave.py"
+TOOL = Path(__file__).resolve().parents[2] / "bin" / "rsync-wave.py"
 
 
 @pytest.fixture

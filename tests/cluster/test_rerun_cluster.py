@@ -18,7 +18,7 @@ from hltcloud.hostlist import fold
 from helpers import (base_file, boot_on, clear_log, interrupt, interrupt_while_waiting, mutations, requests,
                      service, start_compute)
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 INSTANCES = "/var/lib/nova/instances"
 RERUN = "Re-run on the "
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 TOOL = str(REPO / "bin" / "openstack-hlt-manage")
 CLOUD_LIBRARIES = ("keystoneauth1", "novaclient", "requests", "urllib3", "oslo_utils")
 _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*([\w.]+)\s*$")

@@ -17,7 +17,7 @@ from hltcloud.prefill import run as prefill
 from hltcloud.proc import runner
 from hltcloud.node.scripts import CACHE_STATE_SCRIPT
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_cache_name_is_sha1_of_the_image_id():

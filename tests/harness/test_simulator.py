@@ -19,7 +19,7 @@ from novaclient import exceptions as nova_exc
 
 from hltcloud.cloud.session import Cloud, CloudError
 
-SIMDIR = Path(__file__).resolve().parent / "simcluster"
+SIMDIR = Path(__file__).resolve().parents[2] / "tests" / "simcluster"
 NODES = ["cn01.internal", "cn02.internal", "cn03.internal"]
 DOWN_TIME = 4  # seconds; agents beat every second
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
