@@ -158,3 +158,18 @@ def test_command_line_bad_input_one_line_exit_2():
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == ["hostlist: reversed range '45-43' in 'cn[45-43]'"]
+
+
+@pytest.mark.parametrize("module, loads_processes", [
+    ("hltcloud.hostlist", False),
+    ("hltcloud.proc.runner", True),  # the contrast: the check does see these imports
+])
+def test_the_host_list_loads_no_process_machinery(module, loads_processes):
+    """A pure module stays pure: `-S` leaves out the site hooks (a .pth file of this machine
+    loads threading before any code of ours runs)."""
+    probe = (f"import sys; sys.path.insert(0, {str(LIB)!r}); import {module}; "
+             "print(*sorted({'subprocess', 'threading'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True)
+    loaded = done.stdout.split()
+    assert bool(loaded) == loads_processes, loaded
