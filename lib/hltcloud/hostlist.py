@@ -17,7 +17,8 @@ import math
 import re
 import sys
 
-from hltcloud.inputs import InputError, OneLineParser, UsageError, read_small_text
+from hltcloud.errors import UsageError
+from hltcloud.inputs import InputError, OneLineParser, read_small_text
 
 MAX_HOSTS = 100_000
 MAX_DIGITS = 9  # per range bound: a billion hosts is already far beyond MAX_HOSTS

@@ -9,13 +9,12 @@ import errno
 import os
 import stat
 
-from hltcloud.errors import USAGE, ToolError
+from hltcloud.errors import ToolError
 from hltcloud.filetrust import owner_name
 
 
 class PrivateDirError(ToolError, OSError):
-    """The directory cannot be trusted or made: one line, nothing done."""
-    exit_status = USAGE
+    """The directory cannot be trusted or made: one line, exit 2 (ToolError's), nothing done."""
 
 
 def open_private(path, what, hint=""):
