@@ -18,7 +18,8 @@ import subprocess
 import threading
 import time
 
-from hltcloud import filetrust
+from hltcloud import filetrust, polling
+from hltcloud.proc import procfs
 from hltcloud.errors import UsageError
 from hltcloud.validate import check_name
 
@@ -310,43 +311,16 @@ def stop_with_children(proc):
         os.kill(proc.pid, signal.SIGSTOP)
     except ProcessLookupError:
         return
-    children = _children(proc.pid)
+    children = procfs.children(proc.pid)
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         for child in children:
             try:
                 os.killpg(child, sig)
             except (ProcessLookupError, PermissionError):
                 pass
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and any(_running(c) for c in children):
-            time.sleep(0.1)
+        polling.until(lambda: not any(procfs.running(c) for c in children), wait, most=0.1)
     proc.kill()
     proc.wait()
-
-
-def _running(pid):
-    """Alive and not a zombie waiting for its (frozen) parent."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def _children(pid):
-    """Pids whose parent is PID (from /proc: no ps needed)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry))
-    return found
 
 
 def in_parallel(items, work, fanout):

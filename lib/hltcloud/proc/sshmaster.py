@@ -24,7 +24,8 @@ import stat
 import subprocess
 import time
 
-from hltcloud.proc import runner
+from hltcloud import polling
+from hltcloud.proc import procfs, runner
 from hltcloud.validate import check_name
 
 IDLE = 60  # ControlPersist: seconds a master stays without sessions before ending itself
@@ -157,10 +158,8 @@ class Master:
             runner.kill_group(launcher, grace=1.0)  # a master it left is ended below
         if self.socket and os.path.lexists(self.socket):
             runner.run(self.argv("-O", "exit", "--", self.host), timeout=EXIT_WAIT)
-            deadline = time.monotonic() + EXIT_WAIT
-            while os.path.lexists(self.socket) and time.monotonic() < deadline:
-                time.sleep(0.01)  # the master removes its socket as it exits
-            if os.path.lexists(self.socket):
+            # the master removes its socket as it exits
+            if not polling.until(lambda: not os.path.lexists(self.socket), EXIT_WAIT, most=0.01):
                 _terminate(self.dir)  # a master that does not answer
         if self.dir:
             import shutil
@@ -171,14 +170,10 @@ class Master:
 def _terminate(directory):
     """SIGTERM every ssh of ours whose command line names DIRECTORY (made for one master)."""
     mark = directory.encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                words = handle.read().split(b"\0")
-            if words[0].endswith(b"ssh") and any(mark in word for word in words) \
-                    and os.stat(f"/proc/{entry}").st_uid == os.geteuid():
-                os.kill(int(entry), signal.SIGTERM)
-        except (OSError, IndexError):
-            continue
+    for found in procfs.processes():
+        if found.argv and found.argv[0].endswith(b"ssh") and found.uid == os.geteuid() \
+                and any(mark in word for word in found.argv):
+            try:
+                os.kill(found.pid, signal.SIGTERM)
+            except OSError:
+                pass  # gone meanwhile
