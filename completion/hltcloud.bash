@@ -6,7 +6,9 @@
 # from what the tool accepts. Host names come from the cache `openstack-hlt-manage status`
 # refreshes ($HLTCLOUD_CACHE_DIR/hosts, default /var/cache/hltcloud/hosts); @files are
 # files. Image names (openstack-prefill-cache) are asked from Glance only when it answers
-# within a few seconds: otherwise nothing is offered, and the prompt never hangs.
+# within a few seconds: otherwise nothing is offered, and the prompt never hangs. Roles
+# (openstack-enter) come from its credentials directory, --os-cloud names from the
+# clouds.yaml the tools would read, each checked as the tools check them.
 #
 # Names come from the cloud, and anyone can name an image or register a host: a word list is
 # only filtered, as text, never given to `compgen -W` (which expands `$(...)` in its words),
@@ -106,11 +108,12 @@ _hltcloud_hosts() {
     _hltcloud_filter "$head" "$cur" < <(_hltcloud_names < "$cache")
 }
 
-_hltcloud_images() {
-    local lib
-    lib=$(_hltcloud_lib openstack-prefill-cache) || return
-    _hltcloud_filter "" "$1" < <(PYTHONPATH=$lib timeout "$_HLTCLOUD_IMAGE_SECONDS" \
-        python3 -m hltcloud.ops.complete images 2>/dev/null | _hltcloud_names)
+# Names of LIST (images, roles, clouds: hltcloud.ops.complete) for TOOL that start with CUR.
+_hltcloud_listed() {
+    local list=$1 tool=$2 cur=$3 lib
+    lib=$(_hltcloud_lib "$tool") || return
+    _hltcloud_filter "" "$cur" < <(PYTHONPATH=$lib timeout "$_HLTCLOUD_IMAGE_SECONDS" \
+        python3 -m hltcloud.ops.complete "$list" 2>/dev/null | _hltcloud_names)
 }
 
 _hltcloud_complete() {
@@ -131,6 +134,7 @@ _hltcloud_complete() {
     done
     local previous=${COMP_WORDS[COMP_CWORD-1]}
     if ((COMP_CWORD > 1)) && [[ $previous == -* ]] && ((!after_dashes)); then
+        [[ $previous == --os-cloud ]] && { _hltcloud_listed clouds "$tool" "$cur"; return; }
         case $(_hltcloud_metavar "$tool" "$previous") in
             FILE) _hltcloud_reply -f -- "$cur"; return ;;
             "") ;;
@@ -149,7 +153,8 @@ _hltcloud_complete() {
         command) _hltcloud_filter "" "$cur" < <(printf '%s\n' enable disable status runvms \
                      listwns vmstats) ;;
         hosts) _hltcloud_hosts "$cur" ;;
-        image) _hltcloud_images "$cur" ;;
+        image) _hltcloud_listed images "$tool" "$cur" ;;
+        role) _hltcloud_listed roles "$tool" "$cur" ;;
         file) _hltcloud_reply -f -- "$cur" ;;
         *) COMPREPLY=() ;;
     esac

@@ -111,6 +111,13 @@ def _tls(verify, insecure, files, names):
     return verify, ((cert, key) if key else cert) or None
 
 
+def cloud_names(env):
+    """The entries of the clouds.yaml that from_cloud() would read (none without one)."""
+    path = _first_file(env, "OS_CLIENT_CONFIG_FILE", CLOUDS_FILES)
+    clouds = (_load_yaml(path).get("clouds") if path else None) or {}
+    return sorted(name for name in clouds if isinstance(name, str)) if isinstance(clouds, dict) else []
+
+
 def from_cloud(name, env):
     """The clouds.yaml entry NAME, with secure.yaml merged in."""
     path = _first_file(env, "OS_CLIENT_CONFIG_FILE", CLOUDS_FILES)

@@ -7,6 +7,7 @@ or shell cannot be run, 127 it is not found.
 """
 import os
 import re
+import shlex
 import sys
 
 from hltcloud.enter import credentials
@@ -66,7 +67,28 @@ def _parse(argv):
                         help=f"a role of the credentials directory (default {DEFAULT_ROLE})")
     parser.add_argument("--config", metavar="FILE",
                         help="site configuration (default $HLTCLOUD_CONFIG, /etc/hltcloud.conf)")
-    return parser.parse_args(argv), command
+    argv, stray = _split_stray_command(argv)
+    opts = parser.parse_args(argv)
+    if stray:
+        raise UsageError(f"unexpected {shlex.join(stray)!r} after the role: a command goes "
+                         f"after -- ({PROG} {opts.role} -- {shlex.join(stray)})")
+    return opts, command
+
+
+def _split_stray_command(argv):
+    """(ARGV up to the word after the role, that word and the rest): a command written
+    without -- before it, which argparse would call unrecognized arguments."""
+    positional, index = 0, 0
+    while index < len(argv):
+        if argv[index] == "--config":
+            index += 2
+            continue
+        if not argv[index].startswith("-"):
+            positional += 1
+            if positional == 2:
+                return argv[:index], argv[index:]
+        index += 1
+    return argv, []
 
 
 def role_environment(base, creds):

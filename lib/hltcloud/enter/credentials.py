@@ -15,11 +15,12 @@ from dataclasses import dataclass
 import yaml
 
 from hltcloud.enter import openrc
-from hltcloud.validate import check_name
+from hltcloud.validate import check_name, is_safe_name
 from hltcloud.errors import UsageError
 
 MAX_BYTES = 1 << 20  # an openrc is a few hundred bytes, a clouds.yaml a few KiB
 OPENRC_SUFFIX = ".openrc"
+MAX_ROLES = 100  # names listed in a message or offered by completion
 CLOUDS_YAML = "clouds.yaml"
 SECURE_YAML = "secure.yaml"
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
@@ -55,12 +56,39 @@ def load(directory, role):
         text = _read_in(dfd, directory, CLOUDS_YAML)
         creds = None if text is None else _from_clouds_yaml(text, path, role,
                                                              _secure_file(dfd, directory, path))
+        if creds is None:
+            known = _roles_in(dfd, text)
+            there = f"roles there: {', '.join(known)}" if known else "no role is defined there"
+            raise UnknownRole(f"no credentials for role {role!r}: neither {name} nor an entry "
+                              f"{role!r} in {CLOUDS_YAML} in {directory}; {there}")
     finally:
         os.close(dfd)
-    if creds is None:
-        raise UnknownRole(f"no credentials for role {role!r}: neither {name} nor an entry "
-                          f"{role!r} in {CLOUDS_YAML} in {directory}")
     return creds
+
+
+def roles(directory):
+    """The names of the roles DIRECTORY defines (checked as load() checks it), sorted."""
+    dfd = _open_dir(directory)
+    try:
+        return _roles_in(dfd, _read_in(dfd, directory, CLOUDS_YAML))
+    finally:
+        os.close(dfd)
+
+
+def _roles_in(dfd, clouds_text):
+    """ROLE.openrc names in the directory open as DFD and the entries of its clouds.yaml
+    (CLOUDS_TEXT, or None), of the role-name rule only and at most MAX_ROLES: they are
+    printed and offered to the shell's completion."""
+    names = {entry[:-len(OPENRC_SUFFIX)] for entry in os.listdir(dfd)
+             if entry.endswith(OPENRC_SUFFIX)}
+    try:
+        data = yaml.safe_load(clouds_text) if clouds_text else None
+    except yaml.YAMLError:
+        data = None
+    clouds = data.get("clouds") if isinstance(data, dict) else None
+    if isinstance(clouds, dict):
+        names.update(name for name in clouds if isinstance(name, str))
+    return sorted(name for name in names if is_safe_name(name))[:MAX_ROLES]
 
 
 def _open_dir(directory):

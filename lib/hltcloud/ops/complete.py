@@ -1,6 +1,9 @@
-"""What tab completion asks the cloud for: `python3 -m hltcloud.ops.complete images` prints the
-names of the active Glance images, one a line. The completion runs it under `timeout`, and
-the cloud gets short timeouts here too: a slow cloud means no names, never a hung prompt.
+"""What tab completion asks for: `python3 -m hltcloud.ops.complete images|roles|clouds`
+prints, one a line, the names of the active Glance images, of openstack-enter's roles (its
+credentials directory, checked as openstack-enter checks it), or of the clouds.yaml entries
+that --os-cloud can name (the file the tools would read, checked as they check it). The
+completion runs it under `timeout`, and the cloud gets short timeouts here too: a slow
+cloud means no names, never a hung prompt.
 
 Anyone who can upload an image names it: only names of validate.py's rule (letters, digits,
 '.', '_', '-') are printed. Any other could hold `$(...)`, a newline or a terminal escape,
@@ -25,13 +28,28 @@ def images():
     print("\n".join(sorted(names)))
 
 
+def roles():
+    from hltcloud.config import load
+    from hltcloud.enter.credentials import roles as defined
+    print("\n".join(defined(load(None).credentials_dir)))
+
+
+def clouds():
+    import os
+    from hltcloud.cloud.credentials import cloud_names
+    print("\n".join(name for name in cloud_names(os.environ) if is_safe_name(name)))
+
+
+LISTS = {"images": images, "roles": roles, "clouds": clouds}
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    if argv != ["images"]:
-        print("usage: python3 -m hltcloud.ops.complete images", file=sys.stderr)
+    if len(argv) != 1 or argv[0] not in LISTS:
+        print(f"usage: python3 -m hltcloud.ops.complete {'|'.join(LISTS)}", file=sys.stderr)
         return 2
     try:
-        images()
+        LISTS[argv[0]]()
     except Exception:  # noqa: BLE001 -- completion offers nothing rather than an error
         return 1
     return 0

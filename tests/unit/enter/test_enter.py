@@ -275,6 +275,31 @@ def test_openrc_wins_over_clouds_yaml(site):
     assert res.stdout == "none admin\n"
 
 
+def test_unknown_role_lists_only_names_of_the_role_rule(site):
+    """File names in the directory are shown: one that a shell or a terminal would act on
+    is left out of the list."""
+    site.write("admin.openrc", OPENRC)
+    site.write("x\x1b[2Jy.openrc", OPENRC)
+    site.write("clouds.yaml", CLOUDS_YAML.replace("ops:", "'$(reboot)':"))
+    res = run(site, "ghost")
+    assert res.returncode == USAGE
+    assert res.stderr.endswith("; roles there: admin\n"), res.stderr
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["admin", "true"], "unexpected 'true' after the role: a command goes after -- "
+                        "(openstack-enter admin -- true)"),
+    (["--config", "/nowhere", "admin", "touch", "MARKER"],
+     "unexpected 'touch MARKER' after the role"),
+])
+def test_a_command_without_dashes_gets_the_hint_and_runs_nothing(site, args, shown):
+    site.write("admin.openrc", OPENRC)
+    res = run(site, *args)
+    assert res.returncode == USAGE and res.stderr.count("\n") == 1
+    assert shown in res.stderr, res.stderr
+    assert not site.marker.exists()
+
+
 def _symlinked_openrc(site):
     real = site.tmp / "real.openrc"
     real.write_text(OPENRC)
@@ -331,6 +356,9 @@ REFUSED, USAGE = 4, 2
      "no credentials for role 'ghost'"),
     (lambda s: s.write("clouds.yaml", CLOUDS_YAML), ["admin"], USAGE,
      "no credentials for role 'admin'"),
+    (lambda s: (s.write("admin.openrc", OPENRC), s.write("clouds.yaml", CLOUDS_YAML)),
+     ["ghost"], USAGE, "; roles there: admin, ops"),
+    (lambda s: None, ["ghost"], USAGE, "; no role is defined there"),
     (lambda s: s.write("admin.openrc", OPENRC), ["../credentials/admin"], USAGE,
      "invalid role name"),
     (lambda s: s.write(".admin.openrc", OPENRC), [".admin"], USAGE, "invalid role name"),

@@ -69,6 +69,39 @@ def test_enter_completes_the_command_after_dashes():
     assert "python3" in complete(ENTER, "admin", "--", "pytho")
 
 
+def test_enter_roles_from_its_credentials_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a name run as a command would make "ran"
+    marker = tmp_path / "ran"
+    creds = tmp_path / "credentials"
+    creds.mkdir(mode=0o700)
+    for name in ("admin.openrc", "$(touch ran).openrc", "ops.openrc"):
+        (creds / name).write_text("export OS_USERNAME=x\n")
+    (creds / "clouds.yaml").write_text("clouds:\n  grid: {auth: {}}\n  '`touch x`': {}\n")
+    for path in creds.iterdir():
+        path.chmod(0o600)
+    (tmp_path / "site.conf").write_text(f"[enter]\ncredentials_dir = {creds}\n")
+    env = {**os.environ, "HLTCLOUD_CONFIG": str(tmp_path / "site.conf")}
+    assert complete(ENTER, "", env=env) == ["admin", "grid", "ops"]
+    assert complete(ENTER, "--config", str(tmp_path / "site.conf"), "o", env=env) == ["ops"]
+    assert not marker.exists()
+    creds.chmod(0o755)  # a directory openstack-enter would refuse: nothing from it
+    assert complete(ENTER, "", env=env) == []
+
+
+@pytest.mark.parametrize("tool", [MANAGE, PREFILL])
+def test_os_cloud_names_from_the_clouds_yaml_the_tools_read(tmp_path, tool):
+    marker = tmp_path / "ran"
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(f"clouds:\n  prod: {{}}\n  test: {{}}\n  '$(touch {marker})': {{}}\n")
+    clouds.chmod(0o600)
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(clouds)}
+    assert complete(tool, "--os-cloud", "", env=env) == ["prod", "test"]
+    assert complete(tool, "--for-real", "--os-cloud", "p", env=env) == ["prod"]
+    assert not marker.exists()
+    clouds.chmod(0o666)  # one the tools refuse: nothing offered from it
+    assert complete(tool, "--os-cloud", "", env=env) == []
+
+
 def test_host_names_from_the_cache_status_refreshes(cluster, tmp_path):
     cache = tmp_path / "cache"
     env = {**cluster.env, "HLTCLOUD_CACHE_DIR": str(cache)}
