@@ -32,6 +32,7 @@ Reusable engine (the pipelined broadcast of issue 7 falls back to it):
 The command line of rsync-wave.py is wave_cli.py; broadcast.py chooses between the engines.
 """
 import queue
+import re
 import shlex
 import socket
 import threading
@@ -153,6 +154,19 @@ class WaveCommands:
                                                self.tmp]))
 
 
+# ssh's own words when it cannot reach a host at all (no sshd, host down, no route, no name);
+# it names the address it tried, which the ssh config may have put for the host's name
+_UNREACHABLE = re.compile(r"^ssh: (?:connect to host \S+ port \d+: (?:Connection refused|"
+                          r"Connection timed out|No route to host|Network is unreachable)|"
+                          r"Could not resolve hostname )", re.M)
+
+
+def unreachable(outcome):
+    """True when an ssh of OUTCOME (ours, or the source node's) could not connect: another
+    try at once would wait out the same timeout again."""
+    return bool(_UNREACHABLE.search(outcome.stderr))
+
+
 def refusal(outcome):
     """The target's "refusing: ..." line in OUTCOME's output (say, its private directory was
     not one), if any."""
@@ -180,6 +194,8 @@ class _Wave:
         self.broken = []
         self.tried_from = {h: set() for h in hosts}
         self.in_flight = {}  # target -> source
+        self.unreached = set()  # targets ssh could not connect to (once is enough to know)
+        self.deferred = []  # of those, the ones waiting for their one more try, at the end
         self.events = queue.Queue()
         self.threads = []
         self.transfers = []
@@ -226,7 +242,7 @@ class _Wave:
             outcome = self.groups.run(cmds.from_node(source, target), cmds.transfer_deadline(),
                                         keep_stdin_open=True)
         copied = time.monotonic() - started
-        reason, source_broken = "", False
+        reason, source_broken, target_unreachable = "", False, False
         if outcome.ok:
             check = self.groups.run(cmds.check_and_rename(target), cmds.verify_deadline())
             if not check.ok:
@@ -243,11 +259,14 @@ class _Wave:
             if source != HEAD and not outcome.aborted:
                 probe = self.groups.run(cmds.holds_file(source), cmds.timeout)
                 source_broken = not probe.ok and not probe.aborted
-        self.events.put((source, target, reason, source_broken, copied,
+            # a source that answers its probe was reached: the ssh that failed was the target's
+            target_unreachable = unreachable(outcome) and not source_broken
+        self.events.put((source, target, reason, source_broken, target_unreachable, copied,
                          time.monotonic() - started))
 
     # -- bookkeeping (main thread)
-    def _finish(self, source, target, reason, source_broken, copied, seconds):
+    def _finish(self, source, target, reason, source_broken, target_unreachable, copied,
+                seconds):
         del self.in_flight[target]
         name = self.head_name if source == HEAD else source
         result = self.results[target]
@@ -273,7 +292,14 @@ class _Wave:
             reason += f" (source {name} is broken: no longer used)"
         else:
             result.tries += 1
-        if result.tries < self.tries:
+        if target_unreachable and target not in self.unreached:
+            self.unreached.add(target)
+            if result.tries < self.tries:
+                self.deferred.append(target)
+                reason += " (unreachable: one more try once the others are done)"
+        elif target_unreachable:
+            reason += " (unreachable again: given up)"
+        elif result.tries < self.tries:
             self.pending.append(target)
             reason += f" (try {result.tries} of {self.tries}, retrying)" if not source_broken else ""
         # REASON quotes the node (ssh, rsync, the check): printable before our colours go on
@@ -282,7 +308,7 @@ class _Wave:
 
     def run(self):
         self._start_ready()
-        while self.in_flight:
+        while self.in_flight or self._last_tries():
             try:
                 event = self.events.get(timeout=0.5)
             except queue.Empty:
@@ -291,6 +317,16 @@ class _Wave:
             self._start_ready()
         for target in self.pending:  # no source could be found for these any more
             self.results[target].reason = self.results[target].reason or "no source left"
+
+    def _last_tries(self):
+        """Once nothing is in flight: the one more try of the targets ssh could not reach
+        (True if one started)."""
+        if self.in_flight or not self.deferred:
+            return False
+        self.pending += self.deferred
+        self.deferred = []
+        self._start_ready()
+        return bool(self.in_flight)
 
     def abort(self):
         """Ctrl-C: kill everything, then remove the temporary files of transfers in flight."""

@@ -105,3 +105,20 @@ def test_bad_host_names_never_reach_a_command(tmp_path):
 def test_rate_and_size_formats():
     assert transfer.format_rate(12_500_000, 1.0) == "12.5 MB/s"
     assert transfer.format_size(1_145_000_000) == "1145MB"
+
+
+@pytest.mark.parametrize("stderr, unreachable", [
+    ("ssh: connect to host 198.18.0.77 port 22: Connection timed out\r\n"
+     "rsync: connection unexpectedly closed (0 bytes received so far) [sender]\n", True),
+    ("ssh: connect to host cn03.internal port 22: Connection refused\r\n", True),
+    ("ssh: connect to host cn03.internal port 2222: No route to host\r\n", True),
+    ("ssh: connect to host 10.0.0.3 port 22: Network is unreachable\r\n", True),
+    ("ssh: Could not resolve hostname cn03.internal: Name or service not known\r\n", True),
+    ("rsync: write failed on \"/x\": No space left on device (28)\n", False),
+    ("Permission denied (publickey).\r\n", False),
+    ("Host key verification failed.\r\n", False),
+    ("refusing: ssh: connect to host cn03.internal port 22: Connection refused", False),
+])
+def test_ssh_failing_to_connect_is_told_from_other_failures(stderr, unreachable):
+    from hltcloud.proc.runner import Result
+    assert wave.unreachable(Result(["rsync"], 255, "", stderr)) == unreachable
