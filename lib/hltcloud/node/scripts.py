@@ -21,7 +21,9 @@ each one whole with sh -n and shellcheck.
   its verification and rename there;
 - RECV_SCRIPT, FORWARD_SCRIPT, CLEANUP_SCRIPT: the pipelined chains;
 - CONVERT_SCRIPT: openstack-prefill-cache's conversion into Nova's image cache;
-- CACHE_STATE_SCRIPT: what a host holds in Nova's image cache (read only, runs no qemu-img).
+- CACHE_STATE_SCRIPT: what a host holds in Nova's image cache (read only, runs no qemu-img);
+- PRUNE_SCRIPT: openstack-prefill-cache --prune: the cached images no server uses, and the
+  leftovers of interrupted prefills, listed or removed.
 """
 
 import os
@@ -40,6 +42,7 @@ PROGRAMS = {
     "CLEANUP_SCRIPT": _FUNCTIONS + ("cleanup.sh",),
     "CONVERT_SCRIPT": _FUNCTIONS + ("convert.sh",),
     "CACHE_STATE_SCRIPT": ("cache_state.sh",),
+    "PRUNE_SCRIPT": _FUNCTIONS + ("prune.sh",),
 }
 
 
@@ -73,3 +76,4 @@ FORWARD_SCRIPT = _program("FORWARD_SCRIPT")
 CLEANUP_SCRIPT = _program("CLEANUP_SCRIPT")
 CONVERT_SCRIPT = _program("CONVERT_SCRIPT")
 CACHE_STATE_SCRIPT = _program("CACHE_STATE_SCRIPT")
+PRUNE_SCRIPT = _program("PRUNE_SCRIPT")
