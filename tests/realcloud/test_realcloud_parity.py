@@ -276,6 +276,16 @@ def case_placement_provider_not_found(side, cloud):
                                   for e in response.json().get("errors", [])]
 
 
+def case_placement_room_for_a_flavor(side, cloud):
+    """GET /allocation_candidates as runvms and vmstats ask it (cloud.placement.Placement):
+    every hypervisor with room for the flavor, its capacity and use; none for a giant."""
+    from hltcloud.cloud.placement import Placement
+    placement = Placement(cloud)
+    names = {uuid: name for name, uuid in placement.providers().items()}
+    room = placement.room({"VCPU": 4, "MEMORY_MB": 4096, "DISK_GB": 40})
+    return {names[uuid]: resources for uuid, resources in room.items()}, placement.room({"VCPU": 1000})
+
+
 def case_glance_image_by_unknown_name(side, cloud):
     return cloud.glance().get("/v2/images", params={"name": "nosuch"}).json()["images"]
 

@@ -2,7 +2,7 @@
 them (credentials.py: a clouds.yaml entry or the OS_* variables).
 
 keystoneauth1 logs in, renews the token, reads the catalog, and carries Placement's
-(capacity.py) and Glance's (glance.py) requests; Nova's go through nova.py, the standard
+(placement.py) and Glance's (glance.py) requests; Nova's go through nova.py, the standard
 library's http.client with this session's token (jsonapi.py). keystoneauth1 is imported only
 when a session is opened or used: --help and bad input never pay for it. A parent process
 that fans out to subworkers authenticates once and hands them the token and endpoints
@@ -19,7 +19,7 @@ from hltcloud.cloud import credentials
 from hltcloud.cloud import jsonapi
 from hltcloud.errors import CLOUD, ToolError
 
-PLACEMENT_MICROVERSION = "1.10"
+PLACEMENT_MICROVERSION = "1.12"  # >= 1.10 allocation candidates, 1.12 their answer by provider
 HANDOFF_VAR = "HLTCLOUD_AUTH"
 SERVICES = ("compute", "placement", "image")
 CONNECT_TIMEOUT = 5  # seconds to open a connection to an API
@@ -27,6 +27,7 @@ READ_TIMEOUT = 30  # seconds an API may take to answer (site configuration: clou
 REDIRECTS = (301, 302, 303, 305, 307, 308)  # the statuses keystoneauth1 follows
 MAX_HANDOFF = 64 * 1024  # bytes: a token and a few endpoints
 TOKEN_MARGIN = datetime.timedelta(seconds=30)  # a token this close to its end counts as expired
+POOL_SIZE = 16  # kept-alive connections an endpoint: placement.READERS threads share them
 
 
 class CloudError(ToolError):
@@ -209,7 +210,7 @@ class Cloud:
                                default_microversion=microversion)
 
     def placement(self):
-        """The keystoneauth1 adapter for Placement."""
+        """The keystoneauth1 adapter for Placement (placement.py reads through it)."""
         return self.adapter("placement", PLACEMENT_MICROVERSION)
 
     def glance(self):
@@ -243,8 +244,9 @@ def _pinned_requests(origins):
         return resp
 
     session = Pinned()
-    session.mount("https://", ks_session.TCPKeepAliveAdapter())  # as keystoneauth1's own
-    session.mount("http://", ks_session.TCPKeepAliveAdapter())
+    # as keystoneauth1's own, with a connection for each of Placement's concurrent readers
+    for scheme in ("https://", "http://"):
+        session.mount(scheme, ks_session.TCPKeepAliveAdapter(pool_maxsize=POOL_SIZE))
     session.hooks["response"].append(refuse_foreign_redirect)
     return session
 
