@@ -1,17 +1,23 @@
 #!/usr/bin/env python3
 """Benchmarks of openstack-hlt-manage, printed side by side (nothing asserted).
 
-    bench_manage.py [--repo CHECKOUT] [startup] [status] [parallel]
+    bench_manage.py [--repo CHECKOUT] [--before CHECKOUT] [startup] [status] [vmstats] [parallel]
 
 --repo: the checkout whose bin/openstack-hlt-manage is measured (default: this one), e.g. a
 worktree of main, to compare old and new with the same benchmark; the simulator, the
-cluster and the helpers are always this checkout's.
+cluster and the helpers are always this checkout's. --before: another checkout measured in
+the same run, side by side with --repo's (vmstats only), e.g. a worktree of f98a3ca.
 
 1. start-up: `--help`, a usage error and a bad host list against a bare `python3 -c pass`
    (median of STARTUP_RUNS runs each, and the ratio).
 2. `status --nvms` at 50 hypervisors / 1,000 VMs and at 500 hypervisors / 10,000 VMs
    (virtual hosts of a standalone simulator on loopback): API requests and wall time.
-3. on the simulated cluster (needs root; skipped with a reason otherwise), 16 nodes with 3
+3. `vmstats` at 50 and at 500 hypervisors, with room on every one (one VM each) and with
+   every one full (two VMs fill one): Placement requests, every API request and wall time,
+   with --before the other checkout's tool run in turn on the same simulator. Once as the
+   simulator answers on loopback (well under a millisecond: the client's CPU is the cost),
+   once with each Placement answer taking PLACEMENT_DELAY, as a real Placement's does.
+4. on the simulated cluster (needs root; skipped with a reason otherwise), 16 nodes with 3
    VMs each: `--for-real disable` of one node (with its timeline from the simulator's
    request log, and its floor: API round trips, one ssh connection and the two sessions
    over it, the cloud's own delete time, each measured), one `--parallel` subworker alone,
@@ -53,7 +59,7 @@ def _free_port():
 class StandaloneSim:
     """The simulator alone on 127.0.0.1 (no nodes): enough for status at scale."""
 
-    def __init__(self):
+    def __init__(self, *options):
         self.dir = tempfile.TemporaryDirectory(prefix="bench-manage-")
         state = Path(self.dir.name)
         password = secrets.token_urlsafe(16)
@@ -63,7 +69,8 @@ class StandaloneSim:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(state / "simulator.log", "wb")
         self.proc = subprocess.Popen([sys.executable, str(SIMULATOR), "--state", str(state),
-                                      "--listen", "127.0.0.1", "--port", str(self.port)],
+                                      "--listen", "127.0.0.1", "--port", str(self.port),
+                                      *options],
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
         self.env = {**os.environ, "OS_AUTH_URL": f"{self.url}/identity/v3", "OS_USERNAME": "admin",
@@ -177,6 +184,74 @@ def part_status():
     print(f"{'ratio to the first':24}" + "".join(f"{r['best'] / runs[0]['best']:>21.2f}x" for r in runs))
     print("  (hosts x10: same requests; VMs x10: one more request a page of 1,000 servers;")
     print("   the cloud answering: the simulator's own time for the requests of the best run)")
+
+
+VMSTATS_CASES = [(50, "room"), (500, "room"), (50, "full"), (500, "full")]
+PLACEMENT_DELAY = 0.005  # seconds: a real Placement's answer (a few database queries)
+# VCPU 1 at the allocation ratio 2.0: two m1.tiny fill a hypervisor; 64: room for 128
+VMSTATS_INVENTORY = {"room": {"VCPU": 64, "MEMORY_MB": 65536, "DISK_GB": 4000},
+                     "full": {"VCPU": 1, "MEMORY_MB": 65536, "DISK_GB": 4000}}
+
+
+def bench_vmstats(hosts, fill, tools, delay=0.0):
+    """vmstats of every tool in TOOLS ({label: path}), in turn, RUNS times, at HOSTS virtual
+    hypervisors with room (one VM each) or FULL (two each), each Placement answer DELAY
+    seconds late: {label: figures}."""
+    sim = StandaloneSim("--answer-delay", f"placement={delay}")
+    try:
+        names = [f"hv{i:04d}.internal" for i in range(1, hosts + 1)]
+        sim.sim("POST", "/sim/hosts", {"names": names, "virtual": True,
+                                       "inventory": VMSTATS_INVENTORY[fill]})
+        sim.sim("POST", "/sim/quota", {"instances": -1, "cores": -1, "ram": -1})
+        _boot(sim, hosts * (2 if fill == "full" else 1))
+        times = {label: [] for label in tools}
+        logs, outputs = {}, {}
+        for _ in range(RUNS):
+            for label, tool in tools.items():
+                sim.sim("DELETE", "/sim/requests")
+                start = time.monotonic()
+                done = subprocess.run([tool, "--json", "--flavor", "m1.tiny", "vmstats"],
+                                      env=sim.env, capture_output=True, text=True, timeout=600)
+                times[label].append(time.monotonic() - start)
+                if done.returncode != 0:
+                    raise SystemExit(f"bench: vmstats ({label}) failed: {done.stderr.strip()}")
+                outputs[label] = json.loads(done.stdout)["capacity"]
+                logs[label] = [r for r in sim.requests() if r["service"] != "sim"]
+        if len({json.dumps(o, sort_keys=True) for o in outputs.values()}) != 1:
+            raise SystemExit(f"bench: the tools disagree: {outputs}")
+        return {label: {"placement": _by_service(logs[label]).get("placement", 0),
+                        "requests": len(logs[label]), "best": min(times[label]),
+                        "median": sorted(times[label])[RUNS // 2]} for label in tools}
+    finally:
+        sim.close()
+
+
+def part_vmstats(before=None):
+    tools = {"after": TOOL, **({"before": before} if before else {})}
+    print("vmstats (standalone simulator, virtual hypervisors, flavor m1.tiny; "
+          "room: one VM a hypervisor, full: two)")
+    for label, tool in tools.items():
+        print(f"  {label}: {tool}")
+    for delay in (0.0, PLACEMENT_DELAY):
+        print()
+        print(f"each Placement answer {delay * 1000:.0f} ms late"
+              + (" (the simulator as it is, on loopback)" if not delay else " (as a real one)"))
+        _vmstats_table(tools, [bench_vmstats(hosts, fill, tools, delay)
+                               for hosts, fill in VMSTATS_CASES])
+
+
+def _vmstats_table(tools, runs):
+    labels = [f"{hosts} hv, {fill}" for hosts, fill in VMSTATS_CASES]
+    print(f"{'':28}" + "".join(f"{label:>16}" for label in labels))
+    for what, key, form in (("Placement requests", "placement", "d"),
+                            ("API requests, all", "requests", "d"),
+                            ("wall time, best (s)", "best", ".2f"),
+                            ("wall time, median (s)", "median", ".2f")):
+        for label in tools:
+            print(f"{what + ', ' + label:28}" + "".join(f"{r[label][key]:>16{form}}" for r in runs))
+    for label in tools:
+        flat = runs[1][label]["best"] / runs[0][label]["best"], runs[3][label]["best"] / runs[2][label]["best"]
+        print(f"{'500 hv / 50 hv, ' + label:28}{'':>16}{flat[0]:>15.2f}x{'':>16}{flat[1]:>15.2f}x")
 
 
 def _median_seconds(argvs, runs=STARTUP_RUNS, env=None):
@@ -297,14 +372,15 @@ def _print_timeline(title, one, other):
 
 
 def _round_trip(cluster, host, runs=20):
-    """Median seconds of one light Nova request through keystoneauth1 (the tool's stack)."""
+    """Median seconds of one light Nova request through the tool's stack (cloud.nova)."""
     sys.path.insert(0, str(REPO / "lib"))
+    from hltcloud.cloud.nova import Nova
     from hltcloud.cloud.session import Cloud
-    compute = Cloud(cluster.env).adapter("compute", "2.60")
+    nova = Nova(Cloud(cluster.env))
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        compute.get(f"/os-services?host={host}&binary=nova-compute")
+        nova.services(host)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -342,12 +418,13 @@ def _ssh_sessions(cluster, host):
 def _delete_time(cluster, host):
     """Seconds from the DELETEs of HOST's VMs (compute running) until the cloud has none."""
     sys.path.insert(0, str(REPO / "lib"))
+    from hltcloud.cloud.nova import Nova
     from hltcloud.cloud.session import Cloud
-    compute = Cloud(cluster.env).adapter("compute", "2.60")
+    nova = Nova(Cloud(cluster.env))
     ids = [v["id"] for v in cluster.sim("GET", "/sim/servers")["servers"] if v["host"] == host]
     started = time.perf_counter()
     for vm in ids:
-        compute.delete(f"/servers/{vm}")
+        nova.delete_server(vm)
     while any(v["id"] in ids for v in cluster.sim("GET", "/sim/servers")["servers"]):
         time.sleep(0.01)
     return time.perf_counter() - started, len(ids)
@@ -461,10 +538,16 @@ def _wait_up(cluster, names, timeout=60):
 
 def main(argv):
     global TOOL
-    if argv[:1] == ["--repo"]:
-        TOOL = str(Path(argv[1]).resolve() / "bin" / "openstack-hlt-manage")
+    before = None
+    while argv[:1] in (["--repo"], ["--before"]):
+        tool = str(Path(argv[1]).resolve() / "bin" / "openstack-hlt-manage")
+        if argv[0] == "--repo":
+            TOOL = tool
+        else:
+            before = tool
         argv = argv[2:]
-    parts = {"startup": part_startup, "status": part_status, "parallel": part_parallel}
+    parts = {"startup": part_startup, "status": part_status,
+             "vmstats": lambda: part_vmstats(before), "parallel": part_parallel}
     print(f"measuring {TOOL}")
     for name in argv or list(parts):
         print()

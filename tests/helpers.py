@@ -236,6 +236,14 @@ def client(cluster):
     return nova_client.Client("2.60", session=sess), sess
 
 
+def novaclient(cloud):
+    """python-novaclient on CLOUD's keystoneauth1 session (hltcloud.cloud.session.Cloud): the
+    tests' and harness scripts' view of Nova (the tools use hltcloud.cloud.nova)."""
+    from novaclient import client as nova_client
+    return nova_client.Client("2.60", session=cloud.session,
+                              endpoint_override=cloud.endpoints["compute"])
+
+
 def tool(cluster, *args, timeout=180):
     """bin/openstack-hlt-manage ARGS with the cluster's environment."""
     return cluster.run_tool(MANAGE, *args, timeout=timeout)
@@ -361,7 +369,9 @@ def worker_image(cluster):
     """The id of IMAGE in the simulated Glance; added (1 MB) when missing (images survive
     the cluster's reset)."""
     _, sess = client(cluster)
-    images = sess.get("/v2/images", endpoint_filter={"service_type": "image"}).json()["images"]
+    # by name: Glance lists 25 images a page, and a test may have added more since
+    images = sess.get("/v2/images", params={"name": IMAGE},
+                      endpoint_filter={"service_type": "image"}).json()["images"]
     for image in images:
         if image["name"] == IMAGE:
             return image["id"]

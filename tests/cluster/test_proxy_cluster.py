@@ -1,10 +1,13 @@
-"""An operator's HTTP proxy is honoured: Nova's requests go through keystoneauth1 (requests
-reads the *_proxy variables) instead of the standard library's http.client, which would
-silently bypass the proxy."""
+"""An operator's HTTP proxy is honoured as requests honours it: Keystone's (and Placement's,
+Glance's) requests through keystoneauth1, Nova's through the tools' own http.client transport
+(hltcloud.cloud.jsonapi: the absolute URL to the proxy for http, a CONNECT tunnel for https,
+tested in test_jsonapi.py), which would otherwise silently bypass the proxy; no_proxy lets
+the cloud's host be reached directly."""
 import http.server
 import subprocess
 import sys
 import threading
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -59,9 +62,9 @@ def proxy():
     server.server_close()
 
 
-def _through_proxy(env, proxy):
+def _through_proxy(env, proxy, **more):
     env = {k: v for k, v in env.items() if k.lower() not in ("no_proxy", "http_proxy", "https_proxy", "all_proxy")}
-    return {**env, "http_proxy": proxy}
+    return {**env, "http_proxy": proxy, **more}
 
 
 def test_status_sends_novas_requests_through_the_operators_proxy(cluster, nova, proxy):
@@ -74,14 +77,29 @@ def test_status_sends_novas_requests_through_the_operators_proxy(cluster, nova, 
     assert any("/os-services" in p for p in paths), paths  # Nova too, not only Keystone
 
 
-def test_a_subworker_behind_a_proxy_uses_it_too(cluster, nova, proxy):
+def test_a_subworker_behind_a_proxy_uses_it_too_without_keystoneauth1(cluster, nova, proxy):
     host = cluster.names[1]
     start_compute(cluster, nova, [host])
     vm, = boot_on(cluster, nova, host, 1)
     env = {**_through_proxy(cluster.env, proxy), **Cloud(env=cluster.env).handoff_env()}
-    done = subprocess.run([sys.executable, TOOL, "--line-output", "--subworker", "disable", host],
+    done = subprocess.run([sys.executable, "-X", "importtime", TOOL, "--line-output",
+                           "--subworker", "disable", host],
                           env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert f"[DRY ] Deleting VM {vm} on hypervisor {host}: DELETE /servers/{vm}" in done.stdout
-    assert [p for _, p in _Proxy.seen if "/os-services" in p], _Proxy.seen
+    nova_paths = [p for _, p in _Proxy.seen if "/compute/" in p]
+    assert any("/os-services" in p for p in nova_paths) and any("/servers/detail" in p for p in nova_paths)
+    assert all(p.startswith("http://") for p in nova_paths)  # the absolute URL, as a proxy takes it
     assert not [p for _, p in _Proxy.seen if "/auth/tokens" in p]  # the parent's token
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert "hltcloud" in imported and "keystoneauth1" not in imported  # one transport: ours
+
+
+def test_no_proxy_naming_the_clouds_host_bypasses_the_proxy(cluster, nova, proxy):
+    host = urllib.parse.urlsplit(cluster.env["OS_AUTH_URL"]).hostname
+    env = _through_proxy(cluster.env, proxy, no_proxy=f"localhost,{host}")
+    done = subprocess.run([TOOL, "status"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert any(line.startswith(f"| {cluster.names[0]} ") for line in done.stdout.splitlines())
+    assert _Proxy.seen == []  # neither Keystone's request nor Nova's went through it

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from helpers import novaclient
 
 import fixture
 import netnodes
@@ -350,7 +351,7 @@ def needs_simulator(cluster):
 
 
 def compute_states(cloud):
-    return {s.host: s.state for s in cloud.nova().services.list(binary="nova-compute")}
+    return {s.host: s.state for s in novaclient(cloud).services.list(binary="nova-compute")}
 
 
 def wait_state(cloud, name, want, limit=20):

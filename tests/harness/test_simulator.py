@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import free_port, poll  # generous default (30 s): the test machine may be loaded
+from helpers import free_port, novaclient, poll  # generous default (30 s): the test machine may be loaded
 from novaclient import client as nova_client
 from novaclient import exceptions as nova_exc
 
@@ -116,7 +116,7 @@ def sim(request, tmp_path):
 
 @pytest.fixture
 def nova(sim):
-    return Cloud(sim.env).nova()
+    return novaclient(Cloud(sim.env))
 
 
 def services_by_host(nova):

@@ -197,7 +197,8 @@ class RealCluster(NodesCluster):
         return Cloud(self.env)
 
     def nova(self):
-        return self.cloud().nova()
+        import helpers
+        return helpers.novaclient(self.cloud())
 
     def add_image(self, name, size_mb=8, fmt="qcow2", image_id=None):
         """A real image file (SIZE_MB of random data, in FMT) uploaded through Glance."""

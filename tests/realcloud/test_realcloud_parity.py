@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+from helpers import free_port, novaclient
 
 from hltcloud.cloud.session import Cloud
 
@@ -113,7 +113,7 @@ def _answer(response):
 
 def _boot(side, cloud, min_count, max_count, **extra):
     nova = cloud.adapter("compute", "2.60")
-    flavor = cloud.nova().flavors.find(name=FLAVOR)
+    flavor = novaclient(cloud).flavors.find(name=FLAVOR)
     body = {"server": {"name": "parity", "imageRef": side.image_id, "flavorRef": flavor.id,
                        "networks": "none", "min_count": min_count, "max_count": max_count,
                        **extra}}
@@ -121,7 +121,7 @@ def _boot(side, cloud, min_count, max_count, **extra):
 
 
 def _settled_statuses(cloud, timeout=120):
-    nova = cloud.nova()
+    nova = novaclient(cloud)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         servers = nova.servers.list()
@@ -147,15 +147,15 @@ def case_multi_create_cut_to_quota(side, cloud):
 
 
 def case_over_capacity_all_or_nothing(side, cloud):
-    cloud.nova().quotas.update(cloud.project_id, instances=100, cores=1000, ram=1_000_000)
-    hosts = len(cloud.nova().services.list(binary="nova-compute"))
+    novaclient(cloud).quotas.update(cloud.project_id, instances=100, cores=1000, ram=1_000_000)
+    hosts = len(novaclient(cloud).services.list(binary="nova-compute"))
     status = _boot(side, cloud, 1, 3 * hosts + 1).status_code  # one more than fits
     return status, _settled_statuses(cloud)
 
 
 def case_image_not_found(side, cloud):
     nova = cloud.adapter("compute", "2.60")
-    flavor = cloud.nova().flavors.find(name=FLAVOR)
+    flavor = novaclient(cloud).flavors.find(name=FLAVOR)
     return _answer(nova.post("/servers", json={"server": {
         "name": "x", "imageRef": MISSING, "flavorRef": flavor.id, "networks": "none"}},
         raise_exc=False))
@@ -201,14 +201,14 @@ def case_disable_with_reason(side, cloud):
 
 def case_quota_defaults_after_raise(side, cloud):
     nova = cloud.adapter("compute", "2.60")
-    cloud.nova().quotas.update(cloud.project_id, instances=100)
+    novaclient(cloud).quotas.update(cloud.project_id, instances=100)
     defaults = nova.get(f"/os-quota-sets/{cloud.project_id}/defaults").json()["quota_set"]
     return {k: defaults[k] for k in ("instances", "cores", "ram")}
 
 
 def case_quota_revert_to_defaults(side, cloud):
     nova = cloud.adapter("compute", "2.60")
-    cloud.nova().quotas.update(cloud.project_id, instances=100)
+    novaclient(cloud).quotas.update(cloud.project_id, instances=100)
     status = nova.delete(f"/os-quota-sets/{cloud.project_id}", raise_exc=False).status_code
     current = nova.get(f"/os-quota-sets/{cloud.project_id}").json()["quota_set"]
     return status, current["instances"]
@@ -274,6 +274,16 @@ def case_placement_provider_not_found(side, cloud):
                                      raise_exc=False)
     return response.status_code, [UUID.sub("<id>", e.get("detail", ""))
                                   for e in response.json().get("errors", [])]
+
+
+def case_placement_room_for_a_flavor(side, cloud):
+    """GET /allocation_candidates as runvms and vmstats ask it (cloud.placement.Placement):
+    every hypervisor with room for the flavor, its capacity and use; none for a giant."""
+    from hltcloud.cloud.placement import Placement
+    placement = Placement(cloud)
+    names = {uuid: name for name, uuid in placement.providers().items()}
+    room = placement.room({"VCPU": 4, "MEMORY_MB": 4096, "DISK_GB": 40})
+    return {names[uuid]: resources for uuid, resources in room.items()}, placement.room({"VCPU": 1000})
 
 
 def case_glance_image_by_unknown_name(side, cloud):

@@ -4,6 +4,7 @@ Placement and the /sim control API in one stdlib process (see README.md in this 
 
     simulator.py --state DIR [--listen 127.0.0.1,198.18.0.1] [--port 5800]
                  [--down-time 5] [--hosts cn01.internal,cn02.internal]
+                 [--answer-delay placement=0.005]  (seconds before each answer of a service)
 """
 import argparse
 import os
@@ -27,6 +28,9 @@ def parse_args(argv):
     parser.add_argument("--down-time", type=float, default=5.0,
                         help="seconds without heartbeat before a compute service is down")
     parser.add_argument("--hosts", default="", help="comma-separated node-backed hypervisors")
+    parser.add_argument("--answer-delay", action="append", default=[], metavar="SERVICE=SECONDS",
+                        help="wait this long before each answer of SERVICE (its URL prefix), "
+                             "as a real one takes (benchmarks)")
     return parser.parse_args(argv)
 
 
@@ -49,6 +53,9 @@ def main(argv=None):
     if hosts:
         cloud.add_hosts(hosts)
     sim = Simulator(cloud, f"http://127.0.0.1:{args.port}")
+    for item in args.answer_delay:
+        prefix, _, seconds = item.partition("=")
+        sim.answer_delay[prefix] = float(seconds)
     for service in (Keystone, Nova, Glance, Placement, Control):
         sim.register(service.name_prefix, service(sim))
     addresses = [a for a in args.listen.split(",") if a]

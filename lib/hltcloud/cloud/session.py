@@ -1,14 +1,14 @@
 """Access to the cloud: one keystoneauth1 session, credentials as the openstack CLI takes
 them (credentials.py: a clouds.yaml entry or the OS_* variables).
 
-Nova's requests go as plain JSON (nova_request: the requests python-novaclient would send,
-without building objects that are only read) through the standard library's http.client
-(jsonapi.py) with the session's token; Placement and Glance, and novaclient where runvms
-uses it, through keystoneauth1 on the same session. keystoneauth1 and novaclient are imported
-only when a session is opened or used: --help and bad input never pay for them. A parent process that fans out to subworkers authenticates once and hands
-them the token and endpoints through the environment (HLTCLOUD_AUTH), never on a command
-line; subworkers then use the token as is, never authenticate again, and load keystoneauth1
-only if they need more than Nova.
+keystoneauth1 logs in, renews the token, reads the catalog, and carries Placement's
+(placement.py) and Glance's (glance.py) requests; Nova's go through nova.py, the standard
+library's http.client with this session's token (jsonapi.py). keystoneauth1 is imported only
+when a session is opened or used: --help and bad input never pay for it. A parent process
+that fans out to subworkers authenticates once and hands them the token and endpoints
+through the environment (HLTCLOUD_AUTH), never on a command line; subworkers then use the
+token as is, never authenticate again, and load keystoneauth1 only if they need more than
+Nova.
 """
 import datetime
 import json
@@ -19,8 +19,7 @@ from hltcloud.cloud import credentials
 from hltcloud.cloud import jsonapi
 from hltcloud.errors import CLOUD, ToolError
 
-NOVA_MICROVERSION = "2.60"  # >= 2.53 (service ids, hypervisors with servers), >= 2.37 (nics)
-PLACEMENT_MICROVERSION = "1.10"
+PLACEMENT_MICROVERSION = "1.12"  # >= 1.10 allocation candidates, 1.12 their answer by provider
 HANDOFF_VAR = "HLTCLOUD_AUTH"
 SERVICES = ("compute", "placement", "image")
 CONNECT_TIMEOUT = 5  # seconds to open a connection to an API
@@ -28,6 +27,7 @@ READ_TIMEOUT = 30  # seconds an API may take to answer (site configuration: clou
 REDIRECTS = (301, 302, 303, 305, 307, 308)  # the statuses keystoneauth1 follows
 MAX_HANDOFF = 64 * 1024  # bytes: a token and a few endpoints
 TOKEN_MARGIN = datetime.timedelta(seconds=30)  # a token this close to its end counts as expired
+POOL_SIZE = 16  # kept-alive connections an endpoint: placement.READERS threads share them
 
 
 class CloudError(ToolError):
@@ -110,8 +110,6 @@ class Cloud:
     def __init__(self, env=None, handoff=False, read_timeout=READ_TIMEOUT, os_cloud=None):
         env = os.environ if env is None else env
         self.read_timeout = read_timeout
-        self._compute = None
-        self._light = not jsonapi.proxied(env)
         self._origins = set()  # where requests may go: Keystone, then the endpoints
         if handoff and env.get(HANDOFF_VAR):
             (self.token, self.endpoints, self.project_id, self.expires_at, self.verify,
@@ -123,7 +121,8 @@ class Cloud:
             settings = credentials.resolve(env, os_cloud)
         except credentials.CredentialsError as err:
             raise CloudError(str(err)) from None
-        self.verify, self.cert = settings.verify, settings.cert
+        # requests' own CA bundle named: every transport and every subworker uses that file
+        self.verify, self.cert = jsonapi.ca_bundle(settings.verify), settings.cert
         from keystoneauth1 import exceptions as ks_exc
         plugin = auth_plugin(settings)  # checks that auth_url and the rest are there
         url = settings.auth["auth_url"]
@@ -155,16 +154,22 @@ class Cloud:
     @property
     def session(self):
         """The keystoneauth1 session (a subworker makes one from the handed-over token only
-        when it needs Placement, Glance or novaclient)."""
+        when it needs Placement or Glance)."""
         if self._session_obj is None:
             from keystoneauth1 import token_endpoint
             self._session_obj = self._session(token_endpoint.Token(None, self.token))
         return self._session_obj
 
-    def _current_token(self):
-        """The parent's session renews its token when it is about to expire; a subworker's
-        is the handed-over one."""
-        return self._session_obj.get_token() if self._session_obj is not None else self.token
+    def current_token(self):
+        """The token for the next request: the parent's session renews it when it is about
+        to expire (jsonapi.ApiError when that fails); a subworker's is the handed-over one."""
+        if self._session_obj is None:
+            return self.token
+        from keystoneauth1 import exceptions as ks_exc
+        try:
+            return self._session_obj.get_token()
+        except ks_exc.ClientException as err:
+            raise jsonapi.ApiError(f"renewing the token: {describe_error(err)}") from None
 
     def _endpoint(self, service, settings):
         """The catalog's URL of SERVICE, or None (only compute is indispensable)."""
@@ -193,13 +198,8 @@ class Cloud:
                                          "project_id": self.project_id,
                                          "expires_at": self.expires_at.isoformat(),
                                          # the parent's TLS settings, the same in every process
-                                         "verify": self._verify_for_subworkers(),
+                                         "verify": self.verify,
                                          "cert": self.cert})}
-
-    def _verify_for_subworkers(self):
-        """verify=True is requests' CA bundle: name it, so that subworkers (which never load
-        requests) check certificates against the very same file."""
-        return (jsonapi.default_ca_bundle() or True) if self.verify is True else self.verify
 
     def adapter(self, service, microversion=None):
         endpoint = self.endpoints.get(service)
@@ -209,32 +209,8 @@ class Cloud:
         return adapter.Adapter(self.session, service_type=service, endpoint_override=endpoint,
                                default_microversion=microversion)
 
-    def nova(self):
-        from novaclient import client as nova_client
-        return nova_client.Client(NOVA_MICROVERSION, session=self.session,
-                                  endpoint_override=self.endpoints["compute"])
-
-    def nova_request(self, method, path, body=None):
-        """METHOD PATH of Nova (microversion NOVA_MICROVERSION), BODY as JSON -> the decoded
-        JSON answer; jsonapi.ApiError for an error status or a failed connection."""
-        if self._compute is None:
-            endpoint = self.endpoints.get("compute")
-            if not endpoint:
-                raise CloudError("no compute endpoint in the service catalog")
-            version = {"OpenStack-API-Version": f"compute {NOVA_MICROVERSION}",
-                       "X-OpenStack-Nova-API-Version": NOVA_MICROVERSION}
-            if self._light:
-                self._compute = jsonapi.JsonApi(
-                    "compute", endpoint, self._current_token, version, verify=self.verify,
-                    cert=self.cert, connect_timeout=CONNECT_TIMEOUT, read_timeout=self.read_timeout)
-            else:
-                self._compute = _AdapterApi(self.adapter("compute", NOVA_MICROVERSION))
-        return self._compute.request(method, path, body)
-
-    def nova_get(self, path):
-        return self.nova_request("GET", path)
-
     def placement(self):
+        """The keystoneauth1 adapter for Placement (placement.py reads through it)."""
         return self.adapter("placement", PLACEMENT_MICROVERSION)
 
     def glance(self):
@@ -242,7 +218,7 @@ class Cloud:
 
 
 def _pinned_requests(origins):
-    """The requests session under keystoneauth1 (and novaclient), the one place where the
+    """The requests session under keystoneauth1, the one place where the
     token and the password leave: a request goes only to ORIGINS (Keystone's and the
     catalog's endpoints', as (scheme, host, port)), and a redirect is followed only within
     the origin it came from. keystoneauth1 would follow any redirect, anywhere, resending
@@ -268,33 +244,11 @@ def _pinned_requests(origins):
         return resp
 
     session = Pinned()
-    session.mount("https://", ks_session.TCPKeepAliveAdapter())  # as keystoneauth1's own
-    session.mount("http://", ks_session.TCPKeepAliveAdapter())
+    # as keystoneauth1's own, with a connection for each of Placement's concurrent readers
+    for scheme in ("https://", "http://"):
+        session.mount(scheme, ks_session.TCPKeepAliveAdapter(pool_maxsize=POOL_SIZE))
     session.hooks["response"].append(refuse_foreign_redirect)
     return session
-
-
-class _AdapterApi:
-    """jsonapi.JsonApi's request() through a keystoneauth1 adapter (when a proxy is set)."""
-
-    def __init__(self, adapter):
-        self._adapter = adapter
-
-    def request(self, method, path, body=None):
-        from keystoneauth1 import exceptions as ks_exc
-        try:
-            resp = self._adapter.request(path, method, json=body, raise_exc=False,
-                                         headers={"Accept": "application/json"})
-        except ks_exc.ClientException as err:
-            raise jsonapi.ApiError(_short(err)) from None
-        try:
-            answer = resp.json() if resp.content else None
-        except ValueError:
-            answer = None
-        if resp.status_code >= 400:
-            raise jsonapi.ApiError(jsonapi.error_message(answer, resp.content, resp.reason),
-                                   resp.status_code)
-        return answer
 
 
 def _short(err):
@@ -302,7 +256,7 @@ def _short(err):
 
 
 def describe_error(err):
-    """One line for an API error (novaclient or keystoneauth), without a traceback."""
+    """One line for an API error (ApiError, or keystoneauth1's), without a traceback."""
     message = getattr(err, "message", None) or str(err) or type(err).__name__
     code = getattr(err, "code", None) or getattr(err, "http_status", None)
     text = message.splitlines()[0]

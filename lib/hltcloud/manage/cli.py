@@ -3,8 +3,8 @@
 Parse, build the context, dispatch, return the exit status (errors.py: 0 all good, 1 some
 host or action failed, 2 bad usage or input, 3 the cloud cannot be used, 130 interrupted).
 
-The modules that talk to the cloud (and so load keystoneauth1, requests and novaclient, most
-of the start-up time) are imported in the dispatch, once the command line is known to be
+The modules that talk to the cloud (and so load keystoneauth1 and requests, most of the
+start-up time) are imported in the dispatch, once the command line is known to be
 good: --help, a usage error or a bad host list never load them.
 """
 import signal
@@ -72,8 +72,8 @@ def _usage_or_help(argv):
 
 
 def _whole_cloud(ctx, command):
-    from hltcloud.cloud import computes
     from hltcloud.manage import runvms
+    from hltcloud.cloud.jsonapi import ApiError
     from hltcloud.cloud.session import CloudError, describe_error
     rep = ctx.rep
     action = _whole_cloud_action(command)
@@ -81,7 +81,7 @@ def _whole_cloud(ctx, command):
         action(ctx)
     except runvms.RunvmsError as err:  # a missing flavor, image or user data file
         raise ToolError(f"{command}: {err}") from None
-    except computes.API_ERRORS as err:
+    except ApiError as err:
         raise CloudError(f"{command}: cloud request failed: {describe_error(err)}") from None
     except (OSError, ValueError, KeyError) as err:  # e.g. an answer without an expected field
         raise ToolError(f"{command}: {type(err).__name__}: {err}", FAILED) from None

@@ -38,6 +38,8 @@ class Context:
 
     @property
     def nova(self):
+        """Nova's requests (cloud.nova.Nova: plain data, one kept-alive connection)."""
         if self._nova is None:
-            self._nova = self.cloud.nova()
+            from hltcloud.cloud.nova import Nova
+            self._nova = Nova(self.cloud)
         return self._nova

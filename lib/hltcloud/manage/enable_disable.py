@@ -56,8 +56,8 @@ def _disable(ctx, host, service):
     if not daemons.start_or_stop(ctx, host, "start"):
         return False  # deletes now would be local deletes: leave the VMs alone
     try:
-        vms = computes.servers(ctx.cloud, host)
-    except computes.API_ERRORS as err:
+        vms = ctx.nova.servers(host)
+    except ApiError as err:
         ctx.rep.fail(f"Listing VMs on {host}: {describe_error(err)}", host=host)
         return False
     timeout = ctx.opts.vm_timeout
@@ -117,7 +117,7 @@ def _delete(ctx, host, vms):
             ctx.rep.dry(f"{message}: DELETE /servers/{vm['id']}")
             continue
         try:
-            ctx.cloud.nova_request("DELETE", f"/servers/{vm['id']}")
+            ctx.nova.delete_server(vm["id"])
         except ApiError as err:
             if err.code != 404:  # 404: gone already, what we wanted
                 ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
@@ -156,14 +156,14 @@ def _wait_gone(ctx, host, timeout):
     remaining = []
 
     def look():
-        remaining[:] = computes.servers(ctx.cloud, host)
+        remaining[:] = ctx.nova.servers(host)
         if not remaining:
             return True, "all gone in {elapsed}!"
         return False, f"{len(remaining)} running"
 
     try:
         _countdown(ctx, f"Waiting max {timeout} s for VMs to be deleted on {host}", timeout, look)
-    except computes.API_ERRORS as err:
+    except ApiError as err:
         ctx.rep.fail(f"Waiting for VMs on {host}: {describe_error(err)}", host=host)
         return None
     return remaining
@@ -172,7 +172,7 @@ def _wait_gone(ctx, host, timeout):
 def _wait_compute_up(ctx, host, timeout):
     """After starting the daemons of a host whose compute was down: wait until Nova sees it up."""
     def look():
-        service = computes.services_by_host(ctx.cloud, host).get(host)
+        service = ctx.nova.services(host).get(host)
         if service and service["state"] == "up":
             return True, "up in {elapsed}!"
         return False, "down"
@@ -180,7 +180,7 @@ def _wait_compute_up(ctx, host, timeout):
     try:
         up, _ = _countdown(ctx, f"Waiting max {timeout} s for nova-compute on {host} to report up",
                            timeout, look)
-    except computes.API_ERRORS as err:
+    except ApiError as err:
         ctx.rep.fail(f"Waiting for nova-compute on {host}: {describe_error(err)}", host=host)
         return False
     if not up:

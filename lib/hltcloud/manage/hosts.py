@@ -4,7 +4,7 @@ One host's failure never stops the others; a bug in one host's action is that ho
 failure. Ctrl-C starts no new action and says which host was interrupted and which were not
 started. The summary (or, for a subworker, its "Done on" line) ends the run.
 """
-from hltcloud.cloud import computes
+from hltcloud.cloud.jsonapi import ApiError
 from hltcloud.manage import enable_disable
 from hltcloud.manage import parallel
 from hltcloud.ops import rerun
@@ -21,8 +21,8 @@ def each_host(ctx, command):
     try:
         # A subworker has one host: ask for its service only.
         only = opts.hosts[0] if opts.subworker and len(opts.hosts) == 1 else None
-        services = computes.services_by_host(ctx.cloud, only)
-    except computes.API_ERRORS as err:
+        services = ctx.nova.services(only)
+    except ApiError as err:
         raise CloudError(f"cannot list the compute services: {describe_error(err)}") from None
     known = []
     for host in opts.hosts:
@@ -68,7 +68,7 @@ def one_by_one(ctx, action, services, hosts):
     for index, host in enumerate(hosts):
         try:
             action(ctx, host, services[host])
-        except computes.API_ERRORS as err:  # an unexpected API error: this host's failure
+        except ApiError as err:  # an unexpected API error: this host's failure
             rep.fail(f"{host}: {describe_error(err)}", host=host)
         except Exception as err:  # noqa: BLE001 -- a bug must not stop the other hosts
             rep.fail(f"{host}: unexpected error: {type(err).__name__}: {err}", host=host)

@@ -26,7 +26,7 @@ def _age(created, now):
 
 
 def _selected(ctx, hosts):
-    servers = computes.servers(ctx.cloud)
+    servers = ctx.nova.servers()
     if hosts:
         wanted = set(hosts)
         servers = [s for s in servers if computes.server_host(s) in wanted]
@@ -64,7 +64,7 @@ def vmstats(ctx, hosts):
         ctx.rep.warn(f"capacity not shown: {err}")
         flavor = None
     if flavor is not None:
-        services = computes.services_by_host(ctx.cloud, warn=ctx.rep.warn)
+        services = ctx.nova.services(warn=ctx.rep.warn)
         usable = [h for h, s in services.items() if computes.usable(s) and (not hosts or h in hosts)]
         fits = placement_fits(ctx.cloud, usable, flavor_needs(flavor))
         total = sum(empty for _, empty in fits.values())

@@ -11,9 +11,8 @@ import time
 from dataclasses import dataclass
 
 from hltcloud.cloud import capacity
-from hltcloud.cloud import computes
-from hltcloud.cloud import glance
 from hltcloud.ops import hostlock
+from hltcloud.cloud.jsonapi import ApiError
 from hltcloud.cloud.session import describe_error
 from hltcloud.errors import ToolError
 from hltcloud.filetrust import UntrustedFile
@@ -41,7 +40,8 @@ def params(ctx):
 
 
 def find_flavor(nova, name):
-    for flavor in nova.flavors.list(is_public=None):
+    """The flavor (nova.Flavor) named, or with the id, NAME."""
+    for flavor in nova.flavors():
         if name in (flavor.name, flavor.id):
             return flavor
     raise RunvmsError(f"flavor not found: {name}")
@@ -49,7 +49,10 @@ def find_flavor(nova, name):
 
 def find_image(cloud, ref):
     """The id of the one active image named (or with the id) REF: glance_image's lookup,
-    which follows Glance's pages and reports its errors."""
+    which follows Glance's pages and reports its errors. (Imported here: its image check
+    loads oslo.utils, about 0.06 s that listwns and vmstats, importing this module, never
+    need.)"""
+    from hltcloud.cloud import glance
     try:
         return glance.find_image(cloud.glance(), ref)["id"]
     except glance.AmbiguousImage:
@@ -122,8 +125,8 @@ def network(values):
 
 
 def _our_servers(nova, prefix):
-    return {s.id: s for s in nova.servers.list(detailed=True, limit=-1)
-            if s.name.startswith(prefix)}
+    """Our project's servers named PREFIX..., by id."""
+    return {s["id"]: s for s in nova.servers(all_projects=False) if s["name"].startswith(prefix)}
 
 
 @dataclass
@@ -138,28 +141,26 @@ def _boot_and_wait(ctx, values, flavor, image_id, user_data, count):
     """Boot COUNT VMs in one request and wait for them; ERROR VMs of the run are deleted."""
     rep, nova = ctx.rep, ctx.nova
     before = set(_our_servers(nova, values["name"]))
-    nics = network(values)
     try:
-        nova.servers.create(values["name"], image_id, flavor, userdata=user_data,
-                            key_name=values.get("key_name") or None, min_count=count,
-                            max_count=count, nics=nics if nics in ("auto", "none") else [{"net-id": nics}])
-    except computes.API_ERRORS as err:
+        nova.create_servers(values["name"], image_id, flavor.id, count, network(values),
+                            key_name=values.get("key_name") or None, user_data=user_data)
+    except ApiError as err:
         return BootOutcome(False, 0, f"boot request for {count} VM(s) refused: {describe_error(err)}",
                        retry=True)
     mine = _wait_settled(ctx, values["name"], before, count)
-    active = [s for s in mine.values() if s.status == "ACTIVE"]
-    errors = [s for s in mine.values() if s.status == "ERROR"]
+    active = [s for s in mine.values() if s["status"] == "ACTIVE"]
+    errors = [s for s in mine.values() if s["status"] == "ERROR"]
     rep.info(f"Requested {count} VM(s), {len(active)} ACTIVE")
     if len(active) == count:
         rep.ok(f"Booted {count} VM(s) named {values['name']}")
         return BootOutcome(True, count)
     if errors:
-        fault = (getattr(errors[0], "fault", None) or {}).get("message", "no fault message")
+        fault = (errors[0].get("fault") or {}).get("message", "no fault message")
         _delete_errors(ctx, errors)
         return BootOutcome(False, len(active), f"{len(errors)} of {count} VM(s) in ERROR ({fault})",
                        retry=True)
     # Still building: they may yet become ACTIVE, so no second request on top of them.
-    slow = sorted(s.id for s in mine.values() if s.status != "ACTIVE")
+    slow = sorted(s["id"] for s in mine.values() if s["status"] != "ACTIVE")
     return BootOutcome(False, len(active), f"{len(slow)} of {count} VM(s) not ACTIVE after "
                                        f"{ctx.opts.vm_timeout} s: {' '.join(slow)}")
 
@@ -169,7 +170,7 @@ def _wait_settled(ctx, prefix, before, count):
     deadline = time.monotonic() + ctx.opts.vm_timeout
     while True:
         mine = {i: s for i, s in _our_servers(ctx.nova, prefix).items() if i not in before}
-        settled = all(s.status in ("ACTIVE", "ERROR") for s in mine.values())
+        settled = all(s["status"] in ("ACTIVE", "ERROR") for s in mine.values())
         if (settled and len(mine) >= count) or time.monotonic() >= deadline:
             return mine
         time.sleep(POLL)
@@ -178,16 +179,15 @@ def _wait_settled(ctx, prefix, before, count):
 def _delete_errors(ctx, errors):
     for vm in errors:
         try:
-            ctx.nova.servers.delete(vm.id)
-            ctx.rep.ok(f"Deleting VM {vm.id} (ERROR) of this run")
-        except computes.NOT_FOUND:
-            pass
-        except computes.API_ERRORS as err:
-            ctx.rep.fail(f"Deleting VM {vm.id} (ERROR): {describe_error(err)}")
+            ctx.nova.delete_server(vm["id"])
+            ctx.rep.ok(f"Deleting VM {vm['id']} (ERROR) of this run")
+        except ApiError as err:
+            if err.code != 404:  # 404: gone already
+                ctx.rep.fail(f"Deleting VM {vm['id']} (ERROR): {describe_error(err)}")
     deadline = time.monotonic() + ctx.opts.vm_timeout
-    ids = {vm.id for vm in errors}
+    ids = {vm["id"] for vm in errors}
     while time.monotonic() < deadline:
-        if not ids & {s.id for s in ctx.nova.servers.list(detailed=False, limit=-1)}:
+        if not ids & {s["id"] for s in ctx.nova.servers(all_projects=False, detailed=False)}:
             return
         time.sleep(POLL)
     ctx.rep.fail(f"VMs in ERROR still there after {ctx.opts.vm_timeout} s: {' '.join(sorted(ids))}")

@@ -10,7 +10,7 @@ from hltcloud.hostlist import natural_key
 
 def rows(ctx, hosts):
     """[(host, enabled, alive, [ips] or None)] in natural order; unknown HOSTS are reported."""
-    services = computes.services_by_host(ctx.cloud, warn=ctx.rep.warn)
+    services = ctx.nova.services(warn=ctx.rep.warn)
     hostcache.save(computes.natural(services))  # for tab completion: checked names only
     wanted = hosts or list(services)
     for host in hosts:
@@ -20,7 +20,7 @@ def rows(ctx, hosts):
     ips = None
     if ctx.opts.nvms:
         ips = {host: [] for host in known}
-        for server in computes.servers(ctx.cloud):
+        for server in ctx.nova.servers():
             host = computes.server_host(server)
             if host in ips:
                 ips[host].append(server_ips_or_id(server))

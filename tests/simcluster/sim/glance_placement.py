@@ -1,5 +1,6 @@
 """Glance v2 (images list/show/download) and Placement 1.0..1.39 (providers, inventories,
-usages, allocations), backed by the same cloud model."""
+usages, allocations, allocation candidates of one provider each), backed by the same cloud
+model."""
 import os
 from urllib.parse import urlencode
 
@@ -119,6 +120,7 @@ class Placement(Service):
         r.add("GET", "/resource_providers/([^/]+)/usages", self.usages)
         r.add("GET", "/resource_providers/([^/]+)/allocations", self.provider_allocations)
         r.add("GET", "/allocations/([^/]+)", self.consumer_allocations)
+        r.add("GET", "/allocation_candidates", self.allocation_candidates)
 
     def serve(self, req, sub):
         self.check_token(req, sub)
@@ -228,3 +230,39 @@ class Placement(Service):
             body.update(project_id=ADMIN_PROJECT_ID if vm else None,
                         user_id=ADMIN_USER_ID if vm else None)
         return Response(200, body)
+
+    def allocation_candidates(self, req):
+        """From 1.10: every provider that holds all of ?resources=RC:N,... now (no sharing or
+        nested providers here), with its capacity int((total - reserved) * ratio) and use of
+        the requested classes (of every class from 1.27)."""
+        if req.mv < (1, 10):
+            raise ApiError(404, WEBOB_EXPLANATIONS[404])
+        wanted = {}
+        for item in (req.arg("resources") or "").split(","):
+            rc, _, amount = item.partition(":")
+            if not rc or not amount.isdigit() or int(amount) < 1:
+                raise ApiError(400, f"Badly formed resources parameter. Expected resources query "
+                                    f"string parameter in form: ?resources=VCPU:2,MEMORY_MB:1024. "
+                                    f"Got: {item}.")
+            wanted[rc] = int(amount)
+        requests, summaries = [], {}
+        with self.cloud.lock:
+            for host in self.cloud.hosts.values():
+                if not all(rc in host.inventory and amount <= host.inventory[rc]["total"]
+                           and host.used.get(rc, 0) + amount <= host.capacity(rc)
+                           for rc, amount in wanted.items()):
+                    continue
+                if req.mv >= (1, 12):
+                    requests.append({"allocations": {host.uuid: {"resources": dict(wanted)}}})
+                else:
+                    requests.append({"allocations": [{"resource_provider": {"uuid": host.uuid},
+                                                      "resources": dict(wanted)}]})
+                classes = host.inventory if req.mv >= (1, 27) else wanted
+                summary = {"resources": {rc: {"capacity": int(host.capacity(rc)),
+                                              "used": host.used.get(rc, 0)} for rc in classes}}
+                if req.mv >= (1, 17):
+                    summary["traits"] = []
+                if req.mv >= (1, 29):
+                    summary.update(parent_provider_uuid=None, root_provider_uuid=host.uuid)
+                summaries[host.uuid] = summary
+        return Response(200, {"allocation_requests": requests, "provider_summaries": summaries})

@@ -78,6 +78,7 @@ class Simulator:
         self.cloud = cloud
         self.base_url = base_url
         self.services = {}  # prefix -> (router, error formatter, needs token, version hook)
+        self.answer_delay = {}  # prefix -> seconds each answer waits (--answer-delay)
 
     def register(self, prefix, service):
         self.services[prefix] = service
@@ -91,6 +92,7 @@ class Simulator:
             if service is None:
                 raise ApiError(404, "The resource could not be found.")
             sub = req.path[len(prefix) + 1:] or "/"
+            time.sleep(self.answer_delay.get(prefix, 0))
             resp = self._hostile_redirect(req, prefix, handler.path) or service.serve(req, sub)
         except ApiError as err:
             if service is not None and service.name != "sim":  # hostile mode: the cloud's texts

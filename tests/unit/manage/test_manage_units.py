@@ -1,13 +1,9 @@
 """Pure parts of openstack-hlt-manage with literal inputs: the fit arithmetic and the
 command line (bad input is refused before anything is done)."""
-import gc
-
 import pytest
 
-from hltcloud.cloud import computes
 from hltcloud.manage import fit
 from hltcloud.manage import options as manage_cli
-from hltcloud.cloud.jsonapi import ApiError
 from hltcloud.errors import UsageError
 
 # The shape of a Placement inventory of a worker node (GET /resource_providers/{uuid}/inventories).
@@ -98,35 +94,3 @@ def test_subworkers_get_the_parents_switches():
                              "--force-shutoff", "--config", "/etc/x.conf", "disable", "cn01"])
     assert manage_cli.forwarded_switches(opts) == [
         "--for-real", "--vm-timeout", "7", "--force-shutoff", "--config", "/etc/x.conf"]
-
-
-class _NovaPages:
-    """Nova's server pages as cloud.nova_get answers them (the marker is the last id seen);
-    FAIL_ON: the page number whose request fails."""
-
-    def __init__(self, pages, fail_on=None):
-        self.pages, self.fail_on, self.asked = pages, fail_on, []
-
-    def nova_get(self, path):
-        self.asked.append(path)
-        if len(self.asked) == self.fail_on:
-            raise ApiError("Nova is gone", 503)
-        index = len(self.asked) - 1
-        return {"servers": self.pages[index] if index < len(self.pages) else []}
-
-
-@pytest.mark.parametrize("collector_on", [True, False])
-def test_servers_reads_every_page_and_leaves_the_cycle_collector_as_it_was(collector_on):
-    pages = [[{"id": f"vm{p}-{i}"} for i in range(3)] for p in range(2)]
-    was = gc.isenabled()
-    try:
-        (gc.enable if collector_on else gc.disable)()
-        cloud = _NovaPages(pages)
-        assert [s["id"] for s in computes.servers(cloud)] == [s["id"] for p in pages for s in p]
-        assert cloud.asked[1].endswith("marker=vm0-2") and len(cloud.asked) == 3
-        assert gc.isenabled() is collector_on
-        with pytest.raises(ApiError):
-            computes.servers(_NovaPages(pages, fail_on=2))
-        assert gc.isenabled() is collector_on
-    finally:
-        (gc.enable if was else gc.disable)()
