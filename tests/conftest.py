@@ -1,5 +1,6 @@
 """Shared fixtures: the simulated cluster (tests/simcluster/fixture.py, API in its README), a
 novaclient on it, the image runvms boots. The shared helpers are in tests/helpers.py."""
+import json
 import os
 import subprocess
 import sys
@@ -63,3 +64,45 @@ def public_dir():
     os.chmod(path, 0o1777)
     yield Path(path)
     subprocess.run(["rm", "-rf", "--", path], check=True)
+
+
+@pytest.fixture
+def lone_simulator(tmp_path):
+    """The simulator alone on loopback, for scale: virtual hosts added to it can't leak into the
+    shared cluster (hosts survive its reset). Yields (sim(method, path, body), env)."""
+    import secrets
+    import urllib.request
+    password = secrets.token_urlsafe(12)
+    (tmp_path / "admin-password").write_text(password)
+    (tmp_path / "hltcloud.conf").write_text("[runvms]\nuser_data =\n")
+    port = helpers.free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "simulator.log", "wb")
+    proc = subprocess.Popen(["python3", str(helpers.REPO / "tests" / "simcluster" / "simulator.py"), "--state",
+                             str(tmp_path), "--listen", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def sim(method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            text = resp.read().decode()
+        return json.loads(text) if text.strip() else None
+
+    env = {**os.environ, "OS_AUTH_URL": f"{url}/identity/v3", "OS_USERNAME": "admin",
+           "OS_PASSWORD": password, "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
+           "OS_PROJECT_DOMAIN_NAME": "Default", "HLTCLOUD_CONFIG": str(tmp_path / "hltcloud.conf")}
+    try:
+        def healthy():
+            try:
+                return sim("GET", "/sim/health") is not None
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "simulator.log").read_text()
+                return False
+        helpers.wait_for(healthy, what="the simulator")
+        yield sim, env
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()

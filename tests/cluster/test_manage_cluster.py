@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import (COMPUTE, SERVICES, authentications, boot_on, clear_log, free_port,
+from helpers import (COMPUTE, SERVICES, authentications, boot_on, clear_log,
                      interrupt_while_waiting, lines, mutations, processes, requests, service,
                      servers_on, start_compute, stop_compute, table_rows, tool, wait_for)
 
@@ -50,49 +50,6 @@ def test_status_shows_every_host_in_natural_order_with_vms(cluster, nova):
     assert sorted(by_host[first][4].split()) == ips
     assert by_host[cluster.names[1]][1:4] == ["yes", "alive", "0"]
     assert by_host[cluster.names[2]][1:3] == ["no", "dead"]
-
-
-@pytest.fixture
-def lone_simulator(tmp_path):
-    """The simulator alone on loopback, for scale: virtual hosts added to it can't leak into the
-    shared cluster (hosts survive its reset). Yields (sim(method, path, body), env)."""
-    import os
-    import secrets
-    import urllib.request
-    password = secrets.token_urlsafe(12)
-    (tmp_path / "admin-password").write_text(password)
-    (tmp_path / "hltcloud.conf").write_text("[runvms]\nuser_data =\n")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = open(tmp_path / "simulator.log", "wb")
-    proc = subprocess.Popen(["python3", str(REPO / "tests" / "simcluster" / "simulator.py"), "--state",
-                             str(tmp_path), "--listen", "127.0.0.1", "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def sim(method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            text = resp.read().decode()
-        return json.loads(text) if text.strip() else None
-
-    env = {**os.environ, "OS_AUTH_URL": f"{url}/identity/v3", "OS_USERNAME": "admin",
-           "OS_PASSWORD": password, "OS_PROJECT_NAME": "admin", "OS_USER_DOMAIN_NAME": "Default",
-           "OS_PROJECT_DOMAIN_NAME": "Default", "HLTCLOUD_CONFIG": str(tmp_path / "hltcloud.conf")}
-    try:
-        def healthy():
-            try:
-                return sim("GET", "/sim/health") is not None
-            except OSError:
-                assert proc.poll() is None, (tmp_path / "simulator.log").read_text()
-                return False
-        wait_for(healthy, what="the simulator")
-        yield sim, env
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
 
 
 def test_status_costs_the_same_requests_at_any_cluster_size(lone_simulator):

@@ -3,15 +3,14 @@
 use, in one answer; only a full hypervisor's inventory is read on its own (vmstats' total),
 concurrently. The figures stay those of the inventories and usages, hypervisor by hypervisor.
 
-Against the simulator alone on loopback (test_manage_cluster.lone_simulator): virtual
+Against the simulator alone on loopback (the lone_simulator fixture, conftest.py): virtual
 hypervisors, VMs booted by runvms itself."""
 import json
 import subprocess
 from pathlib import Path
 
-from test_manage_cluster import lone_simulator  # noqa: F401 -- the fixture, shared
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 TOOL = str(REPO / "bin" / "openstack-hlt-manage")
 TINY = ("--flavor", "m1.tiny")
 # VCPU 1 at the simulator's allocation ratio 2.0: two m1.tiny fill a hypervisor (memory and
