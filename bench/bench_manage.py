@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmarks of openstack-hlt-manage, printed side by side (nothing asserted).
 
-    bench_manage.py [--repo CHECKOUT] [--before CHECKOUT] [startup] [status] [vmstats] [parallel]
+    bench_manage.py [--repo CHECKOUT] [--before CHECKOUT] [--sizes N,...] [--delays D,...]
+                    [startup] [status] [vmstats] [parallel] [farm]
 
 --repo: the checkout whose bin/openstack-hlt-manage is measured (default: this one), e.g. a
 worktree of main, to compare old and new with the same benchmark; the simulator, the
@@ -25,11 +26,18 @@ the same run, side by side with --repo's (vmstats only), e.g. a worktree of f98a
    authentications, and the head's CPU per host (the CPU of every process the run started,
    from getrusage(RUSAGE_CHILDREN)).
 
+4. farm (needs root and two free slots of the simulated cluster; not run by default):
+   `--for-real --parallel disable` of N hosts with 3 VMs each, every delete taking D seconds
+   (--sizes, default 1,16,64,100; --delays, default 0,20), before (--before CHECKOUT, or
+   --fanout 32, the old default) and after, side by side: wall, one host's wall, the run's
+   CPU / cores and their ratio; then what one subworker costs the head (manage_farm.py).
+
    The floor's ssh parts are measured as the tool makes them (hltcloud.proc.sshmaster, this
    checkout's): the connection (an OpenSSH master: handshake, authentication), then the
    daemons' start and stop as sessions multiplexed over it. The tool overlaps the
    connection with its first API requests; the floor counts it whole (no overlap).
 """
+import argparse
 import json
 import os
 import resource
@@ -44,6 +52,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+import manage_farm  # noqa: E402
 TOOL = str(REPO / "bin" / "openstack-hlt-manage")  # --repo changes it
 SIMULATOR = REPO / "tests" / "simcluster" / "simulator.py"
 RUNS = 3
@@ -536,20 +546,52 @@ def _wait_up(cluster, names, timeout=60):
     raise SystemExit(f"bench: hosts not up: {names}")
 
 
+def _numbers(text):
+    try:
+        return [int(word) for word in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of whole numbers: {text!r}") from None
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(
+        prog="bench_manage.py", description=__doc__.split("\n\n")[0],
+        epilog="parts: " + ", ".join(PARTS) + " (default: all but farm, which needs 2 slots "
+               "and about 15 minutes)")
+    parser.add_argument("--repo", metavar="CHECKOUT",
+                        help="measure CHECKOUT's bin/openstack-hlt-manage (default: this one)")
+    parser.add_argument("--before", metavar="CHECKOUT",
+                        help="vmstats and farm: the tool before, CHECKOUT's (farm's default: "
+                             "this one with --fanout 32)")
+    parser.add_argument("--sizes", type=_numbers, default=FARM_SIZES, metavar="N,N,...",
+                        help="farm: hosts a run (default %(default)s; 100 takes 2 slots)")
+    parser.add_argument("--delays", type=_numbers, default=FARM_DELAYS, metavar="D,D,...",
+                        help="farm: seconds each VM's delete takes (default %(default)s)")
+    parser.add_argument("parts", nargs="*", metavar="PART",
+                        help="what to measure: " + ", ".join(PARTS))
+    opts = parser.parse_args(argv)
+    unknown = [part for part in opts.parts if part not in PARTS]
+    if unknown:
+        parser.error(f"no such part: {unknown[0]} (parts: {', '.join(PARTS)})")
+    return opts
+
+
+PARTS = ("startup", "status", "vmstats", "parallel", "farm")
+FARM_SIZES = "1,16,64,100"  # 100: two slots of 50 nodes, what fits beside other test runs
+FARM_DELAYS = "0,20"
+
+
 def main(argv):
     global TOOL
-    before = None
-    while argv[:1] in (["--repo"], ["--before"]):
-        tool = str(Path(argv[1]).resolve() / "bin" / "openstack-hlt-manage")
-        if argv[0] == "--repo":
-            TOOL = tool
-        else:
-            before = tool
-        argv = argv[2:]
+    opts = parse(argv)
+    if opts.repo:
+        TOOL = str(Path(opts.repo).resolve() / "bin" / "openstack-hlt-manage")
+    before = str(Path(opts.before).resolve() / "bin" / "openstack-hlt-manage") if opts.before else None
     parts = {"startup": part_startup, "status": part_status,
-             "vmstats": lambda: part_vmstats(before), "parallel": part_parallel}
+             "vmstats": lambda: part_vmstats(before), "parallel": part_parallel,
+             "farm": lambda: manage_farm.part_farm(TOOL, opts.sizes, opts.delays, opts.before)}
     print(f"measuring {TOOL}")
-    for name in argv or list(parts):
+    for name in opts.parts or [p for p in PARTS if p != "farm"]:
         print()
         parts[name]()
 

@@ -424,6 +424,46 @@ def test_stuck_vm_never_finishes_deleting(sim, nova):
     assert (sim.instances_dir(node) / server.id).is_dir()
 
 
+DELETE_DELAY = 2  # seconds a delete takes on the compute
+
+
+@pytest.mark.parametrize("sim", [LONG_DOWN_TIME], indirect=True)
+def test_delete_delay_keeps_each_vm_deleting_until_it_is_due(sim, nova):
+    """With /sim/delete-delay D, a deleted VM stays listed (task_state deleting, its node
+    directory still there) and goes only after D seconds: a wait costs what it costs on a
+    real compute. Only lower bounds on time are asserted (a loaded machine is slower)."""
+    node = "cn01.internal"
+    sim.start_agent(node)
+    assert wait_state(nova, node, "up")
+    boot(nova, sim, 2)
+    assert poll(lambda: {s.status for s in all_servers(nova)} == {"ACTIVE"})
+    assert sim.sim("GET", "/delete-delay") == {"seconds": 0}
+    assert sim.sim("POST", "/delete-delay", {"seconds": DELETE_DELAY}) == {"seconds": DELETE_DELAY}
+    ids = {s.id for s in all_servers(nova)}
+    sent = time.monotonic()
+    for vm_id in ids:
+        nova.servers.delete(vm_id)
+    time.sleep(1)
+    listed = {s.id: getattr(s, "OS-EXT-STS:task_state") for s in all_servers(nova)}
+    answered = time.monotonic()
+    assert answered < sent + DELETE_DELAY, "the machine stalled: the look came too late"
+    assert listed == {vm_id: "deleting" for vm_id in ids}
+    assert all((sim.instances_dir(node) / vm_id).is_dir() for vm_id in ids)
+    assert poll(lambda: not all_servers(nova)) is True
+    assert time.monotonic() >= sent + DELETE_DELAY  # never gone before it was due
+    assert not any((sim.instances_dir(node) / vm_id).exists() for vm_id in ids)
+
+
+def test_delete_delay_is_checked_and_reset(sim):
+    for bad in (-1, "2", True, None, 3601):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            sim.sim("POST", "/delete-delay", {"seconds": bad})
+        assert err.value.code == 400
+    assert sim.sim("POST", "/delete-delay", {"seconds": 0.5}) == {"seconds": 0.5}
+    sim.sim("POST", "/reset")
+    assert sim.sim("GET", "/delete-delay") == {"seconds": 0}
+
+
 @pytest.mark.slow
 def test_delete_while_service_down_is_local_and_leaves_an_orphan(sim, nova):
     node = "cn03.internal"

@@ -15,7 +15,7 @@ PROG = "openstack-hlt-manage"
 COMMANDS = ("enable", "disable", "status", "runvms", "listwns", "vmstats")
 HOST_COMMANDS = ("enable", "disable")  # need HOSTS
 DEFAULT_VM_TIMEOUT = 300
-DEFAULT_FANOUT = 32
+DEFAULT_FANOUT = None  # every host at once, as many as the head holds (hltcloud.proc.fanout)
 
 USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output] [--parallel] "
          "[--fanout N] [--vm-timeout SECONDS] [--force-shutoff] [--ssh-config FILE] [--nvms] "
@@ -48,7 +48,7 @@ def parser():
     p.add_argument("--line-output", action="store_true", help="one whole line a message")
     p.add_argument("--parallel", action="store_true", help="per-host work through pdsh -R exec")
     p.add_argument("--fanout", type=_fanout, default=DEFAULT_FANOUT, metavar="N",
-                   help="hosts at once with --parallel (default %(default)s)")
+                   help="hosts at once with --parallel (default: all, as many as the head holds)")
     p.add_argument("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
                    help="disable: how long to wait for the VMs to go (default %(default)s)")
     p.add_argument("--force-shutoff", action="store_true",

@@ -21,6 +21,7 @@ import time
 from hltcloud import filetrust, polling
 from hltcloud.proc import procfs
 from hltcloud.errors import UsageError
+from hltcloud.proc.fanout import default_fanout, hosts_in
 from hltcloud.validate import check_name
 
 SSH_DEFAULT_TIMEOUT = 120  # seconds a whole ssh command may take
@@ -169,10 +170,13 @@ class Ssh:
         return run(self.argv(host, remote_argv), timeout=timeout, input_text=input_text)
 
 
-def pdsh_exec_argv(host_file, command_argv, fanout=32):
+def pdsh_exec_argv(host_file, command_argv, fanout=None):
     """pdsh -R exec over the hosts of HOST_FILE (see host_file()); %h in COMMAND_ARGV is
     replaced by pdsh with each host. A file, not `-w a,b,...`: one argument of the kernel
-    holds at most 128 KiB, about 7,000 host names."""
+    holds at most 128 KiB, about 7,000 host names. FANOUT None: every host at once, as many
+    as this head can hold (fanout.py)."""
+    if fanout is None:
+        fanout = default_fanout(hosts_in(host_file))
     if fanout < 1:
         raise UsageError(f"--fanout must be at least 1: {fanout}")
     return ["pdsh", "-R", "exec", "-f", str(fanout), "-w", f"^{host_file}", *command_argv]

@@ -8,11 +8,16 @@ Beyond the README's table:
                                     (totals replacing the default ones, for scale benchmarks)
   GET  /sim/servers                 every VM with host, vm_state, task_state, stuck
   GET  /sim/quota                   the admin project's quota ({"instances","cores","ram"}; -1: none)
+  GET  /sim/delete-delay            {"seconds": D}: how long a node-backed compute takes a delete
+  POST /sim/delete-delay            {"seconds": D} (0..3600): each VM deleted from now on stays
+                                    listed, task_state "deleting", D seconds before its agent is
+                                    asked to remove it; /sim/reset sets it back to 0
   POST /sim/agent/<host>/heartbeat  {"created": [ids], "removed": [ids]} (work done since the last
                                     beat) -> {"create": [{"id","name","instance_name",...}],
                                     "remove": [ids]} (all work still pending for this host);
                                     with "wait": S (at most 2), no work pending yet, the answer
-                                    comes as soon as there is some, or after S seconds
+                                    comes as soon as there is some (a delayed delete: when it is
+                                    due), or after S seconds
   GET  /sim/hostile                 {"hostile": {...}} and, with "names" on, the served "names",
                                     "error_text", "marker" (the file a run `$(...)` would make)
                                     "flavor" (the id of the hostile flavor) and "queued_image"
@@ -25,7 +30,7 @@ POST /sim/reset also removes the virtual hosts (each test adds its own); node-ba
 import os
 import time
 
-from . import model
+from . import delete_delay, model
 from .base import Service
 from .http import Response
 from .model import ApiError
@@ -56,6 +61,8 @@ class Control(Service):
         r.add("GET", "/servers", self.servers)
         r.add("POST", "/servers/([^/]+)/stuck", self.stuck)
         r.add("POST", "/fail-next-boots", self.fail_next_boots)
+        r.add("GET", "/delete-delay", self.get_delete_delay)
+        r.add("POST", "/delete-delay", self.set_delete_delay)
         r.add("GET", "/hostile", self.get_hostile)
         r.add("PUT", "/hostile", self.put_hostile)
         r.add("GET", "/quota", self.get_quota)
@@ -134,6 +141,18 @@ class Control(Service):
             self.cloud.fail_next_boots = count
         return Response(200, {"fail_next_boots": count})
 
+    def get_delete_delay(self, req):
+        with self.cloud.lock:
+            return Response(200, {"seconds": self.cloud.delete_delay})
+
+    def set_delete_delay(self, req):
+        seconds = delete_delay.check_seconds(req.json().get("seconds"))
+        if seconds is None:
+            raise ApiError(400, f"seconds must be a number from 0 to {delete_delay.MAX_DELAY:g}")
+        with self.cloud.lock:
+            self.cloud.delete_delay = seconds
+        return Response(200, {"seconds": seconds})
+
     def _hostile_view(self):
         view = {"hostile": dict(self.cloud.hostile)}
         if self.cloud.hostile.get("names"):
@@ -178,6 +197,9 @@ class Control(Service):
         with self.cloud.lock:
             work = self.cloud.heartbeat(host_name, created, removed)
             if wait and not (work["create"] or work["remove"]):
-                if self.cloud.work.wait_for(lambda: self.cloud.has_work(host_name), wait):
+                # A delayed delete falling due wakes nobody: wait no longer than until then.
+                due = delete_delay.seconds_to_next(self.cloud.hosts[host_name])
+                if self.cloud.work.wait_for(lambda: self.cloud.has_work(host_name),
+                                            wait if due is None else min(wait, due)):
                     work = self.cloud.heartbeat(host_name)
         return Response(200, work)

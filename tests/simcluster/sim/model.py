@@ -14,6 +14,8 @@ import threading
 import time
 import uuid
 
+from . import delete_delay
+
 ADMIN_PROJECT_ID = "6d1c3e9d2f4b4c0f9a0e5d7b8c2a1f00"
 ADMIN_USER_ID = "0a4d2f6e8b1c4e3a9d5f7b2c6e8a0d11"
 HEAD_HOST = "openstack.internal"
@@ -142,6 +144,7 @@ class Cloud:
         self.deleted_seq = {}  # id -> creation number of deleted VMs: still valid paging markers
         self.requests = []
         self.fail_next_boots = 0  # /sim/fail-next-boots: requests to fail as if capacity was taken
+        self.delete_delay = 0.0  # /sim/delete-delay: seconds a node-backed compute takes a delete
         self.app_credentials = {}  # id -> {"id", "name", "secret", "user_id"} (Keystone's)
         for host in self.hosts.values():
             host.reset()
@@ -411,8 +414,11 @@ class Cloud:
             # goes, whatever the hypervisor still holds stays there (an orphan).
             self._forget(vm)
             return
+        if vm["task_state"] == "deleting":
+            return  # as Nova: a second delete of a VM being deleted changes nothing
         vm["task_state"] = "deleting"
         vm["updated"] = time.time()
+        vm["delete_due"] = time.monotonic() + self.delete_delay
         host.want_create.pop(vm_id, None)
         if not vm["stuck"]:
             host.want_remove.add(vm_id)
@@ -430,7 +436,7 @@ class Cloud:
     # ----- agents
     def has_work(self, name):
         host = self.hosts.get(name)
-        return bool(host and (host.want_create or host.want_remove))
+        return bool(host and (host.want_create or delete_delay.due_removals(host)))
 
     def heartbeat(self, name, created=(), removed=()):
         host = self.hosts.get(name)
@@ -451,7 +457,7 @@ class Cloud:
                         "flavor": vm["flavor"]["name"], "vcpus": vm["flavor"]["vcpus"],
                         "memory_mb": vm["flavor"]["ram"], "image": vm["image"]}
                        for vm in host.want_create.values()],
-            "remove": sorted(host.want_remove),
+            "remove": delete_delay.due_removals(host),
         }
 
     # ----- images
