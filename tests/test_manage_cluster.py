@@ -19,6 +19,7 @@ from helpers import (COMPUTE, SERVICES, authentications, boot_on, clear_log, fre
 from hltcloud.cloud.session import Cloud
 from hltcloud.cloud.credentials import SECRETS
 from hltcloud.hostlist import fold
+from hltcloud.ops.outcomes import HostState, Outcome
 
 REPO = Path(__file__).resolve().parent.parent
 TOOL = "openstack-hlt-manage"
@@ -367,7 +368,11 @@ def test_a_subworker_does_its_host_without_the_cloud_libraries(cluster, nova):
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     for vm in ids:
         assert f"[ OK ] Deleting VM {vm} on hypervisor {host}" in done.stdout
-    assert done.stdout.rstrip().endswith(f"[ OK ] Done on {host}")
+    *_, done_line, last = done.stdout.splitlines()
+    assert done_line == f"[ OK ] Done on {host}"
+    # Its last line is its outcome, for the parent: what it left the host in.
+    assert Outcome.from_line(last, host) == Outcome(host, "ok", "", HostState(
+        nova="disabled", forced_down=True, vms_left=0, daemons="stopped"))
     assert service(nova, host).status == "disabled" and servers_on(nova, host) == []
     imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line}
