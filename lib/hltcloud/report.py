@@ -7,6 +7,11 @@ complete line (pdsh prefixes and interleaves lines, so nothing may be rewritten 
 Every line goes out through write_line(), which makes it printable (printable.py): a name or
 an error text from the cloud cannot retitle the terminal or start a forged `[ OK ]` line.
 A message is one line whatever it holds; only the colour codes paint() writes survive.
+Nor does a line start with OUTCOME_MARK: that is a subworker's result (ops/outcomes.py).
+
+The Reporter displays; what a run came to is in its hosts' outcomes (ops/outcomes.py),
+which summary() lists. Its status lines also go to the run's record when it has one
+(RECORD, given by audit.start).
 """
 import os
 import re
@@ -17,23 +22,13 @@ import time
 from hltcloud.hostlist import fold
 from hltcloud.printable import printable, printable_lines
 
-_WATCHERS = []  # functions given every line as printed, without colours (audit.py)
-_PAINT = re.compile(r"\033\[[0-9;]*m")
+OUTCOME_MARK = "@hltcloud-outcome "  # starts a subworker's last line: its outcome as JSON
 _COLORS = {"ok": "32", "fail": "31", "warn": "33", "dry": "36", "bold": "1"}
-_TAGS = {"ok": "[ OK ]", "fail": "[FAIL]", "warn": "[WARN]", "dry": "[DRY ]"}
+_TAGS = {"ok": "[ OK ]", "fail": "[FAIL]", "warn": "[WARN]", "dry": "[DRY ]",
+         "delivered": "[ ok ]"}
+_TAG_COLORS = {"delivered": "ok"}
 # Exactly the codes paint() writes: the only escape sequences a line may keep.
 _OWN_PAINT = re.compile(r"(\033\[(?:%s)m)" % "|".join(sorted({"0", *_COLORS.values()})))
-
-
-def watch(function):
-    """FUNCTION(line) is called with every whole line a Reporter prints, uncoloured, in
-    the order printed (the system log record of audit.py)."""
-    _WATCHERS.append(function)
-
-
-def unwatch(function):
-    if function in _WATCHERS:
-        _WATCHERS.remove(function)
 
 
 def want_colors(stream, no_colors=False, environ=os.environ):
@@ -44,16 +39,19 @@ def want_colors(stream, no_colors=False, environ=os.environ):
 
 
 class Reporter:
-    """Prints status lines and remembers failures for the closing summary.
+    """Prints status lines; keeps the failures of a run that has no per-host outcomes
+    (runvms, status, a list that could not be written) for the closing summary.
 
     Thread-safe: per-host workers may report at once; each message is written whole.
+    RECORD: FUNCTION(line) given each status line as printed, uncoloured, or None.
     """
 
-    def __init__(self, stream=None, no_colors=False, line_output=False):
+    def __init__(self, stream=None, no_colors=False, line_output=False, record=None):
         self.stream = stream or sys.stdout
         self.colors = want_colors(self.stream, no_colors)
         self.line_output = line_output
-        self.failures = []  # (host or "", reason)
+        self.record = record
+        self.failures = []  # (host or "", reason): failures not carried by an outcome
         self._lock = threading.Lock()
         self._open_line = False  # a progress line is being rewritten in place
 
@@ -65,10 +63,15 @@ class Reporter:
     def _safe(self, text):
         """TEXT with each of its lines made printable; paint()'s codes kept when colouring."""
         if not self.colors:
-            return printable_lines(text)
-        parts = _OWN_PAINT.split(text)  # odd indexes: our own codes
-        return "".join(part if index % 2 else printable_lines(part)
-                       for index, part in enumerate(parts))
+            text = printable_lines(text)
+        else:
+            parts = _OWN_PAINT.split(text)  # odd indexes: our own codes
+            text = "".join(part if index % 2 else printable_lines(part)
+                           for index, part in enumerate(parts))
+        if OUTCOME_MARK in text:  # a name that looks like a subworker's result
+            text = "\n".join(f" {line}" if line.startswith(OUTCOME_MARK) else line
+                             for line in text.split("\n"))
+        return text
 
     def write_line(self, text):
         """Print TEXT (a line, or a block such as a table: its "\n" stay line breaks)."""
@@ -79,11 +82,13 @@ class Reporter:
                 self._open_line = False
             self.stream.write(text + "\n")
             self.stream.flush()
-            for function in _WATCHERS:
-                function(_PAINT.sub("", text))
 
     def _tagged(self, kind, message):
-        self.write_line(f"{self.paint(kind, _TAGS[kind])} {printable(message)}")
+        tag = _TAGS[kind]
+        message = printable(message)
+        self.write_line(f"{self.paint(_TAG_COLORS.get(kind, kind), tag)} {message}")
+        if self.record is not None and kind != "dry":
+            self.record(f"{tag} {message}")
 
     def ok(self, message):
         self._tagged("ok", message)
@@ -95,25 +100,31 @@ class Reporter:
         """An action that dry-run mode shows instead of doing."""
         self._tagged("dry", message)
 
+    def delivered(self, message):
+        """A transfer that worked: "[ ok ] MESSAGE"."""
+        self._tagged("delivered", message)
+
     def info(self, message):
         self.write_line(printable(message))
 
-    def fail(self, message, host=""):
-        """Print a failure and keep it for the summary; HOST names the host it belongs to."""
+    def show_fail(self, message):
+        """Print a failure that an outcome carries (the summary lists it from there)."""
         self._tagged("fail", message)
-        self.record_failure(message, host)
 
-    def record_failure(self, message, host=""):
-        """Keep a failure for the summary without printing it (already shown, e.g. by a subworker)."""
+    def fail(self, message, host=""):
+        """Print a failure and keep it for the summary; HOST names the host it belongs to.
+        For what has no outcome: runvms, status, a list that could not be written."""
+        self.show_fail(message)
         with self._lock:
             self.failures.append((host, message))
 
     def progress(self, prefix):
         return Progress(self, prefix)
 
-    def summary(self, extra_failures=()):
-        """The closing lines; returns True when nothing failed."""
-        failures = list(self.failures) + list(extra_failures)
+    def summary(self, outcomes=()):
+        """The closing lines: the failed OUTCOMES and the failures kept by fail(); returns
+        True when nothing failed."""
+        failures = [(o.host, o.reason) for o in outcomes if not o.ok] + list(self.failures)
         self.write_line("")
         if not failures:
             self.write_line(self.paint("ok", "All commands executed successfully."))

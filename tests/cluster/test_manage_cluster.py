@@ -19,6 +19,7 @@ from helpers import (COMPUTE, SERVICES, authentications, boot_on, clear_log,
 from hltcloud.cloud.session import Cloud
 from hltcloud.cloud.credentials import SECRETS
 from hltcloud.hostlist import fold
+from hltcloud.ops.outcomes import MARK, HostState, Outcome
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = "openstack-hlt-manage"
@@ -324,7 +325,11 @@ def test_a_subworker_does_its_host_without_the_cloud_libraries(cluster, nova):
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     for vm in ids:
         assert f"[ OK ] Deleting VM {vm} on hypervisor {host}" in done.stdout
-    assert done.stdout.rstrip().endswith(f"[ OK ] Done on {host}")
+    *_, done_line, last = done.stdout.splitlines()
+    assert done_line == f"[ OK ] Done on {host}"
+    # Its last line is its outcome, for the parent: what it left the host in.
+    assert Outcome.from_line(last, host) == Outcome(host, "ok", "", HostState(
+        nova="disabled", forced_down=True, vms_left=0, daemons="stopped"))
     assert service(nova, host).status == "disabled" and servers_on(nova, host) == []
     imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
                 if line.startswith("import time:") and "|" in line}
@@ -363,6 +368,85 @@ def test_parallel_unreachable_and_unknown_hosts_in_one_summary(cluster, nova):
     assert len(summary) == 1 and b in summary[0] and "nosuch.internal" in summary[0]
     for host in (a, c):
         assert cluster.service_running(host, COMPUTE)
+
+
+# The tool as a --parallel parent starts it (worker_command: its own path), whose subworker
+# for $LIAR_HOST does its host for real and then lies in its human lines, or about its
+# result, as $LIAR says. The parent must take each host's result from its outcome line.
+LIAR = """#!/usr/bin/env python3
+import contextlib, io, os, sys
+sys.path.insert(0, {lib!r})
+from hltcloud.manage.cli import main
+
+if "--subworker" not in sys.argv:
+    sys.exit(main())
+host, mode = sys.argv[-1], os.environ["LIAR"]
+captured = io.StringIO()
+with contextlib.redirect_stdout(captured):
+    code = main()
+lines = captured.getvalue().splitlines()
+result = [line for line in lines if line.startswith("@hltcloud-outcome ")]
+human = [line for line in lines if line not in result]
+if host == os.environ["LIAR_HOST"]:
+    code = 0
+    if mode == "hides its failure":
+        human = [line for line in human if not line.startswith("[FAIL]")]
+        human.append(f"[ OK ] Done on {{host}}")
+    elif mode == "invents a failure":
+        human.append(f"[FAIL] {{host}}: everything is broken")
+    elif mode == "speaks for another host":
+        result = [line.replace(host, os.environ["OTHER"]) for line in result]
+    elif mode == "dies without its result":
+        human.append(f"[ OK ] Done on {{host}}")
+        result, code = [], 3
+print("\\n".join(human + result), flush=True)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("mode", ["hides its failure", "invents a failure",
+                                  "speaks for another host", "dies without its result"])
+def test_parallel_results_come_from_the_outcome_lines_not_the_human_ones(cluster, nova, tmp_path,
+                                                                        mode):
+    a, b = cluster.names[:2]
+    liar, other = (b, a) if mode == "hides its failure" else (a, b)
+    if mode == "hides its failure":
+        cluster.fault(b, "down")  # its daemons cannot start: it fails for real
+    wrapper = tmp_path / "bin" / TOOL
+    wrapper.parent.mkdir()
+    wrapper.write_text(LIAR.format(lib=str(REPO / "lib")))
+    wrapper.chmod(0o755)
+    failed, ok = tmp_path / "failed", tmp_path / "ok"
+    result = subprocess.run(
+        [str(wrapper), "--for-real", "--parallel", "--failed-hosts", str(failed), "--ok-hosts",
+         str(ok), "enable", a, b], env={**cluster.env, "LIAR": mode, "LIAR_HOST": liar,
+                                        "OTHER": other},
+        capture_output=True, text=True, timeout=180)
+    out = lines(result)
+    bad = {"hides its failure": [b], "invents a failure": [],
+           "speaks for another host": [a], "dies without its result": [a]}[mode]
+    why = {"hides its failure": f"  Starting OpenStack daemons on {b}: ",
+           "speaks for another host": f"  {a}: subworker's result refused: an outcome for "
+                                      f"another host: {b}",
+           "dies without its result": f"  {a}: subworker exited with code 3"}.get(mode)
+    assert result.returncode == (1 if bad else 0), result.stdout + result.stderr
+    assert listed(failed) == bad and listed(ok) == [h for h in (a, b) if h not in bad]
+    if bad:
+        assert f"Failed on 1 host(s): {bad[0]}" in out, out
+        assert any(line.startswith(why) for line in out), out
+        assert out[-1].startswith("Re-run on the 1 failed host(s): ")
+    else:
+        assert out[-2:] == ["", "All commands executed successfully."]
+    assert not any(MARK in line for line in out)  # the outcome lines are not echoed
+    lie = {"hides its failure": f"[ OK ] Done on {b}", "invents a failure":
+           f"[FAIL] {a}: everything is broken"}.get(mode)
+    if lie:  # still shown as its subworker printed it, not believed
+        assert any(line.endswith(f": {lie}") for line in out), out
+    assert service(nova, a).status == "enabled"
+
+
+def listed(path):
+    return [line for line in path.read_text().splitlines() if not line.startswith("#")]
 
 
 # ------------------------------------------------------------------ bad input, bad credentials

@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import sys
+from dataclasses import dataclass
 
 from hltcloud.enter import credentials
 from hltcloud.enter import shell as enter_shell
@@ -31,7 +32,7 @@ _DROPPED = ("HLTCLOUD_AUTH",)
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        opts, command = _parse(argv)
+        opts = parse(argv)
         creds = credentials.load(load(opts.config).credentials_dir, opts.role)
     except credentials.CredentialsRefused as err:  # bad input too, with a status of its own
         print(f"{PROG}: refused: {err}", file=sys.stderr)
@@ -40,19 +41,27 @@ def main(argv=None):
         print(f"{PROG}: {err}", file=sys.stderr)
         return EXIT_USAGE
     env = role_environment(os.environ, creds)
-    program = command[0] if command else enter_shell.choose(env)
+    program = opts.command[0] if opts.command else enter_shell.choose(env)
     try:
-        if command:
-            _exec(command, env)  # returns only on failure
+        if opts.command:
+            _exec(list(opts.command), env)  # returns only on failure
         return enter_shell.run_shell(program, env, banner(creds))
     except OSError as err:
         print(f"{PROG}: cannot run {program}: {err.strerror}", file=sys.stderr)
         return EXIT_NOT_FOUND if isinstance(err, FileNotFoundError) else EXIT_CANNOT_RUN
 
 
-def _parse(argv):
-    """(options, COMMAND or None); everything after the first -- is the command."""
-    command = None
+@dataclass(frozen=True)
+class EnterOptions:
+    """The command line, built once by parse(), then only read."""
+    role: str
+    config: str = None
+    command: tuple = ()  # the words after the first --; () for a shell
+
+
+def parse(argv):
+    """The command line as an EnterOptions; everything after the first -- is the command."""
+    command = ()
     if "--" in argv:
         cut = argv.index("--")
         argv, command = argv[:cut], argv[cut + 1:]
@@ -72,7 +81,7 @@ def _parse(argv):
     if stray:
         raise UsageError(f"unexpected {shlex.join(stray)!r} after the role: a command goes "
                          f"after -- ({PROG} {opts.role} -- {shlex.join(stray)})")
-    return opts, command
+    return EnterOptions(**vars(opts), command=tuple(command))
 
 
 def _split_stray_command(argv):

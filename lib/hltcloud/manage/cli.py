@@ -49,8 +49,9 @@ def _run(argv):
     config = load(opts.config)
     ctx = Context(opts, config, stream=sys.stderr if opts.json else sys.stdout)
     # The record in the system log: the runs that act (a subworker: its host's lines only).
-    audit.start(PROG, argv, config, subworker=opts.subworker,
-                enabled=opts.for_real and opts.command in LOCKING_COMMANDS and not opts.no_syslog)
+    ctx.rep.record = audit.start(
+        PROG, argv, config, subworker=opts.subworker,
+        enabled=opts.for_real and opts.command in LOCKING_COMMANDS and not opts.no_syslog)
     if opts.for_real and opts.command in LOCKING_COMMANDS:
         hostlock.prepare()  # an untrusted lock directory stops us before any action
     signal.signal(signal.SIGTERM, _sigterm)

@@ -38,18 +38,21 @@ def connection(ctx, host):
         master.close()
 
 
-def start_or_stop(ctx, host, action):
-    """Start or stop the daemons on HOST; True when done (or shown, in dry-run)."""
+def start_or_stop(ctx, now, action):
+    """Start or stop the daemons on the host of NOW (its outcome so far): the outcome after
+    it, the daemons running or stopped, or failed (shown). A dry run only shows it."""
+    host = now.host
     what = {"start": "Starting", "stop": "Shutting down"}[action]
     message = f"{what} OpenStack daemons on {host}"
     remote = remote_argv(ctx.config, action)
     if ctx.dry:
         ctx.rep.dry(f"{message}: {quoted(ctx.ssh.argv(host, remote))}")
-        return True
+        return now
     via = ctx.connections.get(host, ctx.ssh)  # the host's connection, else plain ssh
     result = via.run(host, remote, timeout=DAEMON_TIMEOUT)
     if result.ok:
         ctx.rep.ok(message)
-        return True
-    ctx.rep.fail(f"{message}: {result.reason()}", host=host)
-    return False
+        return now.then(daemons="running" if action == "start" else "stopped")
+    reason = f"{message}: {result.reason()}"
+    ctx.rep.show_fail(reason)
+    return now.failed(reason)

@@ -4,6 +4,10 @@ disable keeps Nova's rules: the compute service must run for a delete to reach t
 hypervisor (a delete while it is down is a "local delete": the VM vanishes from the API
 and keeps running on the node), so the daemons are started before any delete and stopped
 only once every VM is gone.
+
+Each action, and each of its steps, returns the host's Outcome (ops/outcomes.py): ok or
+failed, the state it has left the host in so far, the reasons (each shown as its [FAIL]
+line when it happens). A dry run changes nothing: its outcome keeps the state Nova lists.
 """
 import datetime
 import getpass
@@ -14,6 +18,7 @@ import time
 from hltcloud.cloud import computes
 from hltcloud.manage import daemons
 from hltcloud.ops import hostlock
+from hltcloud.ops.outcomes import HostState, Outcome
 from hltcloud.cloud.session import describe_error
 from hltcloud.cloud.jsonapi import ApiError
 
@@ -27,90 +32,158 @@ LINE_EVERY = 10.0  # off a TTY: a progress line when the count changes or this o
 
 
 def enable(ctx, host, service):
-    if not _lock(ctx, host):
-        return False  # another run has the host: not even a connection to it
+    """Enable HOST (its nova-compute SERVICE): its Outcome."""
+    now = _lock(ctx, starting_point(host, service))
+    if not now.ok:
+        return now  # another run has the host: not even a connection to it
     with daemons.connection(ctx, host):  # its handshake overlaps the first requests
-        return _enable(ctx, host, service)
+        return _enable(ctx, service, now)
 
 
-def _enable(ctx, host, service):
-    if not computes.set_status(ctx, host, service, enable=True):
-        return False
-    if not daemons.start_or_stop(ctx, host, "start"):
-        return False
-    if computes.forced_down(service):  # only now that its daemons run is it really up
-        return computes.set_forced_down(ctx, host, service, down=False)
-    return True
+def _enable(ctx, service, now):
+    now = _set_status(ctx, now, service, enable=True)
+    if now.ok:
+        now = daemons.start_or_stop(ctx, now, "start")
+    if now.ok and computes.forced_down(service):  # only now that its daemons run is it really up
+        now = _set_forced_down(ctx, now, service, down=False)
+    return now
 
 
 def disable(ctx, host, service):
-    if not _lock(ctx, host):
-        return False
+    """Disable HOST (its nova-compute SERVICE): its Outcome."""
+    now = _lock(ctx, starting_point(host, service))
+    if not now.ok:
+        return now
     with daemons.connection(ctx, host):
-        return _disable(ctx, host, service)
+        return _disable(ctx, service, now)
 
 
-def _disable(ctx, host, service):
-    if not computes.set_status(ctx, host, service, enable=False, reason=disable_reason()):
-        return False
-    if not daemons.start_or_stop(ctx, host, "start"):
-        return False  # deletes now would be local deletes: leave the VMs alone
+def _disable(ctx, service, now):
+    host = now.host
+    now = _set_status(ctx, now, service, enable=False, reason=disable_reason())
+    if now.ok:
+        now = daemons.start_or_stop(ctx, now, "start")
+    if not now.ok:
+        return now  # deletes now would be local deletes: leave the VMs alone
     try:
         vms = ctx.nova.servers(host)
     except ApiError as err:
-        ctx.rep.fail(f"Listing VMs on {host}: {describe_error(err)}", host=host)
-        return False
+        return _failed(ctx, now, f"Listing VMs on {host}: {describe_error(err)}")
+    now = now.then(vms_left=len(vms))
     timeout = ctx.opts.vm_timeout
     if vms and computes.forced_down(service):
         # A delete reaches the node only through a compute Nova sees up.
-        if not computes.set_forced_down(ctx, host, service, down=False):
-            return False
-    if vms and not ctx.dry and service["state"] != "up":
-        if not _wait_compute_up(ctx, host, timeout):
-            return False
-    all_sent = _delete(ctx, host, vms)
+        now = _set_forced_down(ctx, now, service, down=False)
+    if now.ok and vms and not ctx.dry and service["state"] != "up":
+        now = _wait_compute_up(ctx, now, timeout)
+    if not now.ok:
+        return now
+    now = _delete(ctx, now, vms)
     if ctx.dry:
         ctx.rep.dry(f"Waiting max {timeout} s for VMs to be deleted on {host}")
-        return _shut_down(ctx, host, service)
-    left = _wait_gone(ctx, host, timeout) if vms else []
-    if left is None:
-        return False  # the API failed while waiting; already reported
-    if left:
-        ids = " ".join(vm["id"] for vm in left)
-        ctx.rep.fail(f"{host}: {len(left)} VM(s) still there after {timeout} s: {ids}", host=host)
-        if ctx.opts.force_shutoff:
-            ctx.rep.warn(f"--force-shutoff: shutting down the daemons on {host} all the same")
-            _shut_down(ctx, host, service)
-        else:
-            # Running daemons are alive: no forced down, the deletes can still finish.
-            ctx.rep.warn(f"Daemons left running on {host} so that the deletes can finish "
-                         f"(--force-shutoff stops them anyway)")
-        return False
-    return _shut_down(ctx, host, service) and all_sent
+        return _shut_down(ctx, now, service)
+    return _after_deletes(ctx, now, service, timeout) if vms else _shut_down(ctx, now, service)
 
 
-def _shut_down(ctx, host, service):
-    """Stop the daemons, then tell Nova the host is down (only once they are stopped)."""
-    return (daemons.start_or_stop(ctx, host, "stop")
-            and computes.set_forced_down(ctx, host, service, down=True))
+def _after_deletes(ctx, now, service, timeout):
+    """Wait for the VMs to go, then shut the host down; at the timeout, leave its daemons
+    running (unless --force-shutoff) so that the deletes can still finish."""
+    host = now.host
+    left = _wait_gone(ctx, host, timeout)
+    if isinstance(left, str):
+        return now.failed(left)  # the API failed while waiting; already shown
+    now = now.then(vms_left=len(left))
+    if not left:
+        return _shut_down(ctx, now, service)
+    ids = " ".join(vm["id"] for vm in left)
+    now = _failed(ctx, now, f"{host}: {len(left)} VM(s) still there after {timeout} s: {ids}")
+    if ctx.opts.force_shutoff:
+        ctx.rep.warn(f"--force-shutoff: shutting down the daemons on {host} all the same")
+        return _shut_down(ctx, now, service)
+    # Running daemons are alive: no forced down, the deletes can still finish.
+    ctx.rep.warn(f"Daemons left running on {host} so that the deletes can finish "
+                 f"(--force-shutoff stops them anyway)")
+    return now
 
 
-def _lock(ctx, host):
+def _shut_down(ctx, now, service):
+    """Stop the daemons, then tell Nova the host is down (only once they are stopped).
+    NOW may have failed already (a delete, a VM left): a step failed when it adds a reason."""
+    stopped = daemons.start_or_stop(ctx, now, "stop")
+    if stopped.reason != now.reason:
+        return stopped
+    return _set_forced_down(ctx, stopped, service, down=True)
+
+
+def starting_point(host, service):
+    """HOST's outcome before its action: ok, in the state Nova lists its SERVICE in."""
+    status = service.get("status")
+    return Outcome(host, state=HostState(
+        nova=status if status in ("enabled", "disabled") else None,
+        forced_down=computes.forced_down(service)))
+
+
+def _failed(ctx, now, reason):
+    """NOW failed for REASON, shown as a [FAIL] line."""
+    ctx.rep.show_fail(reason)
+    return now.failed(reason)
+
+
+def _set_status(ctx, now, service, enable, reason=""):
+    """Enable or disable the service in Nova (computes.set_status): the outcome after it."""
+    kept = _KeptFailure(ctx)
+    if not computes.set_status(kept, now.host, service, enable, reason):
+        return now.failed(kept.reason)
+    return now if ctx.dry else now.then(nova="enabled" if enable else "disabled")
+
+
+def _set_forced_down(ctx, now, service, down):
+    """Set or clear the forced down mark (computes.set_forced_down): the outcome after it."""
+    kept = _KeptFailure(ctx)
+    if not computes.set_forced_down(kept, now.host, service, down):
+        return now.failed(kept.reason)
+    return now if ctx.dry else now.then(forced_down=down)
+
+
+class _KeptFailure:
+    """CTX as computes.set_status and set_forced_down see it (cloud/computes.py): they show
+    a failure with rep.fail() and return only False, so the line they show is kept here as
+    the step's reason (for its outcome) instead of by the reporter."""
+
+    def __init__(self, ctx):
+        self._ctx, self.reason = ctx, ""
+        self.rep = self._Reporter(self)
+
+    def __getattr__(self, name):  # dry, cloud: the context's
+        return getattr(self._ctx, name)
+
+    class _Reporter:
+        def __init__(self, kept):
+            self._kept = kept
+
+        def __getattr__(self, name):  # ok(), dry(): the reporter's
+            return getattr(self._kept._ctx.rep, name)
+
+        def fail(self, message, host=""):
+            self._kept._ctx.rep.show_fail(message)
+            self._kept.reason = message
+
+
+def _lock(ctx, now):
     if ctx.dry:
-        return True  # a dry run changes nothing: it may run beside a real one
+        return now  # a dry run changes nothing: it may run beside a real one
     try:
-        hostlock.acquire(ctx.cloud.endpoints["compute"], host)
+        hostlock.acquire(ctx.cloud.endpoints["compute"], now.host)
     except hostlock.Busy as err:
-        ctx.rep.fail(f"{host}: {err}", host=host)
-        return False
+        return _failed(ctx, now, f"{now.host}: {err}")
     except OSError as err:
-        ctx.rep.fail(f"{host}: cannot take the host lock: {err}", host=host)
-        return False
-    return True
+        return _failed(ctx, now, f"{now.host}: cannot take the host lock: {err}")
+    return now
 
 
-def _delete(ctx, host, vms):
-    ok = True
+def _delete(ctx, now, vms):
+    """Ask Nova to delete VMS: NOW, failed for each delete Nova refused (the others go on)."""
+    host = now.host
     for vm in vms:
         message = f"Deleting VM {vm['id']} on hypervisor {host}"
         if ctx.dry:
@@ -120,11 +193,10 @@ def _delete(ctx, host, vms):
             ctx.nova.delete_server(vm["id"])
         except ApiError as err:
             if err.code != 404:  # 404: gone already, what we wanted
-                ctx.rep.fail(f"{message}: {describe_error(err)}", host=host)
-                ok = False
+                now = _failed(ctx, now, f"{message}: {describe_error(err)}")
                 continue
         ctx.rep.ok(message)
-    return ok
+    return now
 
 
 def _countdown(ctx, prefix, timeout, look):
@@ -152,7 +224,8 @@ def _countdown(ctx, prefix, timeout, look):
 
 
 def _wait_gone(ctx, host, timeout):
-    """Wait for the host's VMs to vanish: [] when gone, the remaining VMs at the timeout."""
+    """Wait for the host's VMs to vanish: [] when gone, the remaining VMs at the timeout, or
+    the reason (shown) when the API failed meanwhile."""
     remaining = []
 
     def look():
@@ -164,13 +237,17 @@ def _wait_gone(ctx, host, timeout):
     try:
         _countdown(ctx, f"Waiting max {timeout} s for VMs to be deleted on {host}", timeout, look)
     except ApiError as err:
-        ctx.rep.fail(f"Waiting for VMs on {host}: {describe_error(err)}", host=host)
-        return None
+        reason = f"Waiting for VMs on {host}: {describe_error(err)}"
+        ctx.rep.show_fail(reason)
+        return reason
     return remaining
 
 
-def _wait_compute_up(ctx, host, timeout):
-    """After starting the daemons of a host whose compute was down: wait until Nova sees it up."""
+def _wait_compute_up(ctx, now, timeout):
+    """After starting the daemons of a host whose compute was down: wait until Nova sees it
+    up; NOW failed when it does not."""
+    host = now.host
+
     def look():
         service = ctx.nova.services(host).get(host)
         if service and service["state"] == "up":
@@ -181,12 +258,11 @@ def _wait_compute_up(ctx, host, timeout):
         up, _ = _countdown(ctx, f"Waiting max {timeout} s for nova-compute on {host} to report up",
                            timeout, look)
     except ApiError as err:
-        ctx.rep.fail(f"Waiting for nova-compute on {host}: {describe_error(err)}", host=host)
-        return False
+        return _failed(ctx, now, f"Waiting for nova-compute on {host}: {describe_error(err)}")
     if not up:
-        ctx.rep.fail(f"{host}: nova-compute still down after {timeout} s: VMs not deleted "
-                     f"(a delete now would leave them running on the node)", host=host)
-    return up
+        return _failed(ctx, now, f"{host}: nova-compute still down after {timeout} s: VMs not "
+                                 f"deleted (a delete now would leave them running on the node)")
+    return now
 
 
 def disable_reason():

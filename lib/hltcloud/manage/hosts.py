@@ -2,12 +2,15 @@
 
 One host's failure never stops the others; a bug in one host's action is that host's
 failure. Ctrl-C starts no new action and says which host was interrupted and which were not
-started. The summary (or, for a subworker, its "Done on" line) ends the run.
+started. Every host ends with an Outcome (ops/outcomes.py): the summary, the re-run lists
+and the exit status come from them; a subworker ends with its host's outcome line.
 """
 from hltcloud.cloud.jsonapi import ApiError
 from hltcloud.manage import enable_disable
 from hltcloud.manage import parallel
 from hltcloud.ops import rerun
+from hltcloud.ops.outcomes import INTERRUPTED as HOST_INTERRUPTED
+from hltcloud.ops.outcomes import NOT_STARTED, UNKNOWN_HOST, Outcome, all_ok, in_order
 from hltcloud.cloud.session import CloudError, describe_error
 from hltcloud.errors import FAILED, INTERRUPTED, OK
 from hltcloud.manage.options import PROG
@@ -24,56 +27,75 @@ def each_host(ctx, command):
         services = ctx.nova.services(only)
     except ApiError as err:
         raise CloudError(f"cannot list the compute services: {describe_error(err)}") from None
-    known = []
+    outcomes, known = [], []
     for host in opts.hosts:
         if host in services:
             known.append(host)
         else:
-            rep.fail(f"{host}: not a compute host known to Nova", host=host)
+            reason = f"{host}: not a compute host known to Nova"
+            rep.show_fail(reason)
+            outcomes.append(Outcome(host, UNKNOWN_HOST, reason))
     interrupted = False
     try:
         if opts.parallel and not opts.subworker and known:
-            parallel.run_through_pdsh(ctx, command, known)
+            parallel.run_through_pdsh(ctx, command, known, outcomes)
         else:
-            one_by_one(ctx, ACTIONS[command], services, known)
+            one_by_one(ctx, ACTIONS[command], services, known, outcomes)
     except KeyboardInterrupt:
         interrupted = True
     if opts.subworker:
-        # The parent prints the summary; our last line tells it this host is done.
-        if not rep.failures and not interrupted:
-            rep.ok(f"Done on {' '.join(known)}")
-            return OK
-        return INTERRUPTED if interrupted else FAILED
+        return _subworker_end(ctx, known, outcomes, interrupted)
     if interrupted:
         rep.info("")
         rep.warn("Interrupted: no new action was started")
-    ok = rep.summary()
-    ok = finish_lists(ctx) and ok
+    ok = rep.summary(outcomes)
+    ok = finish_lists(ctx, outcomes) and ok
     if interrupted:
         return INTERRUPTED
     return OK if ok else FAILED
 
 
-def finish_lists(ctx):
-    """--failed-hosts, --ok-hosts and the re-run line (rerun.py): every host with a failure
-    (unknown, failed, interrupted or not started) failed. False: a list was not written."""
+def _subworker_end(ctx, known, outcomes, interrupted):
+    """The parent prints the summary: a subworker's last line is its host's outcome
+    (after "Done on HOST" when it is ok, for the people reading along)."""
+    if all_ok(outcomes) and not interrupted:
+        ctx.rep.ok(f"Done on {' '.join(known)}")
+    for outcome in in_order(outcomes, ctx.opts.hosts):
+        print(outcome.line(), file=ctx.rep.stream, flush=True)
+    if interrupted:
+        return INTERRUPTED
+    return OK if all_ok(outcomes) else FAILED
+
+
+def finish_lists(ctx, outcomes):
+    """--failed-hosts, --ok-hosts and the re-run line (rerun.py): every host whose outcome
+    is not ok (unknown, failed, interrupted or not started) failed. False: a list was not
+    written."""
     opts = ctx.opts
-    span = (len(opts.argv) - len(opts.host_words), len(opts.argv))
-    failed = {host for host, _ in ctx.rep.failures if host}
-    return rerun.HostLists(PROG, opts.argv, span, opts).finish(ctx.rep, opts.hosts, failed)
+    lists = rerun.HostLists(PROG, opts.argv, opts.host_span, opts)
+    return lists.finish(ctx.rep, in_order(outcomes, opts.hosts))
 
 
-def one_by_one(ctx, action, services, hosts):
+def one_by_one(ctx, action, services, hosts, outcomes):
+    """ACTION on each of HOSTS in turn, its outcome added to OUTCOMES; after Ctrl-C, the
+    host interrupted and those not started too, and KeyboardInterrupt goes on."""
     rep = ctx.rep
     for index, host in enumerate(hosts):
         try:
-            action(ctx, host, services[host])
+            outcomes.append(action(ctx, host, services[host]))
+            continue
         except ApiError as err:  # an unexpected API error: this host's failure
-            rep.fail(f"{host}: {describe_error(err)}", host=host)
+            reason = f"{host}: {describe_error(err)}"
         except Exception as err:  # noqa: BLE001 -- a bug must not stop the other hosts
-            rep.fail(f"{host}: unexpected error: {type(err).__name__}: {err}", host=host)
+            reason = f"{host}: unexpected error: {type(err).__name__}: {err}"
         except KeyboardInterrupt:
-            rep.fail(f"{host}: interrupted (may be partly done)", host=host)
+            reason = f"{host}: interrupted (may be partly done)"
+            rep.show_fail(reason)
+            outcomes.append(Outcome(host, HOST_INTERRUPTED, reason))
             for rest in hosts[index + 1:]:
-                rep.fail(f"{rest}: not started (interrupted)", host=rest)
+                reason = f"{rest}: not started (interrupted)"
+                rep.show_fail(reason)
+                outcomes.append(Outcome(rest, NOT_STARTED, reason))
             raise
+        rep.show_fail(reason)
+        outcomes.append(Outcome(host).failed(reason))  # what it did is not known

@@ -80,31 +80,40 @@ def parser():
 
 
 def parse(argv):
-    """Options with .hosts expanded (list of full names, order kept, no duplicates)."""
-    opts = parser().parse_args(argv)
-    for word in opts.hosts:
+    """The command line as a frozen ManageOptions: .hosts expanded (full names, order kept,
+    no duplicates), the arguments and host list words kept for the re-run line."""
+    args = parser().parse_args(argv)
+    for word in args.hosts:
         if word.startswith("-"):
             raise UsageError(f"switches go before the command: {word}")
-    if opts.command in HOST_COMMANDS and not opts.hosts:
-        raise UsageError(f"{opts.command} needs HOSTS")
-    if opts.command == "runvms" and opts.hosts:
+    if args.command in HOST_COMMANDS and not args.hosts:
+        raise UsageError(f"{args.command} needs HOSTS")
+    if args.command == "runvms" and args.hosts:
         raise UsageError("runvms takes no HOSTS: it fills every enabled, up hypervisor")
-    if opts.command not in HOST_COMMANDS and (opts.failed_path or opts.ok_path):
+    if args.command not in HOST_COMMANDS and (args.failed_path or args.ok_path):
         raise UsageError(f"--failed-hosts and --ok-hosts are for enable and disable, "
-                         f"not {opts.command}")
-    check_paths(opts)
-    if opts.ssh_config:
-        check_ssh_config(opts.ssh_config)
-    words, opts.hosts = opts.hosts, []
-    opts.argv, opts.host_words = list(argv), words  # for the re-run line (rerun.py)
-    if words:
-        try:
-            opts.hosts = [check_name(host, "host name") for host in expand(*words)]
-        except (HostListError, BadValue) as err:
-            raise UsageError(str(err)) from None
-        if not opts.hosts:  # e.g. an empty @file: "nothing to do" would look like success
-            raise UsageError(f"no hosts in {' '.join(map(repr, words))}")
-    return opts
+                         f"not {args.command}")
+    check_paths(args)
+    if args.ssh_config:
+        check_ssh_config(args.ssh_config)
+    words = args.hosts
+    from hltcloud.manage.parsed import ManageOptions  # only once the command line is good
+    return ManageOptions(**{**vars(args), "hosts": tuple(_expanded(words)),
+                            "argv": tuple(argv), "host_words": tuple(words),
+                            "host_span": (len(argv) - len(words), len(argv))})
+
+
+def _expanded(words):
+    """The host names of WORDS (none for none)."""
+    if not words:
+        return []
+    try:
+        hosts = [check_name(host, "host name") for host in expand(*words)]
+    except (HostListError, BadValue) as err:
+        raise UsageError(str(err)) from None
+    if not hosts:  # e.g. an empty @file: "nothing to do" would look like success
+        raise UsageError(f"no hosts in {' '.join(map(repr, words))}")
+    return hosts
 
 
 def forwarded_switches(opts):

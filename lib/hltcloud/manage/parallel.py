@@ -3,8 +3,9 @@
 pdsh starts this same tool once a host (`... --line-output --subworker CMD %h`) with the
 parent's token in the environment (cloud.handoff_env), so subworkers never authenticate
 and no secret is on a command line. pdsh prefixes each line with the host; the parent
-echoes the lines, collects the [FAIL] ones and pdsh's exit-code reports, and prints the
-only summary.
+echoes the human lines and prints the only summary. A host's result is its subworker's
+last line, its Outcome as JSON (ops/outcomes.py), taken only for the host pdsh labelled it
+with; a subworker that ends without one failed (pdsh's report gives its exit code).
 """
 import os
 import re
@@ -14,9 +15,9 @@ import threading
 
 from hltcloud.manage.options import forwarded_switches
 from hltcloud.cloud.credentials import SECRETS
+from hltcloud.ops.outcomes import INTERRUPTED, MARK, NOT_STARTED, BadOutcome, Outcome
 from hltcloud.proc.runner import host_file, pdsh_exec_argv, start, stop_with_children
 
-DONE_MARK = "[ OK ] Done on "  # a subworker's last line when its host succeeded
 _EXIT = re.compile(r"^pdsh@[^:]*: ([^:]+): .*exited with exit code (\d+)")
 _LINE = re.compile(r"^([^:\s]+): ?(.*)$")
 
@@ -49,62 +50,84 @@ def label_map(hosts):
     return mapping
 
 
-def run_through_pdsh(ctx, command, hosts):
-    """Run COMMAND on HOSTS through pdsh; failures are recorded in ctx.rep. True if all ok."""
+def run_through_pdsh(ctx, command, hosts, outcomes):
+    """Run COMMAND on HOSTS through pdsh: each host's outcome is added to OUTCOMES (in the
+    order of HOSTS); after Ctrl-C too, and KeyboardInterrupt goes on."""
     with host_file(hosts) as path:
         argv = pdsh_exec_argv(path, [*worker_command(), "--line-output", "--subworker",
                                      *forwarded_switches(ctx.opts), command, "%h"],
                               ctx.opts.fanout)
-        return _run_pdsh(ctx, argv, hosts)
+        _run_pdsh(ctx, argv, hosts, outcomes)
 
 
-def _start_pdsh(ctx, argv, hosts):
+def _start_pdsh(ctx, argv, hosts, outcomes):
     """pdsh in its own process group (Ctrl-C reaches only us; we stop it), or None after
-    recording that it cannot run."""
+    saying that it cannot run."""
     try:
         return start(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                      env=worker_env(ctx.cloud))
     except OSError as err:
-        for host in hosts:
-            ctx.rep.record_failure(f"{host}: cannot run pdsh: {err.strerror}", host)
+        outcomes.extend(Outcome(host).failed(f"{host}: cannot run pdsh: {err.strerror}")
+                        for host in hosts)
         ctx.rep.fail(f"--parallel needs pdsh: {err.strerror}")
         return None
 
 
-def _run_pdsh(ctx, argv, hosts):
-    rep = ctx.rep
-    labels = label_map(hosts)
-    failed, done, started, exit_codes = set(), set(), set(), {}
-    proc = _start_pdsh(ctx, argv, hosts)
-    if proc is None:
-        return False
+class _Subworkers:
+    """What pdsh tells of the subworkers: each host's last line and exit code."""
 
-    def read_stdout():
-        for line in proc.stdout:
+    def __init__(self, rep, hosts):
+        self.rep = rep
+        self.labels = label_map(hosts)
+        self.last, self.exit_codes = {}, {}
+
+    def read_stdout(self, stream):
+        """Echo the human lines (whole, with pdsh's label); keep each host's last line."""
+        for line in stream:
             line = line.rstrip("\n")
-            rep.info(line)
             match = _LINE.match(line)
-            if not match:
-                continue
-            host = labels.get(match.group(1), match.group(1))
-            text = match.group(2)
-            started.add(host)
-            if text.startswith("[FAIL] "):
-                failed.add(host)
-                rep.record_failure(text[len("[FAIL] "):], host)
-            elif text.startswith(DONE_MARK):
-                done.add(host)
+            if match:
+                host = self.labels.get(match.group(1), match.group(1))
+                self.last[host] = match.group(2)
+                if match.group(2).startswith(MARK):
+                    continue  # for us, not for people
+            self.rep.info(line)
 
-    def read_stderr():
-        for line in proc.stderr:
+    def read_stderr(self, stream):
+        for line in stream:
             line = line.rstrip("\n")
             match = _EXIT.match(line)
             if match:
-                exit_codes[labels.get(match.group(1), match.group(1))] = int(match.group(2))
+                host = self.labels.get(match.group(1), match.group(1))
+                self.exit_codes[host] = int(match.group(2))
             else:
-                rep.info(line)
+                self.rep.info(line)
 
-    readers = [threading.Thread(target=f, daemon=True) for f in (read_stdout, read_stderr)]
+    def outcome(self, host, interrupted=False):
+        """HOST's outcome: its subworker's last line if that is its outcome, else why not."""
+        last = self.last.get(host)
+        if last is not None and last.startswith(MARK):
+            try:
+                return Outcome.from_line(last, host)
+            except BadOutcome as err:
+                return Outcome(host).failed(f"{host}: subworker's result refused: {err}")
+        if interrupted:
+            if last is None:
+                return Outcome(host, NOT_STARTED, f"{host}: not started (interrupted)")
+            return Outcome(host, INTERRUPTED, f"{host}: interrupted (may be partly done)")
+        code = self.exit_codes.get(host)
+        reason = f"subworker exited with code {code}" if code else "subworker ended without a result"
+        return Outcome(host).failed(f"{host}: {reason}")
+
+
+def _run_pdsh(ctx, argv, hosts, outcomes):
+    proc = _start_pdsh(ctx, argv, hosts, outcomes)
+    if proc is None:
+        return
+    subworkers = _Subworkers(ctx.rep, hosts)
+    readers = [threading.Thread(target=read, args=(stream,), daemon=True)
+               for read, stream in ((subworkers.read_stdout, proc.stdout),
+                                    (subworkers.read_stderr, proc.stderr))]
     for thread in readers:
         thread.start()
     try:
@@ -113,18 +136,8 @@ def _run_pdsh(ctx, argv, hosts):
         stop_with_children(proc)
         for thread in readers:
             thread.join(5)
-        for host in hosts:
-            if host in done or host in failed:
-                continue
-            what = "interrupted (may be partly done)" if host in started else "not started (interrupted)"
-            rep.record_failure(f"{host}: {what}", host)
+        outcomes.extend(subworkers.outcome(host, interrupted=True) for host in hosts)
         raise
     for thread in readers:
         thread.join()
-    for host in hosts:
-        if host in failed or host in done:
-            continue
-        code = exit_codes.get(host)
-        reason = f"subworker exited with code {code}" if code else "subworker ended without a result"
-        rep.record_failure(f"{host}: {reason}", host)
-    return all(host in done for host in hosts)
+    outcomes.extend(subworkers.outcome(host) for host in hosts)

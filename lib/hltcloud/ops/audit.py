@@ -2,9 +2,10 @@
 
 A run that changes something (openstack-hlt-manage --for-real enable/disable/runvms, a
 real openstack-prefill-cache or rsync-wave.py run) calls start() once its configuration is
-known; from then on every status line the Reporter prints ([ OK ], [FAIL], [WARN], the
-transfer lines "[ ok ] a --> b") is sent to syslog as it is printed (report.watch), and
-errors.run_main() calls finish() with the run's exit status. Records:
+known, and gives the function it returns to its Reporter (record=): every status line the
+Reporter prints ([ OK ], [FAIL], [WARN], the transfer lines "[ ok ] a --> b") is sent to
+syslog as it is printed. The hosts' outcomes (note_outcomes(), from rerun.HostLists.finish)
+make the closing record, which errors.run_main() sends with the run's exit status. Records:
 
     openstack-hlt-manage[PID]: start: user root (uid 0, sudo from alice): openstack-hlt-manage --for-real enable cn[01-04].internal
     openstack-hlt-manage[PID]: [ OK ] Enabling hypervisor cn01.internal
@@ -27,7 +28,6 @@ import shlex
 import socket
 import sys
 
-from hltcloud import report
 from hltcloud.hostlist import fold
 
 SEND_TIMEOUT = 2.0  # seconds a record may wait for room in a stalled daemon's socket
@@ -68,7 +68,7 @@ class _Run:
                                                    "levelname": logging.getLevelName(level)}))
 
     def line(self, text):
-        """A line the Reporter printed: status lines are recorded, the rest is not."""
+        """A status line the Reporter printed (its RECORD): tagged lines only."""
         if text.startswith(_TAGS):
             self.send(text, _LEVELS.get(text[:6], logging.INFO))
 
@@ -120,23 +120,26 @@ def open_handler(prog, path):
 
 def start(prog, argv, config, enabled=True, subworker=False):
     """Record this run (ENABLED: a real run and neither --no-syslog nor [log] syslog = no).
-    A SUBWORKER records its host's lines only."""
+    Returns the function that records a status line (the Reporter's RECORD), or None when
+    there is no record. A SUBWORKER records its host's lines only."""
     global _run
     if not (enabled and config.syslog) or _run is not None:
-        return
+        return None
     handler = open_handler(prog, config.syslog_socket)
     if handler is None:
-        return
+        return None
     _run = _Run(prog, handler, subworker)
-    report.watch(_run.line)
     if not subworker:
         _run.send(f"start: {who()}: {shlex.join([prog, *argv])}")
+    return _run.line
 
 
-def note_hosts(ok, failed):
-    """The run's outcome per host, for the closing record."""
+def note_outcomes(outcomes):
+    """The hosts' outcomes (ops/outcomes.py), for the closing record: which failed, which
+    are ok."""
     if _run is not None:
-        _run.hosts = (list(ok), list(failed))
+        outcomes = list(outcomes)
+        _run.hosts = ([o.host for o in outcomes if o.ok], [o.host for o in outcomes if not o.ok])
 
 
 def finish(status):
@@ -145,7 +148,6 @@ def finish(status):
     run, _run = _run, None
     if run is None:
         return
-    report.unwatch(run.line)
     if not run.subworker:
         if status is None:
             text, level = "end: unexpected error (a bug: see its traceback)", logging.ERROR

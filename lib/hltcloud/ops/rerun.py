@@ -115,14 +115,14 @@ class HostLists:
         run = audit.one_line(shlex.join([self.prog, *self.argv]))
         return f"hosts that {what}: {self.prog} run (pid {os.getpid()}) at {when}: {run}"
 
-    def finish(self, reporter, hosts, failed):
-        """Write the lists of HOSTS (FAILED: those that failed); print the re-run line when
-        some failed. False when a list the operator asked for could not be written."""
-        failed = set(failed)
-        bad = [host for host in hosts if host in failed]
-        good = [host for host in hosts if host not in failed]
+    def finish(self, reporter, outcomes):
+        """Write the lists of the hosts of OUTCOMES (in their order; ops/outcomes.py) that
+        failed and that are ok; print the re-run line when some failed; note them for the
+        record (audit.py). False when a list the operator asked for could not be written."""
+        bad = [outcome.host for outcome in outcomes if not outcome.ok]
+        good = [outcome.host for outcome in outcomes if outcome.ok]
         from . import audit  # here, not at start-up: the logging modules cost every run
-        audit.note_hosts(good, bad)
+        audit.note_outcomes(outcomes)
         written = True
         for path, listed, what in ((self.failed_path, bad, "failed"),
                                    (self.ok_path, good, "succeeded")):

@@ -5,7 +5,7 @@ The image's virtual size comes from `qemu-img info -f FORMAT` of the Glance stor
 the head (as a prefill does, without the checksum pass: only the header is read), else from
 Glance's `virtual_size` (or `size` for a raw image). Each host answers in one ssh session
 (cache_state: node_scripts.CACHE_STATE_SCRIPT), run.FANOUT at a time. One table (or
---json), the bad hosts as the Reporter's failures: exit 0 when every host is good, 1 if not.
+--json), the bad hosts as failed outcomes: exit 0 when every host is good, 1 if not.
 """
 import json
 import os
@@ -16,6 +16,7 @@ from hltcloud.cloud import glance
 from hltcloud.prefill import run
 from hltcloud import table
 from hltcloud.errors import FAILED, OK
+from hltcloud.ops.outcomes import Outcome
 
 HEADERS = ["Host", "Cached", "Format", "Virtual size", "Owner", "Purge", "Result"]
 ALIGN = "lccrlcl"
@@ -37,26 +38,27 @@ def expected_size(image, fmt, cfg):
                                exit_status=FAILED)
 
 
-def check_hosts(args, reporter, children):
-    cfg, ssh, hosts = run.check_input(args)
-    _, image, fmt = run.find_image(args, cfg)
+def check_hosts(opts, tools):
+    cfg, ssh = run.check_input(opts)
+    hosts, reporter = list(opts.hosts), tools.reporter
+    _, image, fmt = run.find_image(opts, cfg)
     size, origin = expected_size(image, fmt, cfg)
     reporter.info(f"Checking image {image['name']} (id={image['id']}) on {len(hosts)} host(s): "
                   f"virtual size {size} bytes, from {origin}")
-    ssh_options = ssh.options(stall=args.timeout, fast=True)
+    ssh_options = ssh.options(stall=opts.timeout, fast=True)
     name = run.cache_name(image["id"])
 
     def command(host):
         return cache_state.argv(ssh_options, host, cfg.base_dir, name, cfg.nova_conf)
 
-    states = cache_state.read(hosts, command, children, args.timeout + CHECK_DEADLINE,
+    states = cache_state.read(hosts, command, tools.children, opts.timeout + CHECK_DEADLINE,
                               run.FANOUT)
     rows = [(states[host], cache_state.problems(states[host], size, cfg.image_owner))
             for host in hosts]
-    for state, found in rows:
-        if found:
-            reporter.record_failure(f"{state.host}: {', '.join(found)}", state.host)
-    if args.json:
+    # A host without a good copy failed: --failed-hosts gets it, a prefill of @FILE mends it.
+    outcomes = [Outcome(state.host).failed(f"{state.host}: {', '.join(found)}") if found
+                else Outcome(state.host) for state, found in rows]
+    if opts.json:
         print(json.dumps([as_json(state, found, size) for state, found in rows], indent=1),
               file=sys.stdout, flush=True)
     else:
@@ -64,9 +66,8 @@ def check_hosts(args, reporter, children):
     good = sum(1 for _, found in rows if not found)
     reporter.info(f"{good} of {len(hosts)} host(s) have a good copy of the image in "
                   f"{cfg.base_dir}/{name}")
-    ok = reporter.summary()
-    # --failed-hosts gets the hosts without a good copy: a prefill of @FILE mends them.
-    written = args.lists.finish(reporter, hosts, [state.host for state, found in rows if found])
+    ok = reporter.summary(outcomes)
+    written = tools.lists.finish(reporter, outcomes)
     return OK if ok and written else FAILED
 
 

@@ -1,7 +1,9 @@
 """Command line of openstack-prefill-cache: parse, then prefill.prefill_hosts() (or, with --check,
 prefill_check.check_hosts()). Bad input: one line, exit 2, nothing sent."""
 import sys
+from dataclasses import dataclass
 
+from hltcloud import hostlist
 from hltcloud.prefill import run as prefill
 from hltcloud.prefill import check as prefill_check
 from hltcloud.ops import rerun
@@ -10,7 +12,8 @@ from hltcloud.errors import run_main
 from hltcloud.inputs import OneLineParser
 from hltcloud.report import Reporter
 from hltcloud.transfer.common import DEFAULT_TRIES
-from hltcloud.transfer.options import add_switch
+from hltcloud.transfer.options import TransferOptions, add_switch
+from hltcloud.validate import check_name
 
 USAGE = ("openstack-prefill-cache [--ssh-config FILE] [--dry-run] [--no-colors] "
          "[--line-output] [--tries N] [--timeout S] [--wave] [--check [--json]] "
@@ -51,9 +54,20 @@ def build_parser():
     return parser
 
 
+@dataclass(frozen=True, kw_only=True)
+class PrefillOptions(TransferOptions):
+    """openstack-prefill-cache's command line, built once by parse(), then only read."""
+    image: str
+    wave: bool = False
+    check: bool = False
+    json: bool = False
+    os_cloud: str = None
+
+
 def parse(argv, parser=None):
-    """The switches, their combinations checked: --check transfers and changes nothing, so
-    --dry-run, --wave and --tries would be silently meaningless with it: refused."""
+    """The command line as a frozen PrefillOptions, its combinations checked: --check
+    transfers and changes nothing, so --dry-run, --wave and --tries would be silently
+    meaningless with it: refused."""
     parser = parser or build_parser()
     args = parser.parse_args(argv)
     if args.json and not args.check:
@@ -65,9 +79,14 @@ def parse(argv, parser=None):
         if useless:
             parser.error(f"--check changes and transfers nothing: {', '.join(useless)} "
                          "cannot go with it")
-    if args.tries is None:
-        args.tries = DEFAULT_TRIES
-    return args
+    rerun.check_paths(args)
+    hosts = [check_name(host, "host name") for host in hostlist.expand(*args.hosts)]
+    if not hosts:
+        raise prefill.PrefillError("no hosts given")
+    if not args.image.strip():
+        raise prefill.PrefillError("IMAGE must be a name or an id, not empty")
+    return PrefillOptions.from_args(parser, argv, args, hosts,
+                                    tries=DEFAULT_TRIES if args.tries is None else args.tries)
 
 
 def main(argv=None):
@@ -75,15 +94,13 @@ def main(argv=None):
     groups = runner.ProcessGroups()  # every process of the run: Ctrl-C ends them all
 
     def body():
-        parser = build_parser()
-        args = parse(argv, parser)
-        rerun.check_paths(args)
-        args.argv = argv  # the record in the system log, and the re-run line:
-        args.lists = rerun.HostLists(PROG, argv, rerun.words_span(parser, argv, args), args)
+        opts = parse(argv)
         # --json: the data alone on standard output, every message on standard error
-        reporter = Reporter(stream=sys.stderr if args.json else None, no_colors=args.no_colors,
-                            line_output=args.line_output)
-        if args.check:
-            return prefill_check.check_hosts(args, reporter, groups)
-        return prefill.prefill_hosts(args, reporter, groups)
+        reporter = Reporter(stream=sys.stderr if opts.json else None, no_colors=opts.no_colors,
+                            line_output=opts.line_output)
+        tools = prefill.Tools(reporter, groups,
+                              rerun.HostLists(PROG, opts.argv, opts.host_span, opts))
+        if opts.check:
+            return prefill_check.check_hosts(opts, tools)
+        return prefill.prefill_hosts(opts, tools)
     return run_main(PROG, body, on_interrupt=groups.abort)

@@ -17,17 +17,18 @@ import hashlib
 import json
 import os
 import shlex
+from dataclasses import dataclass
 
 from hltcloud.ops import audit
 from hltcloud.transfer import broadcast
 from hltcloud.prefill import cache_state
 from hltcloud import config
 from hltcloud.cloud import glance as glance_image
-from hltcloud import hostlist
 from hltcloud.ops import hostlock
 from hltcloud.proc import runner
 from hltcloud.cloud.session import Cloud
 from hltcloud.errors import FAILED, OK, ToolError
+from hltcloud.ops.outcomes import INTERRUPTED, Outcome, in_order
 from hltcloud.node.scripts import CONVERT_SCRIPT
 from hltcloud.transfer.common import check_dest, check_node_path
 from hltcloud.transfer.options import make_ssh
@@ -130,24 +131,19 @@ def check_caches(hosts, plan, cmds_ssh, children, timeout):
             for host, state in states.items()}
 
 
-def check_input(args):
-    """Every check of the input, before the first request (the configuration checks its
-    paths and image_owner when loaded): bad input costs no download. -> (cfg, ssh, hosts)"""
-    cfg = config.load(args.config)
-    ssh = make_ssh(args, cfg)
-    hosts = [check_name(host, "host name") for host in hostlist.expand(*args.hosts)]
-    if not hosts:
-        raise PrefillError("no hosts given")
-    if not args.image.strip():
-        raise PrefillError("IMAGE must be a name or an id, not empty")
-    return cfg, ssh, hosts
+def check_input(opts):
+    """Every check of the input the command line could not make, before the first request
+    (the configuration checks its paths and image_owner when loaded): bad input costs no
+    download. -> (cfg, ssh)"""
+    cfg = config.load(opts.config)
+    return cfg, make_ssh(opts, cfg)
 
 
-def find_image(args, cfg):
+def find_image(opts, cfg):
     """The active Glance image IMAGE names, and qemu-img's name of its format:
     (glance, image, fmt)."""
-    glance = Cloud(read_timeout=cfg.read_timeout, os_cloud=args.os_cloud).glance()
-    image = glance_image.find_image(glance, args.image)
+    glance = Cloud(read_timeout=cfg.read_timeout, os_cloud=opts.os_cloud).glance()
+    image = glance_image.find_image(glance, opts.image)
     try:
         check_name(image["id"], "image id")
     except BadValue as err:
@@ -159,19 +155,38 @@ def find_image(args, cfg):
     return glance, image, fmt
 
 
-def prefill_hosts(args, reporter, children):
-    cfg, ssh, hosts = check_input(args)
-    if ssh.config_file and not args.wave:  # the chains refuse it too, but after the download
+@dataclass(frozen=True)
+class Tools:
+    """What a run reports through, runs its processes in, and ends with."""
+    reporter: object  # report.Reporter
+    children: object  # runner.ProcessGroups: Ctrl-C ends them all
+    lists: object  # rerun.HostLists: --failed-hosts, --ok-hosts, the re-run line
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a prefill works on, once checked and looked up."""
+    cfg: object  # the site configuration
+    ssh: object  # runner.Ssh
+    image: dict  # Glance's record
+    fmt: str  # qemu-img's name of its format
+    source: Source  # the verified image file on the head
+
+
+def prefill_hosts(opts, tools):
+    cfg, ssh = check_input(opts)
+    if ssh.config_file and not opts.wave:  # the chains refuse it too, but after the download
         check_node_path(ssh.config_file, "the nodes' ssh config")
-    owner = cfg.image_owner
-    if not args.dry_run:
-        audit.start("openstack-prefill-cache", args.argv, cfg, enabled=not args.no_syslog)
+    reporter = tools.reporter
+    if not opts.dry_run:
+        reporter.record = audit.start("openstack-prefill-cache", opts.argv, cfg,
+                                      enabled=not opts.no_syslog)
         try:
             hostlock.prepare()  # an untrusted lock directory stops us before any request
         except hostlock.LockDirError as err:
             raise PrefillError(str(err)) from None
-    glance, image, fmt = find_image(args, cfg)
-    if not args.dry_run:
+    glance, image, fmt = find_image(opts, cfg)
+    if not opts.dry_run:
         lock_image(glance, image)
     try:
         reporter.info(f"Getting image {image['name']} (id={image['id']})")
@@ -180,10 +195,11 @@ def prefill_hosts(args, reporter, children):
             # Checked before a byte leaves the head: data that makes qemu-img read other
             # files (backing, data file, extents) never reaches a node.
             glance_image.check_data(source.path, image, cfg.max_virtual_size)
-            return prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source)
+            return prefill(opts, tools, Job(cfg, ssh, image, fmt, source))
         except KeyboardInterrupt:  # stopped first; then no host counts as done
-            children.abort()
-            args.lists.finish(reporter, hosts, hosts)
+            tools.children.abort()
+            tools.lists.finish(reporter, [Outcome(host, INTERRUPTED, "interrupted")
+                                          for host in opts.hosts])
             raise
         finally:
             source.cleanup()
@@ -204,59 +220,79 @@ def lock_image(glance, image):
         raise PrefillError(f"cannot take the image lock: {err}") from None
 
 
-def prefill(args, reporter, children, ssh, cfg, image, fmt, owner, hosts, source):
-    plan = Plan(cfg, image["id"], fmt, virtual_size(source.path, fmt), owner)
-    ssh_options = ssh.options(stall=args.timeout)
-    state = check_caches(hosts, plan, ssh_options, children, args.timeout)
+def prefill(opts, tools, job):
+    """The prefill of OPTS.hosts once the image is known (JOB): the run's exit status."""
+    reporter, hosts = tools.reporter, list(opts.hosts)
+    plan = Plan(job.cfg, job.image["id"], job.fmt, virtual_size(job.source.path, job.fmt),
+                job.cfg.image_owner)
+    ssh_options = job.ssh.options(stall=opts.timeout)
+    state = check_caches(hosts, plan, ssh_options, tools.children, opts.timeout)
     cached = [h for h in hosts if state[h] == "cached"]
     needed = [h for h in hosts if state[h] == "missing"]
+    outcomes = []
     for host in cached:
         reporter.ok(f"{host}: already cached, skipped")
+        outcomes.append(Outcome(host))
     for host in hosts:
         if state[host] not in ("cached", "missing"):
-            reporter.fail(f"{host}: cannot check its cache: {state[host]}", host)
+            reason = f"{host}: cannot check its cache: {state[host]}"
+            reporter.show_fail(reason)
+            outcomes.append(Outcome(host).failed(reason))
     reporter.info("Chain transferring on every node")
-    if args.dry_run:
-        broadcast.print_dry_run(source.path, needed, reporter, pipelined_chains=not args.wave)
+    if opts.dry_run:
+        broadcast.print_dry_run(job.source.path, needed, reporter, pipelined_chains=not opts.wave)
         reporter.info("Converting image in parallel on all hosts")
         for host in needed:
-            reporter.dry(f"{host}: qemu-img convert -f {fmt} -O raw {plan.transfer} {plan.final}")
+            reporter.dry(f"{host}: qemu-img convert -f {job.fmt} -O raw {plan.transfer} {plan.final}")
         reporter.info("Done! (dry run: nothing changed)")
-        return finish(reporter, hosts, cached, [], args.lists, done=cached + needed)
-    delivered = []
-    if needed:
-        # Pipelined chains (faster: bench/bench_broadcast.py), the wave completing what
-        # they miss; the wave alone with --wave.
-        _, _, distribute = broadcast.engine(pipelined_chains=not args.wave)
-        result = distribute(source.path, plan.transfer, needed, ssh, reporter, tries=args.tries,
-                            timeout=args.timeout, checksum=("sha1", source.sha1))
-        delivered = result.delivered()
-        for host in result.failed():
-            reporter.record_failure(f"{host}: transfer failed: {result.hosts[host].reason}", host)
+        return finish(tools, hosts, outcomes + [Outcome(host) for host in needed], len(cached), 0)
+    delivered = _transfer(opts, reporter, job, plan, needed, outcomes) if needed else []
     reporter.info("Converting image in parallel on all hosts")
-    copy_size = os.path.getsize(source.path)
+    converted = _convert(opts, tools, job, plan, ssh_options, delivered)
+    outcomes += converted
+    reporter.info("Done!")
+    return finish(tools, hosts, outcomes, len(cached), sum(1 for o in converted if o.ok))
+
+
+def _transfer(opts, reporter, job, plan, needed, outcomes):
+    """Send the image to the NEEDED hosts: those that got it; the others' outcomes (failed,
+    not shown: the transfer printed why) added to OUTCOMES."""
+    # Pipelined chains (faster: bench/bench_broadcast.py), the wave completing what they
+    # miss; the wave alone with --wave.
+    _, _, distribute = broadcast.engine(pipelined_chains=not opts.wave)
+    result = distribute(job.source.path, plan.transfer, needed, job.ssh, reporter,
+                        tries=opts.tries, timeout=opts.timeout, checksum=("sha1", job.source.sha1))
+    outcomes += [Outcome(o.host).failed(f"{o.host}: transfer failed: {o.reason}")
+                 for o in result.outcomes() if not o.ok]
+    return result.delivered()
+
+
+def _convert(opts, tools, job, plan, ssh_options, hosts):
+    """Convert the transferred copy into the cache on each of HOSTS, FANOUT at a time: their
+    outcomes, in the order they ended."""
+    reporter = tools.reporter
+    copy_size = os.path.getsize(job.source.path)
 
     def convert(host):
         reporter.info(f"{host}: Started image conversion")
-        argv = plan.convert_argv(ssh_options, host, copy_size, source.sha1)
-        out = children.run(argv, plan.convert_deadline(args.timeout), keep_stdin_open=True)
+        argv = plan.convert_argv(ssh_options, host, copy_size, job.source.sha1)
+        out = tools.children.run(argv, plan.convert_deadline(opts.timeout), keep_stdin_open=True)
         if out.ok:
             reporter.info(f"{host}: Image conversion done")
-            return True
-        reporter.fail(f"{host}: image conversion failed: {out.cause('conversion')}", host)
-        return False
+            return Outcome(host)
+        reason = f"{host}: image conversion failed: {out.cause('conversion')}"
+        reporter.show_fail(reason)
+        return Outcome(host).failed(reason)
 
-    converted = [h for h, ok in runner.in_parallel(delivered, convert, FANOUT).items() if ok]
-    reporter.info("Done!")
-    return finish(reporter, hosts, cached, converted, args.lists)
+    return list(runner.in_parallel(hosts, convert, FANOUT).values())
 
 
-def finish(reporter, hosts, cached, converted, lists, done=None):
-    """Summary: how many hosts hold the image now; exit 1 (failed hosts folded) otherwise.
-    The hosts not DONE (default: cached or converted) are the failed ones of LISTS."""
-    reporter.info(f"{len(cached) + len(converted)} of {len(hosts)} host(s) have the image cached "
-                  f"({len(cached)} already, {len(converted)} now)")
-    ok = reporter.summary()
-    done = set(cached + converted if done is None else done)
-    written = lists.finish(reporter, hosts, [host for host in hosts if host not in done])
+def finish(tools, hosts, outcomes, already, now):
+    """Summary: how many hosts hold the image now (ALREADY cached, NOW converted); exit 1
+    (failed hosts folded) otherwise. The lists come from the OUTCOMES."""
+    reporter = tools.reporter
+    reporter.info(f"{already + now} of {len(hosts)} host(s) have the image cached "
+                  f"({already} already, {now} now)")
+    ok = reporter.summary(outcomes)
+    written = tools.lists.finish(reporter, in_order(outcomes, hosts))
     return OK if ok and written else FAILED

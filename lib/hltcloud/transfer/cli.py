@@ -12,7 +12,8 @@ from hltcloud.errors import FAILED, OK, run_main
 from hltcloud.printable import printable
 from hltcloud.report import Reporter
 from hltcloud.transfer.common import TransferError, check_dest, check_node_path
-from hltcloud.transfer.options import add_switch, make_ssh
+from hltcloud.ops.outcomes import INTERRUPTED, Outcome
+from hltcloud.transfer.options import WaveOptions, add_switch, make_ssh
 from hltcloud.validate import check_name
 
 USAGE = ("rsync-wave.py [--ssh-config FILE] [--tries N] [--head-slots K] [--timeout S] "
@@ -67,18 +68,28 @@ def local_source(path):
 
 
 def print_summary(result, reporter):
-    """The closing lines; returns True when every host got the file."""
+    """The closing lines, from the hosts' outcomes; returns True when every host got the file."""
     reporter.write_line("")
-    total = len(result.hosts)
-    missing = result.failed()
+    outcomes = result.outcomes()
+    missing = [outcome for outcome in outcomes if not outcome.ok]
     if not missing:
-        reporter.write_line(reporter.paint("ok", f"All {total} host(s) have the file."))
+        reporter.write_line(reporter.paint("ok", f"All {len(outcomes)} host(s) have the file."))
         return True
     reporter.write_line(reporter.paint(
-        "fail", f"{len(missing)} of {total} host(s) did not get the file: {hostlist.fold(missing)}"))
-    for host in missing:
-        reporter.write_line(f"  {host}: {printable(result.hosts[host].reason)}")  # a node's words
+        "fail", f"{len(missing)} of {len(outcomes)} host(s) did not get the file: "
+                f"{hostlist.fold([outcome.host for outcome in missing])}"))
+    for outcome in missing:
+        reporter.write_line(f"  {outcome.host}: {printable(outcome.reason)}")  # a node's words
     return False
+
+
+def parse(argv):
+    """The command line as a frozen WaveOptions, its hosts expanded and checked."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    rerun.check_paths(args)
+    hosts = [check_name(host, "host name") for host in expand_hosts(args.hosts)]
+    return WaveOptions.from_args(parser, argv, args, hosts)
 
 
 def main(argv=None):
@@ -87,30 +98,28 @@ def main(argv=None):
 
 
 def copy_to_hosts(argv):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    rerun.check_paths(args)
-    reporter = Reporter(no_colors=args.no_colors, line_output=args.line_output)
+    opts = parse(argv)
     # The dry run checks exactly what the real run does, before printing anything.
-    hosts = [check_name(host, "host name") for host in expand_hosts(args.hosts)]
-    cfg = config.load(args.config)
-    ssh = make_ssh(args, cfg)
-    check_dest(args.dest)
-    if args.pipeline and ssh.config_file:
+    cfg = config.load(opts.config)
+    ssh = make_ssh(opts, cfg)
+    check_dest(opts.dest)
+    if opts.pipeline and ssh.config_file:
         check_node_path(ssh.config_file, "the nodes' ssh config")
-    source = local_source(args.source)
-    lists = rerun.HostLists(PROG, argv, rerun.words_span(parser, argv, args), args)
-    if args.dry_run:  # the lists too (every host planned is "ok"); no record in the log
-        broadcast.print_dry_run(source, hosts, reporter, args.pipeline, args.head_slots)
-        return OK if lists.finish(reporter, hosts, ()) else FAILED
-    audit.start(PROG, argv, cfg, enabled=not args.no_syslog)
-    _, _, transfer = broadcast.engine(args.pipeline)
+    source = local_source(opts.source)
+    lists = rerun.HostLists(PROG, opts.argv, opts.host_span, opts)
+    if opts.dry_run:  # the lists too (every host planned is "ok"); no record in the log
+        reporter = Reporter(no_colors=opts.no_colors, line_output=opts.line_output)
+        broadcast.print_dry_run(source, opts.hosts, reporter, opts.pipeline, opts.head_slots)
+        return OK if lists.finish(reporter, [Outcome(host) for host in opts.hosts]) else FAILED
+    reporter = Reporter(no_colors=opts.no_colors, line_output=opts.line_output,
+                        record=audit.start(PROG, argv, cfg, enabled=not opts.no_syslog))
+    _, _, transfer = broadcast.engine(opts.pipeline)
     try:
-        result = transfer(source, args.dest, hosts, ssh, reporter, tries=args.tries,
-                          head_slots=args.head_slots, timeout=args.timeout)
+        result = transfer(source, opts.dest, list(opts.hosts), ssh, reporter, tries=opts.tries,
+                          head_slots=opts.head_slots, timeout=opts.timeout)
     except KeyboardInterrupt:  # the engine has stopped everything: no host counts as done
-        lists.finish(reporter, hosts, hosts)
+        lists.finish(reporter, [Outcome(host, INTERRUPTED, "interrupted") for host in opts.hosts])
         raise
     ok = print_summary(result, reporter)
-    written = lists.finish(reporter, hosts, result.failed())
+    written = lists.finish(reporter, result.outcomes())
     return OK if ok and written else FAILED

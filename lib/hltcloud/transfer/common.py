@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from hltcloud.validate import BadValue, check_name, path_fault
 from hltcloud.errors import UsageError
-from hltcloud.printable import printable
+from hltcloud.ops.outcomes import FAILED, Outcome
 
 DEFAULT_TRIES = 3
 DEFAULT_TIMEOUT = 60
@@ -104,6 +104,7 @@ def hidden_twin(dest, kind, token=None):
 
 @dataclass
 class HostResult:
+    """A host's transfer as the engine follows it; outcome() is what it came to."""
     host: str
     ok: bool = False
     source: str = ""  # who delivered the file ("seed" when it already held it)
@@ -111,6 +112,13 @@ class HostResult:
     bytes: int = 0  # bytes delivered (0 for a seed)
     elapsed: float = 0.0  # seconds of the successful transfer, verification included
     tries: int = 0  # transfers towards this host that counted against --tries
+
+    def outcome(self):
+        """The host's Outcome (ops/outcomes.py): ok when it has the file, else failed for
+        the reason of its last attempt (a node's words: made printable when shown)."""
+        if self.ok:
+            return Outcome(self.host)
+        return Outcome(self.host, FAILED, self.reason)
 
 
 @dataclass
@@ -132,6 +140,10 @@ class TransferResult:
     def delivered(self):
         return [name for name, result in self.hosts.items() if result.ok]
 
+    def outcomes(self):
+        """Every host's Outcome, in the order given."""
+        return [result.outcome() for result in self.hosts.values()]
+
 
 # ---------------------------------------------------------------- printing
 
@@ -150,8 +162,7 @@ def format_size(nbytes):
 
 def say_delivered(reporter, source, target, size, seconds):
     """The line of a transfer that worked: "[ ok ] SOURCE --> TARGET (rate)"."""
-    tag = reporter.paint("ok", "[ ok ]")
-    reporter.write_line(f"{tag} {printable(f'{source} --> {target}')} ({format_rate(size, seconds)})")
+    reporter.delivered(f"{source} --> {target} ({format_rate(size, seconds)})")
 
 
 def say_closing(reporter, size, elapsed):

@@ -1,5 +1,9 @@
-"""The switches rsync-wave.py and openstack-prefill-cache share, defined once, and the ssh
-settings built from them and the site configuration."""
+"""The switches rsync-wave.py and openstack-prefill-cache share, defined once, the ssh
+settings built from them and the site configuration, and rsync-wave.py's command line as
+a frozen value."""
+from dataclasses import dataclass
+
+from hltcloud.ops import rerun
 from hltcloud.proc import runner
 from hltcloud.inputs import whole_number
 from hltcloud.transfer.common import DEFAULT_TIMEOUT, DEFAULT_TRIES
@@ -36,3 +40,42 @@ def make_ssh(args, cfg):
     """The ssh settings: --ssh-config, else the site's; its user and connect timeout."""
     return runner.Ssh(args.ssh_config if args.ssh_config is not None else cfg.ssh_config,
                       cfg.ssh_user, cfg.connect_timeout)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferOptions:
+    """A transfer tool's command line, built once by its CLI (from_args), then only read:
+    the switches above, and its hosts."""
+    hosts: tuple  # the names, expanded and checked, in order, without duplicates
+    # For the record and the re-run line (rerun.py): the arguments, the host list words,
+    # where they are.
+    argv: tuple
+    host_words: tuple
+    host_span: tuple
+    ssh_config: str = None
+    tries: int = DEFAULT_TRIES
+    timeout: int = DEFAULT_TIMEOUT
+    dry_run: bool = False
+    no_colors: bool = False
+    line_output: bool = False
+    config: str = None
+    failed_path: str = None
+    ok_path: str = None
+    no_syslog: bool = False
+
+    @classmethod
+    def from_args(cls, parser, argv, args, hosts, **values):
+        """The value of ARGS (PARSER's parse of ARGV), with the expanded HOSTS and VALUES
+        in place of what parsing left (a default set afterwards)."""
+        return cls(**{**vars(args), "hosts": tuple(hosts), "argv": tuple(argv),
+                      "host_words": tuple(args.hosts),
+                      "host_span": rerun.words_span(parser, argv, args), **values})
+
+
+@dataclass(frozen=True, kw_only=True)
+class WaveOptions(TransferOptions):
+    """rsync-wave.py's command line."""
+    source: str
+    dest: str
+    head_slots: int = 1
+    pipeline: bool = False

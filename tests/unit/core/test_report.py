@@ -1,7 +1,7 @@
 """Status lines, colours, line output, progress and the closing summary."""
 import io
 
-from hltcloud.report import Reporter, unwatch, want_colors, watch
+from hltcloud.report import Reporter, want_colors
 
 
 class Tty(io.StringIO):
@@ -117,26 +117,18 @@ def test_on_a_tty_only_the_reporters_own_colours_are_written():
                               "\033[32mdone\033[0m \\x1b[8mhidden\n")
 
 
-def test_progress_and_the_watchers_get_printable_text():
+def test_progress_and_the_record_get_printable_text():
     seen = []
-    watch(seen.append)
-    try:
-        out = Tty()
-        rep = Reporter(out, no_colors=True)
-        prog = rep.progress(f"Waiting for {FORGED}")
-        prog.update("1 running")
-        prog.done("done")
-    finally:
-        unwatch(seen.append)
+    out = Tty()
+    rep = Reporter(out, no_colors=True, record=seen.append)
+    prog = rep.progress(f"Waiting for {FORGED}")
+    prog.update("1 running")
+    prog.done("done")
     assert "\033]" not in out.getvalue() and "\r\n" not in out.getvalue()
     assert out.getvalue().endswith(f"\rWaiting for {SHOWN}...1 running...done\033[K\n")
-    rep = Reporter(io.StringIO())
-    seen.clear()
-    watch(seen.append)
-    try:
-        rep.ok(FORGED)
-    finally:
-        unwatch(seen.append)
+    assert seen == []  # a progress line is not a status line: not recorded
+    rep = Reporter(io.StringIO(), record=seen.append)
+    rep.ok(FORGED)
     assert seen == [f"[ OK ] {SHOWN}"]
 
 

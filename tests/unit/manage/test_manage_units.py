@@ -69,7 +69,7 @@ def test_how_many_caps_by_quota_and_count():
 def test_cli_expands_hosts_and_keeps_order():
     opts = manage_cli.parse(["--for-real", "--vm-timeout", "5", "disable", "cn[03,01-02].internal",
                              "cn01.internal"])
-    assert opts.hosts == ["cn03.internal", "cn01.internal", "cn02.internal"]
+    assert opts.hosts == ("cn03.internal", "cn01.internal", "cn02.internal")
     assert opts.for_real and opts.vm_timeout == 5
 
 

@@ -12,6 +12,7 @@ from hltcloud import report
 from hltcloud.ops import rerun
 from hltcloud.transfer import cli as wave_cli
 from hltcloud.errors import UsageError
+from hltcloud.ops.outcomes import Outcome
 
 
 def test_log_keys_default_and_validated(tmp_path):
@@ -80,14 +81,14 @@ def test_status_lines_reach_the_record_without_colours(tmp_path):
     (tmp_path / "site.conf").write_text(f"[log]\nsyslog = yes\nsocket = {path}\n")
     cfg = config.load(str(tmp_path / "site.conf"))
     try:
-        audit.start("tool", ["--x", "a b"], cfg)
+        record = audit.start("tool", ["--x", "a b"], cfg)
         out = io.StringIO()
-        rep = report.Reporter(out)
+        rep = report.Reporter(out, record=record)
         rep.colors = True
         rep.ok("did cn01")
         rep.info("progress, not recorded")
-        rep.fail("cn02 broke", "cn02")
-        audit.note_hosts(["cn01"], ["cn02"])
+        rep.show_fail("cn02 broke")
+        audit.note_outcomes([Outcome("cn01"), Outcome("cn02").failed("cn02 broke")])
     finally:
         audit.finish(1)
     got = [sock.recv(4096).decode().rstrip("\x00") for _ in range(4)]
