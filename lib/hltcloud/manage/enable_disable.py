@@ -11,6 +11,7 @@ line when it happens). A dry run changes nothing: its outcome keeps the state No
 """
 import datetime
 import getpass
+import json
 import os
 import socket
 import time
@@ -130,43 +131,33 @@ def _failed(ctx, now, reason):
 
 
 def _set_status(ctx, now, service, enable, reason=""):
-    """Enable or disable the service in Nova (computes.set_status): the outcome after it."""
-    kept = _KeptFailure(ctx)
-    if not computes.set_status(kept, now.host, service, enable, reason):
-        return now.failed(kept.reason)
-    return now if ctx.dry else now.then(nova="enabled" if enable else "disabled")
+    """Enable or disable the service in Nova: the outcome after it."""
+    message = f"{'Enabling' if enable else 'Disabling'} hypervisor {now.host}"
+    body = {"status": "enabled"} if enable else {"status": "disabled", "disabled_reason": reason}
+    now = _change_service(ctx, now, service, message, body)
+    return now.then(nova="enabled" if enable else "disabled") if now.ok and not ctx.dry else now
 
 
 def _set_forced_down(ctx, now, service, down):
-    """Set or clear the forced down mark (computes.set_forced_down): the outcome after it."""
-    kept = _KeptFailure(ctx)
-    if not computes.set_forced_down(kept, now.host, service, down):
-        return now.failed(kept.reason)
-    return now if ctx.dry else now.then(forced_down=down)
+    """Mark the service forced down (its daemons are stopped: Nova sees it dead at once,
+    without waiting for service_down_time) or clear the mark (they run again): the outcome
+    after it."""
+    message = (f"Forcing hypervisor {now.host} down in Nova" if down else
+               f"Clearing the forced down state of hypervisor {now.host}")
+    now = _change_service(ctx, now, service, message, {"forced_down": down})
+    return now.then(forced_down=down) if now.ok and not ctx.dry else now
 
 
-class _KeptFailure:
-    """CTX as computes.set_status and set_forced_down see it (cloud/computes.py): they show
-    a failure with rep.fail() and return only False, so the line they show is kept here as
-    the step's reason (for its outcome) instead of by the reporter."""
-
-    def __init__(self, ctx):
-        self._ctx, self.reason = ctx, ""
-        self.rep = self._Reporter(self)
-
-    def __getattr__(self, name):  # dry, cloud: the context's
-        return getattr(self._ctx, name)
-
-    class _Reporter:
-        def __init__(self, kept):
-            self._kept = kept
-
-        def __getattr__(self, name):  # ok(), dry(): the reporter's
-            return getattr(self._kept._ctx.rep, name)
-
-        def fail(self, message, host=""):
-            self._kept._ctx.rep.show_fail(message)
-            self._kept.reason = message
+def _change_service(ctx, now, service, message, body):
+    if ctx.dry:
+        ctx.rep.dry(f"{message}: PUT /os-services/{service['id']} {json.dumps(body)}")
+        return now
+    try:
+        ctx.nova.update_service(service["id"], body)
+    except ApiError as err:  # this host's failure, one line
+        return _failed(ctx, now, f"{message}: {describe_error(err)}")
+    ctx.rep.ok(message)
+    return now
 
 
 def _lock(ctx, now):
