@@ -64,12 +64,12 @@ class Placement:
         found = {}
         if not uuids:
             return found
-        with ThreadPoolExecutor(max_workers=min(READERS, len(uuids))) as pool:
-            futures = [pool.submit(read, uuid) for uuid in uuids]
-            try:
-                for future in as_completed(futures):
-                    uuid, inventories = future.result()
-                    found[uuid] = inventories
-            finally:
-                pool.shutdown(cancel_futures=True)
+        pool = ThreadPoolExecutor(max_workers=min(READERS, len(uuids)))
+        futures = [pool.submit(read, uuid) for uuid in uuids]
+        try:
+            for future in as_completed(futures):
+                uuid, inventories = future.result()
+                found[uuid] = inventories
+        finally:  # after a failure or Ctrl-C: start no more, wait for none (each has its timeout)
+            pool.shutdown(wait=False, cancel_futures=True)
         return found

@@ -66,6 +66,7 @@ def test_full_hypervisors_count_in_the_total_and_leave_no_room(lone_simulator, t
     stats, asked = run(sim, env, *TINY, "--json", "vmstats")
     assert json.loads(stats.stdout)["capacity"] == {"flavor": "m1.tiny", "hypervisors": 6,
                                                     "total": 12, "used": 9, "free": 3}
+    assert stats.stderr == ""  # nothing said by the concurrent readers (urllib3's pool)
     inventories = [r for r in asked if r["path"].endswith("/inventories")]
     assert len(asked) == 2 + full and len(inventories) == full  # the full ones' only
     dry, asked = run(sim, env, *TINY, "runvms")
