@@ -17,7 +17,15 @@ import shlex
 from dataclasses import dataclass, field
 
 from hltcloud.cloud import computes
+from hltcloud.cloud import glance as glance_image
+from hltcloud.cloud.jsonapi import ApiError
+from hltcloud.cloud.nova import Nova
+from hltcloud.cloud.session import Cloud, CloudError, describe_error
+from hltcloud.errors import FAILED, OK
 from hltcloud.node.scripts import PRUNE_SCRIPT
+from hltcloud.ops import audit
+from hltcloud.ops.outcomes import Outcome
+from hltcloud.prefill import run
 from hltcloud.printable import printable
 from hltcloud.proc import runner
 from hltcloud.transfer.common import format_size
@@ -96,20 +104,63 @@ def parse(host, out):
 
 
 def report_host(reporter, found, cfg, remove):
-    """One line a file listed (and, for a real run, a line for what went), then the host's
-    total; its failure recorded."""
+    """One line a file listed, the host's total or its failure: the host's Outcome."""
     where = {"instances": cfg.instances_dir, "base": cfg.base_dir.rstrip("/")}
     verb = "removing" if remove else "would remove"
     for place, name, size in found.candidates:
         reporter.info(f"{found.host}: {verb} {where[place]}/{name} ({format_size(size)})")
     for place, name in found.changed:
         reporter.warn(f"{found.host}: {where[place]}/{name} changed while pruning: left alone")
-    if found.reason:
-        reporter.fail(f"{found.host}: {printable(found.reason)}", found.host)
-        return
     missed = len(found.candidates) - len(found.removed) if remove else 0
-    if missed:
-        reporter.fail(f"{found.host}: {missed} of {len(found.candidates)} not removed", found.host)
-    freed = format_size(found.freed(remove))
-    reporter.ok(f"{found.host}: {'freed' if remove else 'would free'} {freed} "
-                f"({len(found.removed if remove else found.candidates)} item(s))")
+    reason = printable(found.reason) or (
+        f"{missed} of {len(found.candidates)} not removed" if missed else "")
+    if reason:
+        reporter.show_fail(f"{found.host}: {reason}")
+        return Outcome(found.host).failed(f"{found.host}: {reason}")
+    items = found.removed if remove else found.candidates
+    reporter.ok(f"{found.host}: {'freed' if remove else 'would free'} "
+                f"{format_size(found.freed(remove))} ({len(items)} item(s))")
+    return Outcome(found.host)
+
+
+def kept_names(cloud, refs):
+    """The cache names of the images --keep names (ids, or names Glance knows)."""
+    names = set()
+    for ref in refs:
+        image_id = ref if _UUID.match(ref) else glance_image.find_image(cloud.glance(), ref)["id"]
+        names.add(cache_name(image_id))
+    return names
+
+
+def prune_hosts(opts, tools):
+    """--prune: every host of OPTS at once (run.FANOUT at a time); the run's exit status."""
+    cfg, ssh = run.check_input(opts)
+    reporter, remove = tools.reporter, not opts.dry_run
+    if remove:
+        reporter.record = audit.start("openstack-prefill-cache", opts.argv, cfg,
+                                      enabled=not opts.no_syslog)
+    cloud = Cloud(read_timeout=cfg.read_timeout, os_cloud=opts.os_cloud)
+    try:
+        used = in_use(Nova(cloud).servers())  # one listing: every project, every state
+    except ApiError as err:
+        raise CloudError(f"cannot list the servers: {describe_error(err)}") from None
+    keep = kept_names(cloud, opts.keep)
+    ssh_options = ssh.options(stall=opts.timeout, fast=True)
+    reporter.info(f"{'Pruning' if remove else 'Would prune'} the image caches of "
+                  f"{len(opts.hosts)} host(s): images no server there uses, older than "
+                  f"{opts.min_age} h" + (f", but {len(keep)} kept" if keep else ""))
+
+    def one(host):
+        ids, names = used.get(host, (set(), set()))
+        command = argv(ssh_options, host, cfg, opts.min_age, remove,
+                       script_words(ids, names | keep))
+        return parse(host, tools.children.run(command, opts.timeout + PRUNE_DEADLINE,
+                                              keep_stdin_open=True))
+
+    found = runner.in_parallel(opts.hosts, one, run.FANOUT)
+    outcomes = [report_host(reporter, found[host], cfg, remove) for host in opts.hosts]
+    freed = format_size(sum(found[host].freed(remove) for host in opts.hosts))
+    reporter.info(f"{'Freed' if remove else 'Would free'} {freed} on {len(opts.hosts)} host(s)"
+                  + ("" if remove else " (dry run: nothing was removed)"))
+    ok = reporter.summary(outcomes)
+    return OK if tools.lists.finish(reporter, outcomes) and ok else FAILED
