@@ -23,9 +23,12 @@ class Column:
     key: str  # the JSON key
     header: str  # the table's heading
     align: str = "l"  # l, r or c (table.render)
+    show: object = None  # value -> its text, where the default below does not fit
 
     def text(self, value):
         """VALUE as one printable cell: a list joined by spaces, booleans as yes/no."""
+        if self.show is not None:
+            return printable(self.show(value))
         if isinstance(value, bool):
             return "yes" if value else "no"
         if value is None:

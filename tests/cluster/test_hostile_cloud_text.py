@@ -92,7 +92,7 @@ def test_listwns_shows_hostile_vm_and_host_names_printable_and_json_exact(cluste
     assert res.returncode == 0, res.stderr
     listed = json.loads(res.stdout)  # exact: json.dumps escapes, nothing else does
     assert sorted(vm["name"] for vm in listed) == sorted(f"wn-grid-{n}" for n in hostile["names"])
-    assert sorted(vm["host"] for vm in listed) == sorted(hostile["names"])
+    assert sorted(vm["hypervisor"] for vm in listed) == sorted(hostile["names"])
 
 
 def test_vmstats_tables_and_the_capacity_line_with_a_hostile_flavor(cluster, hostile):
@@ -102,8 +102,10 @@ def test_vmstats_tables_and_the_capacity_line_with_a_hostile_flavor(cluster, hos
     hosts = {row[0] for row in table_rows(res.stdout)}
     assert {escaped(n) for n in hostile["names"]} <= hosts
     capacity = [line for line in lines(res) if line.startswith("Capacity in VMs of flavor")]
-    assert capacity == ["Capacity in VMs of flavor m1.\\x1b]0;owned\\x07\\n[ OK ] flavor on 0 "
-                        "enabled, up hypervisor(s): 0 total, 0 used, 0 free"]
+    # one line, the flavor's name escaped (the counts depend on the computes up: any)
+    assert len(capacity) == 1 and re.fullmatch(
+        r"Capacity in VMs of flavor m1\.\\x1b\]0;owned\\x07\\n\[ OK \] flavor on \d+ "
+        r"enabled, up hypervisor\(s\): \d+ total, \d+ used, \d+ free", capacity[0]), capacity
 
 
 @pytest.mark.usefixtures("worker_image")

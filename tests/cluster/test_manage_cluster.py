@@ -86,6 +86,33 @@ def test_status_json_and_an_unknown_host(cluster, nova):
     assert "Traceback" not in result.stderr
 
 
+def test_status_long_json_value_csv_and_columns(cluster, nova):
+    first, second = cluster.names[:2]
+    start_compute(cluster, nova, [first, second])
+    boot_on(cluster, nova, first, 2)
+    nova.services.disable_log_reason(service(nova, second).id, "grid drained for LHC fill")
+    nova.services.force_down(service(nova, second).id, True)
+    both = f"{first},{second}"
+    data = json.loads(tool(cluster, "-f", "json", "status", both).stdout)
+    assert [sorted(item) for item in data] == [sorted(
+        ["hypervisor", "enabled", "alive", "forced_down", "disabled_reason", "updated_at",
+         "nvms", "vms"])] * 2  # every key, without --nvms or --long
+    by_host = {item["hypervisor"]: item for item in data}
+    assert by_host[first]["nvms"] == 2 and len(by_host[first]["vms"]) == 2
+    assert by_host[second]["enabled"] is False and by_host[second]["forced_down"] is True
+    assert by_host[second]["disabled_reason"] == "grid drained for LHC fill"
+    assert by_host[second]["updated_at"][:4].isdigit()  # ISO 8601, as Nova gives it
+    long = table_rows(tool(cluster, "--long", "status", both).stdout)
+    assert long[0][:3] == [first, "yes", "alive"] and long[0][3:5] == ["no", ""]
+    assert long[1][3:5] == ["yes", "grid drained for LHC fill"] and long[1][-1] == "0"
+    value = tool(cluster, "-f", "value", "-c", "hypervisor", "-c", "nvms", "status", both)
+    assert value.stdout.splitlines() == [f"{first} 2", f"{second} 0"], value.stdout
+    csv = tool(cluster, "-f", "csv", "-c", "Alive?", "-c", "hypervisor", "status", first)
+    assert csv.stdout.splitlines() == ['"Alive?","Hypervisor"', f'"alive","{first}"']
+    bad = tool(cluster, "-c", "ips", "status")
+    assert bad.returncode == 2 and "no column 'ips' (columns: hypervisor, enabled" in bad.stderr
+
+
 # ------------------------------------------------------------------ dry run
 
 def test_dry_run_disable_shows_everything_and_changes_nothing(cluster, nova):

@@ -104,6 +104,12 @@ def test_listwns_lists_only_workers_in_host_order(cluster, nova):
     assert all(r[4].count(".") == 3 for r in rows)  # one IPv4 address each
     data = json.loads(tool(cluster, "--json", "listwns").stdout)
     assert [d["id"] for d in data][:1] == on_a and len(data) == 3
+    assert [d["hypervisor"] for d in data] == [a, b, b]  # the key status uses too
+    assert all(isinstance(d["age"], int) and 0 <= d["age"] < 600 for d in data)  # seconds
+    value = tool(cluster, "-f", "value", "-c", "hypervisor", "-c", "ID", "listwns")
+    assert value.stdout.splitlines() == [f"{d['hypervisor']} {d['id']}" for d in data]
+    hosts = tool(cluster, "-f", "csv", "vmstats").stdout.splitlines()
+    assert hosts[0] == '"Host","VMs"' and f'"{b}",2' in hosts and f'"{a}",2' in hosts
 
 
 def test_vmstats_counts_and_capacity(cluster, nova):

@@ -240,7 +240,7 @@ def test_listwns_and_vmstats_agree_with_nova(rcloud, nova):
     assert listed.returncode == 0, listed.stdout + listed.stderr
     data = json.loads(listed.stdout)
     assert sorted(d["id"] for d in data) == sorted(workers)
-    assert {d["id"]: d["host"] for d in data} == {
+    assert {d["id"]: d["hypervisor"] for d in data} == {
         s.id: getattr(s, "OS-EXT-SRV-ATTR:host") for s in (nova.servers.get(i) for i in workers)}
     assert all(d["status"] == "ACTIVE" and d["ips"] == [] for d in data)
     assert other[0] not in {d["id"] for d in data}

@@ -11,7 +11,7 @@ import signal
 import sys
 
 from hltcloud.manage import options
-from hltcloud.errors import FAILED, OK, USAGE, ToolError, run_main
+from hltcloud.errors import FAILED, OK, USAGE, ToolError, UsageError, run_main
 
 PROG = options.PROG
 LOCKING_COMMANDS = ("enable", "disable", "runvms")  # take locks when run --for-real
@@ -47,7 +47,8 @@ def _run(argv):
     from hltcloud.config import load
     from hltcloud.manage.context import Context
     config = load(opts.config)
-    ctx = Context(opts, config, stream=sys.stderr if opts.json else sys.stdout)
+    # data for a program (json, value, csv) alone on standard output, messages on stderr
+    ctx = Context(opts, config, stream=sys.stderr if opts.format != "table" else sys.stdout)
     # The record in the system log: the runs that act (a subworker: its host's lines only).
     ctx.rep.record = audit.start(
         PROG, argv, config, subworker=opts.subworker,
@@ -82,6 +83,8 @@ def _whole_cloud(ctx, command):
         action(ctx)
     except runvms.RunvmsError as err:  # a missing flavor, image or user data file
         raise ToolError(f"{command}: {err}") from None
+    except UsageError:  # a -c COLUMN the command does not have: one line, exit 2
+        raise
     except ApiError as err:
         raise CloudError(f"{command}: cloud request failed: {describe_error(err)}") from None
     except (OSError, ValueError, KeyError) as err:  # e.g. an answer without an expected field

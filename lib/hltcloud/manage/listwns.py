@@ -4,25 +4,50 @@ import datetime
 import json
 
 from hltcloud.cloud import computes
-from hltcloud import table
+from hltcloud import listing, table
 from hltcloud.hostlist import natural_key
 from hltcloud.cloud.capacity import flavor_needs, placement_fits
 from hltcloud.printable import printable
 from hltcloud.manage.runvms import RunvmsError, find_flavor, params
 
 
-def _age(created, now):
+def _seconds(created, now):
+    """Seconds since CREATED (Nova's ISO 8601 time), or None when it is not one."""
     try:
         then = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
     except (AttributeError, ValueError):
-        return ""
+        return None
     if then.tzinfo is None:
         then = then.replace(tzinfo=datetime.timezone.utc)
-    seconds = max(0, int((now - then).total_seconds()))
+    return max(0, int((now - then).total_seconds()))
+
+
+def _age(seconds):
+    """SECONDS as the table shows an age: 2d03h, 4h05m, 6m07s."""
+    if seconds is None:
+        return ""
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, seconds = divmod(rest, 60)
     return f"{days}d{hours:02d}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
+
+
+# The records' keys are a stable interface (man page, LISTWNS JSON); age in seconds.
+WORKER_COLUMNS = (
+    listing.Column("id", "ID"), listing.Column("name", "Name"),
+    listing.Column("status", "Status"), listing.Column("hypervisor", "Host"),
+    listing.Column("ips", "IP address"), listing.Column("created", "Created"),
+    listing.Column("age", "Age", "r", show=_age))
+TABLE_KEYS = ("id", "name", "status", "hypervisor", "ips", "age")
+# vmstats with -c, -f value or -f csv: one record a host
+HOST_COLUMNS = (listing.Column("hypervisor", "Host"), listing.Column("nvms", "VMs", "r"))
+
+
+def _columns(opts, every, table_keys):
+    """-c's columns, every one for JSON, else the table's."""
+    if opts.columns:
+        return listing.select(every, opts.columns)
+    return list(every) if opts.format == "json" else [c for c in every if c.key in table_keys]
 
 
 def _selected(ctx, hosts):
@@ -39,16 +64,13 @@ def listwns(ctx, hosts):
     workers = [s for s in _selected(ctx, hosts) if s["name"].startswith(prefix)]
     workers.sort(key=lambda s: (natural_key(computes.server_host(s)), natural_key(s["name"])))
     data = [{"id": s["id"], "name": s["name"], "status": s["status"],
-             "host": computes.server_host(s), "ips": computes.server_ips(s),
-             "created": s.get("created", ""), "age": _age(s.get("created", ""), now)}
+             "hypervisor": computes.server_host(s), "ips": computes.server_ips(s),
+             "created": s.get("created", ""), "age": _seconds(s.get("created", ""), now)}
             for s in workers]
-    if ctx.opts.json:
-        ctx.emit(json.dumps(data, indent=1))
-        return True
-    ctx.emit(table.render(["ID", "Name", "Status", "Host", "IP address", "Age"],
-                              [[d["id"], d["name"], d["status"], d["host"], " ".join(d["ips"]),
-                                d["age"]] for d in data], "lllllr"))
-    ctx.emit(f"{len(data)} worker VM(s) named {prefix}*")
+    ctx.emit(listing.render(ctx.opts.format, _columns(ctx.opts, WORKER_COLUMNS, TABLE_KEYS),
+                            data))
+    if ctx.opts.format == "table":
+        ctx.emit(f"{len(data)} worker VM(s) named {prefix}*")
     return True
 
 
@@ -71,7 +93,12 @@ def vmstats(ctx, hosts):
         free = sum(now for now, _ in fits.values())
         data["capacity"] = {"flavor": flavor.name, "hypervisors": len(usable),
                             "total": total, "used": total - free, "free": free}
-    if ctx.opts.json:
+    opts = ctx.opts
+    if opts.columns or opts.format in ("value", "csv"):  # one record a host
+        ctx.emit(listing.render(opts.format, listing.select(HOST_COLUMNS, opts.columns),
+                                [{"hypervisor": h, "nvms": n} for h, n in data["by_host"].items()]))
+        return True
+    if opts.format == "json":
         ctx.emit(json.dumps(data, indent=1))
         return True
     ctx.emit(table.render(["Status", "VMs"], [[k, v] for k, v in data["by_status"].items()]

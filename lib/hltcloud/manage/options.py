@@ -14,12 +14,14 @@ from hltcloud.validate import BadValue, check_name
 PROG = "openstack-hlt-manage"
 COMMANDS = ("enable", "disable", "status", "runvms", "listwns", "vmstats")
 HOST_COMMANDS = ("enable", "disable")  # need HOSTS
+LISTING_COMMANDS = ("status", "listwns", "vmstats")  # print data: -f, -c
+FORMATS = ("table", "json", "value", "csv")  # as listing.FORMATS (not imported: --help stays light)
 DEFAULT_VM_TIMEOUT = 300
 DEFAULT_FANOUT = None  # every host at once, as many as the head holds (hltcloud.proc.fanout)
 
 USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output] [--parallel] "
          "[--fanout N] [--vm-timeout SECONDS] [--force-shutoff] [--ssh-config FILE] [--nvms] "
-         "[--json] [--config FILE] [--os-cloud NAME] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
+         "[--long] [--json] [-f FORMAT] [-c COLUMN]... [--config FILE] [--os-cloud NAME] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
          "[--name PREFIX] [--count N] [--failed-hosts FILE] [--ok-hosts FILE] [--no-syslog] "
          "enable|disable|status|runvms|listwns|vmstats [HOSTS...]")
 
@@ -56,7 +58,14 @@ def parser():
     p.add_argument("--ssh-config", default=None, metavar="FILE",
                    help="ssh -F FILE (absolute path)")
     p.add_argument("--nvms", action="store_true", help="status: VM counts and addresses")
-    p.add_argument("--json", action="store_true", help="status/listwns/vmstats as JSON")
+    p.add_argument("--long", action="store_true",
+                   help="status: also forced down, reason, since, #VMs")
+    p.add_argument("--json", action="store_true", help="status/listwns/vmstats as JSON (-f json)")
+    p.add_argument("-f", "--format", choices=FORMATS, default=None, metavar="FORMAT",
+                   help=f"status/listwns/vmstats: {'|'.join(FORMATS)} (default table)")
+    p.add_argument("-c", "--column", dest="columns", action="append", default=[],
+                   metavar="COLUMN", help="status/listwns/vmstats: only this column (again "
+                                          "for more; its JSON key or its heading)")
     p.add_argument("--config", default=None, metavar="FILE",
                    help="site configuration (default $HLTCLOUD_CONFIG, /etc/hltcloud.conf)")
     p.add_argument("--os-cloud", metavar="NAME", default=None,
@@ -93,14 +102,30 @@ def parse(argv):
     if args.command not in HOST_COMMANDS and (args.failed_path or args.ok_path):
         raise UsageError(f"--failed-hosts and --ok-hosts are for enable and disable, "
                          f"not {args.command}")
+    _check_output_switches(args)
     check_paths(args)
     if args.ssh_config:
         check_ssh_config(args.ssh_config)
     words = args.hosts
     from hltcloud.manage.parsed import ManageOptions  # only once the command line is good
+    fmt = "json" if args.json else args.format or "table"
     return ManageOptions(**{**vars(args), "hosts": tuple(_expanded(words)),
                             "argv": tuple(argv), "host_words": tuple(words),
-                            "host_span": (len(argv) - len(words), len(argv))})
+                            "host_span": (len(argv) - len(words), len(argv)),
+                            "format": fmt, "json": fmt == "json",
+                            "columns": tuple(args.columns)})
+
+
+def _check_output_switches(args):
+    """-f, -c, --json and --long are for the commands that print data, and agree."""
+    given = [name for name, value in (("--format", args.format), ("--column", args.columns),
+                                      ("--json", args.json)) if value]
+    if given and args.command not in LISTING_COMMANDS:
+        raise UsageError(f"{given[0]} is for {', '.join(LISTING_COMMANDS)}, not {args.command}")
+    if args.long and args.command != "status":
+        raise UsageError(f"--long is for status, not {args.command}")
+    if args.json and args.format not in (None, "json"):
+        raise UsageError(f"--json and --format {args.format} disagree")
 
 
 def _expanded(words):

@@ -24,7 +24,10 @@ class ManageOptions:
     force_shutoff: bool = False
     ssh_config: str = None
     nvms: bool = False
-    json: bool = False
+    long: bool = False
+    json: bool = False  # format == "json"
+    format: str = "table"  # table, json, value or csv: all but table are for programs
+    columns: tuple = ()  # -c: the columns asked for, in order
     config: str = None
     os_cloud: str = None
     flavor: str = None

@@ -1,33 +1,69 @@
-"""status: one row a hypervisor, from two API requests whatever the cluster size
-(the nova-compute services, and with --nvms every server in one paginated listing)."""
-import json
+"""status: one record a hypervisor, from two API requests whatever the cluster size (the
+nova-compute services, and every server in one paginated listing when its VMs are shown).
 
+The record's keys are a stable interface (man page, STATUS JSON): hypervisor, enabled,
+alive, forced_down, disabled_reason, updated_at (when Nova last heard of or changed the
+service, ISO 8601 as Nova gives it), nvms, vms (addresses, or the id of a VM without one).
+`-f json` carries every key whatever the other switches; the table shows Hypervisor, Runs
+VMs?, Alive?, with --nvms #VMs and VMs, with --long Forced down, Reason, Since and #VMs.
+"""
+from hltcloud import listing
 from hltcloud.cloud import computes
-from hltcloud.ops import hostcache
-from hltcloud import table
 from hltcloud.hostlist import natural_key
+from hltcloud.ops import hostcache
+
+COLUMNS = {column.key: column for column in (
+    listing.Column("hypervisor", "Hypervisor"),
+    listing.Column("enabled", "Runs VMs?", "c"),
+    listing.Column("alive", "Alive?", "c", show=lambda up: "alive" if up else "dead"),
+    listing.Column("forced_down", "Forced down", "c"),
+    listing.Column("disabled_reason", "Reason"),
+    listing.Column("updated_at", "Since"),
+    listing.Column("nvms", "#VMs", "r"),
+    listing.Column("vms", "VMs"),
+)}
 
 
-def rows(ctx, hosts):
-    """[(host, enabled, alive, [ips] or None)] in natural order; unknown HOSTS are reported."""
+def columns(opts):
+    """The columns to print: -c's, every one for JSON, else as --nvms and --long ask."""
+    if opts.columns:
+        return listing.select(COLUMNS.values(), opts.columns)
+    if opts.format == "json":
+        return list(COLUMNS.values())
+    keys = ["hypervisor", "enabled", "alive"]
+    if opts.long:
+        keys += ["forced_down", "disabled_reason", "updated_at", "nvms"]
+    if opts.nvms:
+        keys += [key for key in ("nvms", "vms") if key not in keys]
+    return [COLUMNS[key] for key in keys]
+
+
+def records(ctx, hosts, with_vms):
+    """One record a known host of HOSTS (every compute host when none), in natural order;
+    the unknown ones reported. WITH_VMS: count and list their VMs (one more listing)."""
     services = ctx.nova.services(warn=ctx.rep.warn)
     hostcache.save(computes.natural(services))  # for tab completion: checked names only
-    wanted = hosts or list(services)
     for host in hosts:
         if host not in services:
             ctx.rep.fail(f"{host}: not a compute host known to Nova", host=host)
-    known = computes.natural([h for h in wanted if h in services])
-    ips = None
-    if ctx.opts.nvms:
-        ips = {host: [] for host in known}
+    known = computes.natural([h for h in hosts or services if h in services])
+    vms = {host: [] for host in known}
+    if with_vms:
         for server in ctx.nova.servers():
             host = computes.server_host(server)
-            if host in ips:
-                ips[host].append(server_ips_or_id(server))
-    for host_ips in (ips or {}).values():
-        host_ips.sort(key=natural_key)
-    return [(h, services[h]["status"] == "enabled", services[h]["state"] == "up",
-             ips[h] if ips is not None else None) for h in known]
+            if host in vms:
+                vms[host].append(server_ips_or_id(server))
+    found = []
+    for host in known:
+        service = services[host]
+        found.append({"hypervisor": host, "enabled": service.get("status") == "enabled",
+                      "alive": service.get("state") == "up",
+                      "forced_down": computes.forced_down(service),
+                      "disabled_reason": _text(service.get("disabled_reason")),
+                      "updated_at": _text(service.get("updated_at")),
+                      "nvms": len(vms[host]) if with_vms else None,
+                      "vms": sorted(vms[host], key=natural_key) if with_vms else None})
+    return found
 
 
 def server_ips_or_id(server):
@@ -35,27 +71,12 @@ def server_ips_or_id(server):
     return " ".join(computes.server_ips(server)) or server["id"]
 
 
+def _text(value):
+    return value if isinstance(value, str) else None
+
+
 def show(ctx, hosts):
-    data = rows(ctx, hosts)
-    if ctx.opts.json:
-        out = []
-        for host, enabled, alive, vms in data:
-            item = {"hypervisor": host, "enabled": enabled, "alive": alive}
-            if vms is not None:
-                item.update(nvms=len(vms), vms=vms)
-            out.append(item)
-        ctx.emit(json.dumps(out, indent=1))
-        return True
-    headers = ["Hypervisor", "Runs VMs?", "Alive?"]
-    align = "lcc"
-    if ctx.opts.nvms:
-        headers += ["#VMs", "VMs"]
-        align += "rl"
-    body = []
-    for host, enabled, alive, vms in data:
-        row = [host, "yes" if enabled else "no", "alive" if alive else "dead"]
-        if vms is not None:
-            row += [len(vms), " ".join(vms)]
-        body.append(row)
-    ctx.emit(table.render(headers, body, align))
+    chosen = columns(ctx.opts)
+    with_vms = any(column.key in ("nvms", "vms") for column in chosen)
+    ctx.emit(listing.render(ctx.opts.format, chosen, records(ctx, hosts, with_vms)))
     return True
