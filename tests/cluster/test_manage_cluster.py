@@ -5,8 +5,10 @@ Everything goes through bin/openstack-hlt-manage; the assertions look at the clo
 with the cluster's credentials, the simulator's request log), the nodes (files, daemons),
 exit codes and printed lines.
 """
+import getpass
 import json
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -334,6 +336,27 @@ def test_parallel_disable_through_pdsh_with_one_authentication(cluster, nova):
             assert f"[ OK ] Deleting VM {vm} on hypervisor {host}" in mine
         assert service(nova, host).status == "disabled" and servers_on(nova, host) == []
     assert len(authentications(requests(cluster))) == 1
+
+
+def test_reason_says_who_when_and_why_and_enable_clears_it(cluster, nova):
+    """--reason TEXT (issue 21): Nova's disabled_reason is "user@head TIME: TEXT", in a
+    --parallel run too (every subworker gets the switch); enable clears it."""
+    hosts = cluster.names[:2]
+    start_compute(cluster, nova, hosts)
+    why = "LHC fill 9001 at 03:00: trigger needs the farm; don't re-enable"
+    result = tool(cluster, "--for-real", "--parallel", "--reason", why, "disable", *hosts)
+    assert result.returncode == 0, result.stdout + result.stderr
+    who = f"{getpass.getuser()}@{socket.gethostname()} "
+    for host in hosts:
+        reason = service(nova, host).disabled_reason
+        assert reason.startswith(who) and reason.endswith(f": {why}"), reason
+        when = reason[len(who):-len(why) - 2]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\dZ", when), reason
+    shown = json.loads(tool(cluster, "-f", "json", "-c", "disabled_reason", "status",
+                            hosts[0]).stdout)
+    assert shown == [{"disabled_reason": service(nova, hosts[0]).disabled_reason}]
+    assert tool(cluster, "--for-real", "enable", hosts[0]).returncode == 0
+    assert service(nova, hosts[0]).disabled_reason is None
 
 
 def test_a_subworker_does_its_host_without_the_cloud_libraries(cluster, nova):

@@ -61,7 +61,7 @@ def disable(ctx, host, service):
 
 def _disable(ctx, service, now):
     host = now.host
-    now = _set_status(ctx, now, service, enable=False, reason=disable_reason())
+    now = _set_status(ctx, now, service, enable=False, reason=disable_reason(ctx.opts.reason))
     if now.ok:
         now = daemons.start_or_stop(ctx, now, "start")
     if not now.ok:
@@ -256,11 +256,14 @@ def _wait_compute_up(ctx, now, timeout):
     return now
 
 
-def disable_reason():
-    """Who, when, with what: Nova keeps it with the disabled service."""
+def disable_reason(text=None):
+    """Who, when, and why (TEXT, --reason) or with what: Nova keeps it with the disabled
+    service."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
-    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"disabled by {user}@{socket.gethostname()} at {when} with {TOOL}"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    if text:
+        return f"{user}@{socket.gethostname()} {now.strftime('%Y-%m-%dT%H:%MZ')}: {text}"
+    return f"disabled by {user}@{socket.gethostname()} at {now.strftime('%Y-%m-%dT%H:%M:%SZ')} with {TOOL}"

@@ -20,7 +20,7 @@ DEFAULT_VM_TIMEOUT = 300
 DEFAULT_FANOUT = None  # every host at once, as many as the head holds (hltcloud.proc.fanout)
 
 USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output] [--parallel] "
-         "[--fanout N] [--vm-timeout SECONDS] [--force-shutoff] [--ssh-config FILE] [--nvms] "
+         "[--fanout N] [--vm-timeout SECONDS] [--reason TEXT] [--force-shutoff] [--ssh-config FILE] [--nvms] "
          "[--long] [--json] [-f FORMAT] [-c COLUMN]... [--config FILE] [--os-cloud NAME] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
          "[--name PREFIX] [--count N] [--failed-hosts FILE] [--ok-hosts FILE] [--no-syslog] "
          "enable|disable|status|runvms|listwns|vmstats [HOSTS...]")
@@ -29,17 +29,29 @@ USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output]
 FORWARDED = (("for_real", "--for-real", False), ("no_colors", "--no-colors", False),
              ("vm_timeout", "--vm-timeout", True), ("force_shutoff", "--force-shutoff", False),
              ("ssh_config", "--ssh-config", True), ("config", "--config", True),
-             ("no_syslog", "--no-syslog", False))
+             ("no_syslog", "--no-syslog", False), ("reason", "--reason", True))
 
 
 # Upper bounds: far above any real use, low enough that no value exhausts memory or time.
 MAX_FANOUT = 1024
 MAX_VM_TIMEOUT = 86_400  # a day
 MAX_COUNT = 100_000
+MAX_REASON = 128  # characters: Nova keeps 255, with "user@head 2026-12-06T03:00Z: " before it
 
 _fanout = whole_number(1, MAX_FANOUT)
 _seconds = whole_number(0, MAX_VM_TIMEOUT, " of seconds")
 _count = whole_number(1, MAX_COUNT)
+
+
+def _reason(text):
+    """--reason TEXT: one line of printable characters, at most MAX_REASON of them."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must say something")
+    if not text.isprintable():
+        raise argparse.ArgumentTypeError(f"must be one line of printable characters: {text!r}")
+    if len(text) > MAX_REASON:
+        raise argparse.ArgumentTypeError(f"{len(text)} characters, more than {MAX_REASON}")
+    return text
 
 
 def parser():
@@ -53,6 +65,8 @@ def parser():
                    help="hosts at once with --parallel (default: all, as many as the head holds)")
     p.add_argument("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
                    help="disable: how long to wait for the VMs to go (default %(default)s)")
+    p.add_argument("--reason", metavar="TEXT", type=_reason,
+                   help="disable: why, in Nova's disabled reason (after who and when)")
     p.add_argument("--force-shutoff", action="store_true",
                    help="disable: stop the daemons even if VMs remain at the timeout")
     p.add_argument("--ssh-config", default=None, metavar="FILE",
@@ -122,6 +136,8 @@ def _check_output_switches(args):
                                       ("--json", args.json)) if value]
     if given and args.command not in LISTING_COMMANDS:
         raise UsageError(f"{given[0]} is for {', '.join(LISTING_COMMANDS)}, not {args.command}")
+    if args.reason is not None and args.command != "disable":
+        raise UsageError(f"--reason is for disable, not {args.command}")
     if args.long and args.command != "status":
         raise UsageError(f"--long is for status, not {args.command}")
     if args.json and args.format not in (None, "json"):

@@ -22,6 +22,7 @@ class ManageOptions:
     line_output: bool = False
     parallel: bool = False
     force_shutoff: bool = False
+    reason: str = None  # disable --reason TEXT
     ssh_config: str = None
     nvms: bool = False
     long: bool = False
