@@ -26,9 +26,9 @@ _hltcloud_switches() {
     [[ -n ${_HLTCLOUD_SWITCHES[$tool]+set} ]] && return
     local all="" valued=""
     while read -r line; do
-        if [[ $line =~ ^(-[A-Za-z],\ )?(--[a-z][a-z0-9-]*)(\ ([A-Z][A-Z_]*))? ]]; then
-            all+=" ${BASH_REMATCH[2]}"
-            [[ -n ${BASH_REMATCH[4]} ]] && valued+=" ${BASH_REMATCH[2]}=${BASH_REMATCH[4]}"
+        if [[ $line =~ ^(-[A-Za-z](\ [A-Z][A-Z_]*)?,\ )?(--[a-z][a-z0-9-]*)(\ ([A-Z][A-Z_]*))? ]]; then
+            all+=" ${BASH_REMATCH[3]}"
+            [[ -n ${BASH_REMATCH[5]} ]] && valued+=" ${BASH_REMATCH[3]}=${BASH_REMATCH[5]}"
         fi
     done < <(timeout 10 "$tool" --help 2>/dev/null)
     _HLTCLOUD_SWITCHES[$tool]=$all

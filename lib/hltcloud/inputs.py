@@ -52,10 +52,42 @@ def whole_number(minimum, maximum, unit=""):
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse without the usage dump: a bad switch is one UsageError line (exit 2)."""
+    """argparse without the usage dump: a bad switch is one UsageError line (exit 2), a
+    mistyped one named with the nearest real one; --version on every tool."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from hltcloud import __version__
+        self.add_argument("--version", action="version",
+                          version=f"{self.prog} (hltcloud) {__version__}",
+                          help="print the version and exit")
 
     def error(self, message):  # argparse would print the whole usage and exit by itself
         raise UsageError(message)
+
+    def parse_known_args(self, args=None, namespace=None):
+        check_switches(self, args)
+        return super().parse_known_args(args, namespace)
+
+
+def check_switches(parser, argv):
+    """UsageError for the first --word of ARGV (before a lone --) that is no switch of
+    PARSER, nor the start of exactly one: "unknown switch --vm-timout (did you mean
+    --vm-timeout?)". argparse would often say something else first: in `--vm-timout 10
+    disable`, that 10 is no command."""
+    import difflib
+    switches = [s for s in parser._option_string_actions if s.startswith("--")]
+    for word in argv or ():
+        if word == "--":
+            return
+        name = word.split("=", 1)[0]
+        if not name.startswith("--") or name == "--" or name in switches:
+            continue
+        if len([s for s in switches if s.startswith(name)]) == 1:
+            continue  # argparse takes an unambiguous abbreviation
+        # compared without the dashes every switch shares: --bogus is not near --long
+        near = difflib.get_close_matches(name[2:], [s[2:] for s in switches], n=1)
+        raise UsageError(f"unknown switch {name}" + (f" (did you mean --{near[0]}?)" if near else ""))
 
 
 def _open_regular(path, what, trusted=False):

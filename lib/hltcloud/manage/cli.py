@@ -37,6 +37,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv in ([], ["-h"], ["--help"]):
         return _usage_or_help(argv)
+    asked = argv[:argv.index("--")] if "--" in argv else argv
+    if {"-h", "--help"} & set(asked) and options.command_help(argv):
+        print(options.command_help(argv), end="")  # COMMAND --help: its switches
+        return OK
     return run_main(PROG, lambda: _run(argv))
 
 

@@ -1,4 +1,5 @@
-"""Command line of openstack-hlt-manage: switches before the command, then HOSTS.
+"""Command line of openstack-hlt-manage: switches before or after the command and HOSTS;
+`COMMAND --help` shows that command's switches.
 
 Bad input raises UsageError (one line, exit 2) before anything touches the cloud or a node.
 """
@@ -54,61 +55,83 @@ def _reason(text):
     return text
 
 
-def parser():
-    p = OneLineParser(prog=PROG, usage=USAGE[len("usage: "):], add_help=True,
+ACTING = ("enable", "disable", "runvms")  # change something: --for-real
+ONE_BY_ONE = ("enable", "disable")  # per host, through pdsh with --parallel
+
+
+def parser(command=None):
+    """The parser of every switch, or (COMMAND) of those COMMAND takes, for its --help."""
+    p = OneLineParser(prog=PROG if command is None else f"{PROG} {command}",
+                      usage=USAGE[len("usage: "):] if command is None else None, add_help=True,
                       description="Add hypervisors to the HLT cloud and take them back.")
-    p.add_argument("--for-real", action="store_true", help="act (default: dry run)")
-    p.add_argument("--no-colors", action="store_true", help="no colors (also: NO_COLOR set)")
-    p.add_argument("--line-output", action="store_true", help="one whole line a message")
-    p.add_argument("--parallel", action="store_true", help="per-host work through pdsh -R exec")
-    p.add_argument("--fanout", type=_fanout, default=DEFAULT_FANOUT, metavar="N",
-                   help="hosts at once with --parallel (default: all, as many as the head holds)")
-    p.add_argument("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
-                   help="disable: how long to wait for the VMs to go (default %(default)s)")
-    p.add_argument("--reason", metavar="TEXT", type=_reason,
-                   help="disable: why, in Nova's disabled reason (after who and when)")
-    p.add_argument("--force-shutoff", action="store_true",
-                   help="disable: stop the daemons even if VMs remain at the timeout")
-    p.add_argument("--ssh-config", default=None, metavar="FILE",
-                   help="ssh -F FILE (absolute path)")
-    p.add_argument("--nvms", action="store_true", help="status: VM counts and addresses")
-    p.add_argument("--long", action="store_true",
-                   help="status: also forced down, reason, since, #VMs")
-    p.add_argument("--json", action="store_true", help="status/listwns/vmstats as JSON (-f json)")
-    p.add_argument("-f", "--format", choices=FORMATS, default=None, metavar="FORMAT",
-                   help=f"status/listwns/vmstats: {'|'.join(FORMATS)} (default table)")
-    p.add_argument("-c", "--column", dest="columns", action="append", default=[],
-                   metavar="COLUMN", help="status/listwns/vmstats: only this column (again "
-                                          "for more; its JSON key or its heading)")
-    p.add_argument("--config", default=None, metavar="FILE",
-                   help="site configuration (default $HLTCLOUD_CONFIG, /etc/hltcloud.conf)")
-    p.add_argument("--os-cloud", metavar="NAME", default=None,
-                   help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* variables)")
-    p.add_argument("--flavor", metavar="F", help="runvms: flavor (site default)")
-    p.add_argument("--image", metavar="I", help="runvms: image name or id (site default)")
-    p.add_argument("--key-name", metavar="K", help="runvms: key pair (site default)")
-    p.add_argument("--user-data", metavar="FILE", help="runvms: user data file (site default)")
-    p.add_argument("--name", metavar="PREFIX", help="runvms: VM name prefix (site default)")
-    p.add_argument("--count", type=_count, metavar="N",
-                   help="runvms: boot at most N VMs")
-    add_switches(p)  # --failed-hosts FILE, --ok-hosts FILE: enable and disable
-    p.add_argument("--no-syslog", action="store_true",
-                   help="no record of a --for-real run in the system log")
+
+    def add(*flags, only=COMMANDS, **kwargs):
+        if command is None or command in only:
+            p.add_argument(*flags, **kwargs)
+
+    add("--for-real", action="store_true", only=ACTING, help="act (default: dry run)")
+    add("--no-colors", action="store_true", help="no colors (also: NO_COLOR set)")
+    add("--line-output", action="store_true", help="one whole line a message")
+    add("--parallel", action="store_true", only=ONE_BY_ONE,
+        help="per-host work through pdsh -R exec")
+    add("--fanout", type=_fanout, default=DEFAULT_FANOUT, metavar="N", only=ONE_BY_ONE,
+        help="hosts at once with --parallel (default: all, as many as the head holds)")
+    add("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
+        only=("disable",),
+        help=f"disable: how long to wait for the VMs to go (default {DEFAULT_VM_TIMEOUT})")
+    add("--reason", metavar="TEXT", type=_reason, only=("disable",),
+        help="disable: why, in Nova's disabled reason (after who and when)")
+    add("--force-shutoff", action="store_true", only=("disable",),
+        help="disable: stop the daemons even if VMs remain at the timeout")
+    add("--ssh-config", default=None, metavar="FILE", only=ONE_BY_ONE,
+        help="ssh -F FILE (absolute path)")
+    add("--nvms", action="store_true", only=("status",), help="status: VM counts and addresses")
+    add("--long", action="store_true", only=("status",),
+        help="status: also forced down, reason, since, #VMs")
+    add("--json", action="store_true", only=LISTING_COMMANDS,
+        help="status/listwns/vmstats as JSON (-f json)")
+    add("-f", "--format", choices=FORMATS, default=None, metavar="FORMAT", only=LISTING_COMMANDS,
+        help=f"status/listwns/vmstats: {'|'.join(FORMATS)} (default table)")
+    add("-c", "--column", dest="columns", action="append", default=[], metavar="COLUMN",
+        only=LISTING_COMMANDS,
+        help="status/listwns/vmstats: only this column (again for more; its JSON key or its "
+             "heading)")
+    add("--config", default=None, metavar="FILE",
+        help="site configuration (default $HLTCLOUD_CONFIG, /etc/hltcloud.conf)")
+    add("--os-cloud", metavar="NAME", default=None,
+        help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* variables)")
+    runvms_too = ("runvms", "listwns", "vmstats")  # listwns: --name; vmstats: --flavor
+    add("--flavor", metavar="F", only=runvms_too, help="runvms: flavor (site default)")
+    add("--image", metavar="I", only=("runvms",), help="runvms: image name or id (site default)")
+    add("--key-name", metavar="K", only=("runvms",), help="runvms: key pair (site default)")
+    add("--user-data", metavar="FILE", only=("runvms",),
+        help="runvms: user data file (site default)")
+    add("--name", metavar="PREFIX", only=runvms_too, help="runvms: VM name prefix (site default)")
+    add("--count", type=_count, metavar="N", only=("runvms",), help="runvms: boot at most N VMs")
+    if command is None or command in ONE_BY_ONE:
+        add_switches(p)  # --failed-hosts FILE, --ok-hosts FILE: enable and disable
+    add("--no-syslog", action="store_true", only=ACTING,
+        help="no record of a --for-real run in the system log")
     # A --parallel parent starts us with this: no summary, the parent prints the only one.
-    p.add_argument("--subworker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("command", choices=COMMANDS, metavar="COMMAND", help=", ".join(COMMANDS))
-    p.add_argument("hosts", nargs=argparse.REMAINDER, metavar="HOSTS",
+    add("--subworker", action="store_true", only=ONE_BY_ONE, help=argparse.SUPPRESS)
+    if command is None:
+        p.add_argument("command", choices=COMMANDS, metavar="COMMAND", help=", ".join(COMMANDS))
+    p.add_argument("hosts", nargs="*", metavar="HOSTS",
                    help="host names, pdsh-style ranges (cn[43-45].internal), @list files")
     return p
+
+
+def command_help(argv):
+    """The --help of the command ARGV names (None when it names none): its switches only."""
+    words = argv[:argv.index("--")] if "--" in argv else argv
+    command = next((word for word in words if word in COMMANDS), None)
+    return None if command is None else parser(command).format_help()
 
 
 def parse(argv):
     """The command line as a frozen ManageOptions: .hosts expanded (full names, order kept,
     no duplicates), the arguments and host list words kept for the re-run line."""
-    args = parser().parse_args(argv)
-    for word in args.hosts:
-        if word.startswith("-"):
-            raise UsageError(f"switches go before the command: {word}")
+    args = parser().parse_intermixed_args(argv)  # switches before or after the command
     if args.command in HOST_COMMANDS and not args.hosts:
         raise UsageError(f"{args.command} needs HOSTS")
     if args.command == "runvms" and args.hosts:

@@ -35,14 +35,17 @@ def imported(args, tmp_path):
     ([], 2),
     (["frobnicate"], 2),
     (["--vm-timeout", "soon", "disable", "cn01.internal"], 2),
-    (["status", "--nvms"], 2),
+    (["disable", "--help"], 0),
+    (["--version"], 0),
+    (["--vm-timout", "10", "disable", "cn01.internal"], 2),
     (["--for-real", "disable"], 2),
     (["--for-real", "disable", "cn[03-01].internal"], 2),
     (["--for-real", "disable", "cn[01-"], 2),
     (["--for-real", "disable", "bad;name"], 2),
     (["--for-real", "disable", "@/nonexistent/list.txt"], 2),
     (["runvms", "cn01.internal"], 2),
-], ids=["help", "h", "bare", "unknown-command", "bad-number", "switch-after-command",
+], ids=["help", "h", "bare", "unknown-command", "bad-number", "command-help", "version",
+         "mistyped-switch",
         "no-hosts", "reversed-range", "open-range", "bad-name", "missing-list", "runvms-hosts"])
 def test_help_and_bad_input_never_load_the_cloud_libraries(tmp_path, args, status):
     code, modules = imported(args, tmp_path)

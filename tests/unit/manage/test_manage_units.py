@@ -77,7 +77,8 @@ def test_cli_expands_hosts_and_keeps_order():
     (["disable", "cn[4-2]"], "reversed"),
     (["disable", "cn[01-02"], "cn[01-02"),
     (["disable"], "needs HOSTS"),
-    (["status", "--nvms"], "before the command"),
+    (["--vm-timout", "10", "disable", "cn01"], "unknown switch --vm-timout (did you mean "
+                                                "--vm-timeout?)"),
     (["--ssh-config", "relative/config", "status"], "absolute"),
     (["--vm-timeout", "soon", "disable", "cn01"], "soon"),
     (["runvms", "cn01"], "no HOSTS"),
@@ -94,3 +95,23 @@ def test_subworkers_get_the_parents_switches():
                              "--force-shutoff", "--config", "/etc/x.conf", "disable", "cn01"])
     assert manage_cli.forwarded_switches(opts) == [
         "--for-real", "--vm-timeout", "7", "--force-shutoff", "--config", "/etc/x.conf"]
+
+
+def test_switches_before_or_after_the_command_and_hosts_parse_alike():
+    """The openstack CLI's habit: `status --json`, `disable cn01 --for-real`."""
+    first = manage_cli.parse(["--for-real", "--vm-timeout", "9", "disable", "cn01", "cn02"])
+    for argv in (["disable", "cn01", "cn02", "--for-real", "--vm-timeout", "9"],
+                 ["disable", "--for-real", "cn01", "--vm-timeout", "9", "cn02"]):
+        again = manage_cli.parse(argv)
+        assert (again.command, again.hosts, again.for_real, again.vm_timeout) == (
+            first.command, first.hosts, first.for_real, first.vm_timeout)
+    assert manage_cli.parse(["status", "--json"]).format == "json"
+
+
+def test_command_help_shows_that_commands_switches_only():
+    text = manage_cli.command_help(["disable", "--help"])
+    assert text.startswith("usage: openstack-hlt-manage disable ")
+    assert "--vm-timeout" in text and "--reason" in text and "--nvms" not in text
+    status = manage_cli.command_help(["--help", "status"])
+    assert "--long" in status and "--for-real" not in status
+    assert manage_cli.command_help(["--help"]) is None

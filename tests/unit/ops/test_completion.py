@@ -46,7 +46,7 @@ def test_every_switch_of_the_tool_and_no_other(tool, parser):
 
 
 def test_switch_prefix_command_and_values(tmp_path):
-    assert set(complete(MANAGE, "--fo")) == {"--for-real", "--force-shutoff"}
+    assert set(complete(MANAGE, "--fo")) == {"--for-real", "--force-shutoff", "--format"}
     assert complete(MANAGE, "--for-real", "di") == ["disable"]
     (tmp_path / "site.conf").touch()
     # a switch's value is not the command: the next word still is
