@@ -121,13 +121,14 @@ class Reporter:
     def progress(self, prefix):
         return Progress(self, prefix)
 
-    def summary(self, outcomes=()):
+    def summary(self, outcomes=(), dry=None):
         """The closing lines: the failed OUTCOMES and the failures kept by fail(); returns
-        True when nothing failed."""
+        True when nothing failed. DRY: a dry run's hint ("" for none), said at its end."""
         failures = [(o.host, o.reason) for o in outcomes if not o.ok] + list(self.failures)
         self.write_line("")
         if not failures:
-            self.write_line(self.paint("ok", "All commands executed successfully."))
+            self.write_line(self.paint("ok", "All commands executed successfully."
+                                       if dry is None else dry_end(dry)))
             return True
         hosts = sorted({host for host, _ in failures if host})
         if hosts:
@@ -137,6 +138,11 @@ class Reporter:
         for _host, message in failures:
             self.write_line(f"  {printable(message)}")
         return False
+
+
+def dry_end(hint=""):
+    """The last line of a dry run that went well: nothing happened, and how to act."""
+    return "Dry run: nothing was changed" + (f" ({hint})." if hint else ".")
 
 
 class Progress:

@@ -148,6 +148,7 @@ def test_dry_run_enable_sends_no_mutation(cluster, nova):
     result = tool(cluster, "enable", host)
     assert result.returncode == 0
     assert lines(result)[0].startswith(f"[DRY ] Enabling hypervisor {host}: PUT /os-services/")
+    assert lines(result)[-1] == "Dry run: nothing was changed (add --for-real to act)."
     assert mutations(requests(cluster)) == []
     assert service(nova, host).status == "disabled"
     assert not any(cluster.service_running(host, s) for s in SERVICES)

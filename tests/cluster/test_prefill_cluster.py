@@ -168,6 +168,7 @@ def test_dry_run_changes_nothing(cluster):
     assert len(re.findall(r"^\[DRY \] \S+ --> \S+$", res.stdout, re.M)) == len(cluster.names)
     assert len(re.findall(r"^\[DRY \] \S+: qemu-img convert ", res.stdout, re.M)) == \
         len(cluster.names)
+    assert res.stdout.splitlines()[-1] == "Dry run: nothing was changed."
     for node in cluster.names:
         assert not base_file(cluster, node, image_id).exists()
         assert instances_leftovers(cluster, node) == []

@@ -61,6 +61,7 @@ def test_dry_run_prints_rounds_and_copies_nothing(cluster, payload):
     assert [l for l in res.stdout.splitlines() if l.startswith("round ")] == \
         [f"round {i}:" for i in range(1, rounds + 1)]
     assert len(re.findall(r"^\[DRY \] \S+ --> \S+$", res.stdout, re.M)) == len(cluster.names)
+    assert res.stdout.splitlines()[-1] == "Dry run: nothing was changed."
     assert not any(node_file(cluster, n, dest).exists() for n in cluster.names)
     assert twins(cluster, dest) == []
 

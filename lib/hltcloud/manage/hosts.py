@@ -48,7 +48,7 @@ def each_host(ctx, command):
     if interrupted:
         rep.info("")
         rep.warn("Interrupted: no new action was started")
-    ok = rep.summary(outcomes)
+    ok = rep.summary(outcomes, dry="add --for-real to act" if ctx.dry else None)
     ok = finish_lists(ctx, outcomes) and ok
     if interrupted:
         return INTERRUPTED

@@ -160,7 +160,6 @@ def prune_hosts(opts, tools):
     found = runner.in_parallel(opts.hosts, one, run.FANOUT)
     outcomes = [report_host(reporter, found[host], cfg, remove) for host in opts.hosts]
     freed = format_size(sum(found[host].freed(remove) for host in opts.hosts))
-    reporter.info(f"{'Freed' if remove else 'Would free'} {freed} on {len(opts.hosts)} host(s)"
-                  + ("" if remove else " (dry run: nothing was removed)"))
-    ok = reporter.summary(outcomes)
+    reporter.info(f"{'Freed' if remove else 'Would free'} {freed} on {len(opts.hosts)} host(s)")
+    ok = reporter.summary(outcomes, dry=None if remove else "")
     return OK if tools.lists.finish(reporter, outcomes) and ok else FAILED

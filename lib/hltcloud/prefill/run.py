@@ -244,8 +244,9 @@ def prefill(opts, tools, job):
         reporter.info("Converting image in parallel on all hosts")
         for host in needed:
             reporter.dry(f"{host}: qemu-img convert -f {job.fmt} -O raw {plan.transfer} {plan.final}")
-        reporter.info("Done! (dry run: nothing changed)")
-        return finish(tools, hosts, outcomes + [Outcome(host) for host in needed], len(cached), 0)
+        reporter.info("Done!")
+        return finish(tools, hosts, outcomes + [Outcome(host) for host in needed], len(cached), 0,
+                      dry=True)
     delivered = _transfer(opts, reporter, job, plan, needed, outcomes) if needed else []
     reporter.info("Converting image in parallel on all hosts")
     converted = _convert(opts, tools, job, plan, ssh_options, delivered)
@@ -287,12 +288,12 @@ def _convert(opts, tools, job, plan, ssh_options, hosts):
     return list(runner.in_parallel(hosts, convert, FANOUT).values())
 
 
-def finish(tools, hosts, outcomes, already, now):
+def finish(tools, hosts, outcomes, already, now, dry=False):
     """Summary: how many hosts hold the image now (ALREADY cached, NOW converted); exit 1
     (failed hosts folded) otherwise. The lists come from the OUTCOMES."""
     reporter = tools.reporter
     reporter.info(f"{already + now} of {len(hosts)} host(s) have the image cached "
                   f"({already} already, {now} now)")
-    ok = reporter.summary(outcomes)
+    ok = reporter.summary(outcomes, dry="" if dry else None)
     written = tools.lists.finish(reporter, in_order(outcomes, hosts))
     return OK if ok and written else FAILED

@@ -10,7 +10,7 @@ from hltcloud import inputs
 from hltcloud.ops import rerun
 from hltcloud.errors import FAILED, OK, run_main
 from hltcloud.printable import printable
-from hltcloud.report import Reporter
+from hltcloud.report import Reporter, dry_end
 from hltcloud.transfer.common import TransferError, check_dest, check_node_path
 from hltcloud.ops.outcomes import INTERRUPTED, Outcome
 from hltcloud.transfer.options import WaveOptions, add_switch, make_ssh
@@ -110,6 +110,7 @@ def copy_to_hosts(argv):
     if opts.dry_run:  # the lists too (every host planned is "ok"); no record in the log
         reporter = Reporter(no_colors=opts.no_colors, line_output=opts.line_output)
         broadcast.print_dry_run(source, opts.hosts, reporter, opts.pipeline, opts.head_slots)
+        reporter.write_line(dry_end())
         return OK if lists.finish(reporter, [Outcome(host) for host in opts.hosts]) else FAILED
     reporter = Reporter(no_colors=opts.no_colors, line_output=opts.line_output,
                         record=audit.start(PROG, argv, cfg, enabled=not opts.no_syslog))
