@@ -193,6 +193,18 @@ def expand(*specs):
     return list(hosts)
 
 
+def excluding(names, words):
+    """NAMES without the hosts of the host lists WORDS (-x, --exclude: the same syntax, a name
+    not in NAMES is no error); HostListError when none is left."""
+    if not words:
+        return list(names)
+    gone = set(expand(*words))
+    left = [name for name in names if name not in gone]
+    if names and not left:
+        raise HostListError(f"no hosts left after --exclude {' '.join(words)}")
+    return left
+
+
 def _runs(numbers):
     """Sorted ints -> [(first, last)] of consecutive runs."""
     runs = []

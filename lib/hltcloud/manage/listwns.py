@@ -51,11 +51,13 @@ def _columns(opts, every, table_keys):
 
 
 def _selected(ctx, hosts):
+    """Every server, or those on HOSTS; never those on a host -x left out."""
     servers = ctx.nova.servers()
     if hosts:
         wanted = set(hosts)
         servers = [s for s in servers if computes.server_host(s) in wanted]
-    return servers
+    left_out = set(ctx.opts.exclude)
+    return [s for s in servers if computes.server_host(s) not in left_out]
 
 
 def listwns(ctx, hosts):
@@ -87,7 +89,8 @@ def vmstats(ctx, hosts):
         flavor = None
     if flavor is not None:
         services = ctx.nova.services(warn=ctx.rep.warn)
-        usable = [h for h, s in services.items() if computes.usable(s) and (not hosts or h in hosts)]
+        usable = [h for h, s in services.items() if computes.usable(s)
+                  and (not hosts or h in hosts) and h not in ctx.opts.exclude]
         fits = placement_fits(ctx.cloud, usable, flavor_needs(flavor))
         total = sum(empty for _, empty in fits.values())
         free = sum(now for now, _ in fits.values())

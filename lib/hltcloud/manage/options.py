@@ -22,7 +22,7 @@ DEFAULT_FANOUT = None  # every host at once, as many as the head holds (hltcloud
 
 USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output] [--parallel] "
          "[--fanout N] [--vm-timeout SECONDS] [--reason TEXT] [--force-shutoff] [--ssh-config FILE] [--nvms] "
-         "[--long] [--json] [-f FORMAT] [-c COLUMN]... [--config FILE] [--os-cloud NAME] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
+         "[--long] [--json] [-f FORMAT] [-c COLUMN]... [-x HOSTS] [--config FILE] [--os-cloud NAME] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
          "[--name PREFIX] [--count N] [--failed-hosts FILE] [--ok-hosts FILE] [--no-syslog] "
          "enable|disable|status|runvms|listwns|vmstats [HOSTS...]")
 
@@ -96,6 +96,8 @@ def parser(command=None):
         only=LISTING_COMMANDS,
         help="status/listwns/vmstats: only this column (again for more; its JSON key or its "
              "heading)")
+    add("-x", "--exclude", action="append", default=[], metavar="HOSTS",
+        help="leave out these hosts (the host list syntax; again for more)")
     add("--config", default=None, metavar="FILE",
         help="site configuration (default $HLTCLOUD_CONFIG, /etc/hltcloud.conf)")
     add("--os-cloud", metavar="NAME", default=None,
@@ -146,7 +148,9 @@ def parse(argv):
     words = args.hosts
     from hltcloud.manage.parsed import ManageOptions  # only once the command line is good
     fmt = "json" if args.json else args.format or "table"
-    return ManageOptions(**{**vars(args), "hosts": tuple(_expanded(words)),
+    excluded = _expanded(args.exclude)
+    return ManageOptions(**{**vars(args), "hosts": tuple(_expanded(words, excluded)),
+                            "exclude": tuple(excluded),
                             "argv": tuple(argv), "host_words": tuple(words),
                             "host_span": (len(argv) - len(words), len(argv)),
                             "format": fmt, "json": fmt == "json",
@@ -167,8 +171,8 @@ def _check_output_switches(args):
         raise UsageError(f"--json and --format {args.format} disagree")
 
 
-def _expanded(words):
-    """The host names of WORDS (none for none)."""
+def _expanded(words, excluded=()):
+    """The host names of WORDS (none for none), without those EXCLUDED."""
     if not words:
         return []
     try:
@@ -177,7 +181,10 @@ def _expanded(words):
         raise UsageError(str(err)) from None
     if not hosts:  # e.g. an empty @file: "nothing to do" would look like success
         raise UsageError(f"no hosts in {' '.join(map(repr, words))}")
-    return hosts
+    left = [host for host in hosts if host not in set(excluded)]
+    if not left:
+        raise UsageError(f"no hosts left after --exclude (of {' '.join(map(repr, words))})")
+    return left
 
 
 def forwarded_switches(opts):

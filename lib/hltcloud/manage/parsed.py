@@ -13,6 +13,7 @@ class ManageOptions:
     fanout: int
     vm_timeout: int
     hosts: tuple = ()  # full names, expanded, command line order, no duplicates
+    exclude: tuple = ()  # -x: the names left out (status, listwns, vmstats: of the cloud's)
     # For the re-run line (rerun.py): the arguments, the host list words, where they are.
     argv: tuple = ()
     host_words: tuple = ()

@@ -46,7 +46,8 @@ def records(ctx, hosts, with_vms):
     for host in hosts:
         if host not in services:
             ctx.rep.fail(f"{host}: not a compute host known to Nova", host=host)
-    known = computes.natural([h for h in hosts or services if h in services])
+    known = computes.natural([h for h in hosts or services
+                              if h in services and h not in ctx.opts.exclude])
     vms = {host: [] for host in known}
     if with_vms:
         for server in ctx.nova.servers():

@@ -14,7 +14,7 @@ from hltcloud.errors import run_main
 from hltcloud.inputs import OneLineParser, whole_number
 from hltcloud.report import Reporter
 from hltcloud.transfer.common import DEFAULT_TRIES
-from hltcloud.transfer.options import TransferOptions, add_switch
+from hltcloud.transfer.options import TransferOptions, add_exclude, add_switch
 from hltcloud.validate import check_name
 
 USAGE = ("openstack-prefill-cache [--ssh-config FILE] [--dry-run] [--no-colors] "
@@ -48,6 +48,7 @@ def build_parser():
     parser.add_argument("--json", action="store_true",
                         help="with --check: the hosts as a JSON list on standard output "
                              "(messages on standard error)")
+    add_exclude(parser)
     add_switch(parser, "--config")
     parser.add_argument("--os-cloud", metavar="NAME", default=None,
                         help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* "
@@ -103,7 +104,8 @@ def parse(argv, parser=None):
             parser.error(f"--check changes and transfers nothing: {', '.join(useless)} "
                          "cannot go with it")
     rerun.check_paths(args)
-    hosts = [check_name(host, "host name") for host in hostlist.expand(*args.hosts)]
+    hosts = [check_name(host, "host name")
+             for host in hostlist.excluding(hostlist.expand(*args.hosts), args.exclude)]
     if not hosts:
         raise prefill.PrefillError("no hosts given")
     if not args.prune and not args.image.strip():

@@ -13,7 +13,7 @@ from hltcloud.printable import printable
 from hltcloud.report import Reporter, dry_end
 from hltcloud.transfer.common import TransferError, check_dest, check_node_path
 from hltcloud.ops.outcomes import INTERRUPTED, Outcome
-from hltcloud.transfer.options import WaveOptions, add_switch, make_ssh
+from hltcloud.transfer.options import WaveOptions, add_exclude, add_switch, make_ssh
 from hltcloud.validate import check_name
 
 USAGE = ("rsync-wave.py [--ssh-config FILE] [--tries N] [--head-slots K] [--timeout S] "
@@ -38,6 +38,7 @@ def build_parser():
                         help="pipelined chains (hltcloud.transfer.chain), the wave completing what they miss")
     add_switch(parser, "--no-colors")
     add_switch(parser, "--line-output")
+    add_exclude(parser)
     add_switch(parser, "--config")
     rerun.add_switches(parser)
     add_switch(parser, "--no-syslog")
@@ -88,7 +89,8 @@ def parse(argv):
     parser = build_parser()
     args = parser.parse_args(argv)
     rerun.check_paths(args)
-    hosts = [check_name(host, "host name") for host in expand_hosts(args.hosts)]
+    hosts = [check_name(host, "host name")
+             for host in hostlist.excluding(expand_hosts(args.hosts), args.exclude)]
     return WaveOptions.from_args(parser, argv, args, hosts)
 
 

@@ -30,6 +30,13 @@ SWITCHES = {
 }
 
 
+def add_exclude(parser):
+    """-x HOSTS, --exclude HOSTS: hosts left out of the run (again for more), as clush and
+    pdsh take them."""
+    parser.add_argument("-x", "--exclude", action="append", default=[], metavar="HOSTS",
+                        help="leave out these hosts (the host list syntax; again for more)")
+
+
 def add_switch(parser, name, **changes):
     """Add the shared switch NAME to PARSER (CHANGES: what differs for this tool, as the
     help of --dry-run); each tool adds them in the order its --help shows."""
@@ -47,6 +54,7 @@ class TransferOptions:
     """A transfer tool's command line, built once by its CLI (from_args), then only read:
     the switches above, and its hosts."""
     hosts: tuple  # the names, expanded and checked, in order, without duplicates
+    exclude: tuple = ()  # -x: the words of the hosts left out
     # For the record and the re-run line (rerun.py): the arguments, the host list words,
     # where they are.
     argv: tuple
@@ -67,7 +75,8 @@ class TransferOptions:
     def from_args(cls, parser, argv, args, hosts, **values):
         """The value of ARGS (PARSER's parse of ARGV), with the expanded HOSTS and VALUES
         in place of what parsing left (a default set afterwards)."""
-        return cls(**{**vars(args), "hosts": tuple(hosts), "argv": tuple(argv),
+        return cls(**{**vars(args), "hosts": tuple(hosts), "exclude": tuple(args.exclude),
+                      "argv": tuple(argv),
                       "host_words": tuple(args.hosts),
                       "host_span": rerun.words_span(parser, argv, args), **values})
 

@@ -173,3 +173,13 @@ def test_the_host_list_loads_no_process_machinery(module, loads_processes):
                           timeout=60, check=True)
     loaded = done.stdout.split()
     assert bool(loaded) == loads_processes, loaded
+
+
+def test_excluding_takes_the_host_list_syntax_and_says_when_none_is_left():
+    from hltcloud.hostlist import excluding
+    names = expand("cn[01-06].internal")
+    assert excluding(names, ["cn[02-03].internal", "cn05.internal,cn99.internal"]) == [
+        "cn01.internal", "cn04.internal", "cn06.internal"]
+    assert excluding(names, []) == names
+    with pytest.raises(HostListError, match=r"no hosts left after --exclude cn\[01-06\]"):
+        excluding(names, ["cn[01-06].internal"])

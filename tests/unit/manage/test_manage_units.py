@@ -115,3 +115,9 @@ def test_command_help_shows_that_commands_switches_only():
     status = manage_cli.command_help(["--help", "status"])
     assert "--long" in status and "--for-real" not in status
     assert manage_cli.command_help(["--help"]) is None
+
+
+def test_exclude_leaves_hosts_out_of_the_run_and_of_the_whole_cloud_listings():
+    opts = manage_cli.parse(["disable", "cn[01-04]", "-x", "cn02", "--exclude", "cn[04-09]"])
+    assert opts.hosts == ("cn01", "cn03")
+    assert manage_cli.parse(["-x", "cn[01-02]", "status"]).exclude == ("cn01", "cn02")
