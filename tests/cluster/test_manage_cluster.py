@@ -111,6 +111,8 @@ def test_status_long_json_value_csv_and_columns(cluster, nova):
     assert value.stdout.splitlines() == [f"{first} 2", f"{second} 0"], value.stdout
     csv = tool(cluster, "-f", "csv", "-c", "Alive?", "-c", "hypervisor", "status", first)
     assert csv.stdout.splitlines() == ['"Alive?","Hypervisor"', f'"alive","{first}"']
+    short = tool(cluster, "-f", "value", "-c", "hypervisor", "status", first.split(".")[0])
+    assert short.returncode == 0 and short.stdout.split() == [first], short.stdout + short.stderr
     rest = tool(cluster, "-f", "value", "-c", "hypervisor", "status", "-x", first)
     assert rest.stdout.split() == cluster.names[1:]  # -x: the whole cloud but that host
     bad = tool(cluster, "-c", "ips", "status")

@@ -27,3 +27,19 @@ def forced_down(service):
 def usable(service):
     """Enabled and up: a hypervisor the scheduler may use."""
     return service["status"] == "enabled" and service["state"] == "up"
+
+
+def match_host(name, services):
+    """The compute host of SERVICES that NAME means: itself, or for a name without a domain
+    the one host named NAME.DOMAIN (clush's and nodeset's habit); LookupError saying why not,
+    with the candidates."""
+    if name in services:
+        return name
+    if "." not in name:
+        found = natural(host for host in services if host.split(".", 1)[0] == name)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise LookupError(f"{name}: {len(found)} compute hosts have that name: "
+                              f"{', '.join(found)} (give the full name)")
+    raise LookupError(f"{name}: not a compute host known to Nova")

@@ -5,6 +5,7 @@ failure. Ctrl-C starts no new action and says which host was interrupted and whi
 started. Every host ends with an Outcome (ops/outcomes.py): the summary, the re-run lists
 and the exit status come from them; a subworker ends with its host's outcome line.
 """
+from hltcloud.cloud import computes
 from hltcloud.cloud.jsonapi import ApiError
 from hltcloud.manage import enable_disable
 from hltcloud.manage import parallel
@@ -29,12 +30,14 @@ def each_host(ctx, command):
         raise CloudError(f"cannot list the compute services: {describe_error(err)}") from None
     outcomes, known = [], []
     for host in opts.hosts:
-        if host in services:
-            known.append(host)
-        else:
-            reason = f"{host}: not a compute host known to Nova"
-            rep.show_fail(reason)
-            outcomes.append(Outcome(host, UNKNOWN_HOST, reason))
+        try:
+            full = computes.match_host(host, services)
+        except LookupError as err:
+            rep.show_fail(str(err))
+            outcomes.append(Outcome(host, UNKNOWN_HOST, str(err)))
+            continue
+        if full not in known:
+            known.append(full)
     interrupted = False
     try:
         if opts.parallel and not opts.subworker and known:

@@ -43,11 +43,14 @@ def records(ctx, hosts, with_vms):
     the unknown ones reported. WITH_VMS: count and list their VMs (one more listing)."""
     services = ctx.nova.services(warn=ctx.rep.warn)
     hostcache.save(computes.natural(services))  # for tab completion: checked names only
+    wanted = []
     for host in hosts:
-        if host not in services:
-            ctx.rep.fail(f"{host}: not a compute host known to Nova", host=host)
-    known = computes.natural([h for h in hosts or services
-                              if h in services and h not in ctx.opts.exclude])
+        try:
+            wanted.append(computes.match_host(host, services))
+        except LookupError as err:
+            ctx.rep.fail(str(err), host=host)
+    known = computes.natural({h for h in (wanted if hosts else services)
+                              if h not in ctx.opts.exclude})
     vms = {host: [] for host in known}
     if with_vms:
         for server in ctx.nova.servers():

@@ -121,3 +121,19 @@ def test_exclude_leaves_hosts_out_of_the_run_and_of_the_whole_cloud_listings():
     opts = manage_cli.parse(["disable", "cn[01-04]", "-x", "cn02", "--exclude", "cn[04-09]"])
     assert opts.hosts == ("cn01", "cn03")
     assert manage_cli.parse(["-x", "cn[01-02]", "status"]).exclude == ("cn01", "cn02")
+
+
+@pytest.mark.parametrize("name, found", [
+    ("cn01.internal", "cn01.internal"),
+    ("cn01", "cn01.internal"),  # the one host named cn01.DOMAIN
+    ("cn02", "cn02: 2 compute hosts have that name: cn02.a, cn02.b (give the full name)"),
+    ("cn03", "cn03: not a compute host known to Nova"),
+    ("zz", "zz: not a compute host known to Nova"),
+])
+def test_a_short_name_means_the_one_host_of_that_name(name, found):
+    from hltcloud.cloud.computes import match_host
+    services = {"cn01.internal": {}, "cn02.a": {}, "cn02.b": {}}
+    try:
+        assert match_host(name, services) == found
+    except LookupError as err:
+        assert str(err).startswith(found), err
