@@ -131,12 +131,13 @@ def test_dry_run_disable_shows_everything_and_changes_nothing(cluster, nova):
     out = lines(result)
     svc = service(nova, host)
     assert out[0].startswith(f"[DRY ] Disabling hypervisor {host}: PUT /os-services/{svc.id} ")
-    assert out[1].startswith(f"[DRY ] Starting OpenStack daemons on {host}: ssh ")
-    assert NODE_SERVICE in out[1] and "start" in out[1]
+    # what the node would run, one level of quoting, no ssh line around it
+    assert out[1].startswith(f"[DRY ] Starting OpenStack daemons on {host}: {NODE_SERVICE} ")
+    assert " start && " in out[1] and "ssh" not in out[1] and "'" not in out[1], out[1]
     for vm in ids:
         assert f"[DRY ] Deleting VM {vm} on hypervisor {host}: DELETE /servers/{vm}" in out
     down = out.index(next(l for l in out if l.startswith(f"[DRY ] Shutting down OpenStack "
-                                                         f"daemons on {host}: ssh ")))
+                                                         f"daemons on {host}: {NODE_SERVICE} ")))
     assert out[down + 1] == (f"[DRY ] Forcing hypervisor {host} down in Nova: "
                              f'PUT /os-services/{svc.id} {{"forced_down": true}}')
     assert mutations(requests(cluster)) == []

@@ -9,7 +9,7 @@ import contextlib
 import shlex
 
 from hltcloud.proc import sshmaster
-from hltcloud.proc.runner import quoted
+
 
 DAEMON_TIMEOUT = 120  # seconds for all the start/stop commands of one host
 
@@ -45,8 +45,8 @@ def start_or_stop(ctx, now, action):
     what = {"start": "Starting", "stop": "Shutting down"}[action]
     message = f"{what} OpenStack daemons on {host}"
     remote = remote_argv(ctx.config, action)
-    if ctx.dry:
-        ctx.rep.dry(f"{message}: {quoted(ctx.ssh.argv(host, remote))}")
+    if ctx.dry:  # what the node would run, not the quoting of the ssh line around it
+        ctx.rep.dry(f"{message}: {remote[-1]}")
         return now
     via = ctx.connections.get(host, ctx.ssh)  # the host's connection, else plain ssh
     result = via.run(host, remote, timeout=DAEMON_TIMEOUT)
