@@ -181,12 +181,13 @@ class Progress:
         self._last_text, self._last_time = text, now
 
     def done(self, text):
-        middle = f"{self._first_text}..." if self._first_text else ""
-        line = f"{self.prefix}...{middle}{text}"
+        """The end. In place, the line keeps where it began; as whole lines, the end is one
+        more event (the first state was its own line already: not said twice)."""
         if self.in_place:
-            self._rewrite(line, final=True)
+            middle = f"{self._first_text}..." if self._first_text else ""
+            self._rewrite(f"{self.prefix}...{middle}{text}", final=True)
         else:
-            self.reporter.write_line(printable(line))
+            self.reporter.write_line(printable(f"{self.prefix}...{text}"))
 
 
 def is_tty(stream):

@@ -76,7 +76,7 @@ def test_progress_whole_lines_in_line_output_mode():
     assert out.getvalue().splitlines() == [
         "Waiting max 5 s for VMs to be deleted on cn1...2 running (5 s left)",
         "Waiting max 5 s for VMs to be deleted on cn1...1 running (4 s left)",
-        "Waiting max 5 s for VMs to be deleted on cn1...2 running (5 s left)...all gone in 2s!",
+        "Waiting max 5 s for VMs to be deleted on cn1...all gone in 2s!",  # one line an event
     ]
 
 
