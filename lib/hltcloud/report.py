@@ -124,7 +124,7 @@ class Reporter:
     def summary(self, outcomes=(), dry=None):
         """The closing lines: the failed OUTCOMES and the failures kept by fail(); returns
         True when nothing failed. DRY: a dry run's hint ("" for none), said at its end."""
-        failures = [(o.host, o.reason) for o in outcomes if not o.ok] + list(self.failures)
+        failures = [(o.host, o.summary_line()) for o in outcomes if not o.ok] + list(self.failures)
         self.write_line("")
         if not failures:
             self.write_line(self.paint("ok", "All commands executed successfully."

@@ -7,11 +7,12 @@ and the exit status come from them; a subworker ends with its host's outcome lin
 """
 from hltcloud.cloud import computes
 from hltcloud.cloud.jsonapi import ApiError
+from hltcloud.hostlist import fold
 from hltcloud.manage import enable_disable
 from hltcloud.manage import parallel
 from hltcloud.ops import rerun
 from hltcloud.ops.outcomes import INTERRUPTED as HOST_INTERRUPTED
-from hltcloud.ops.outcomes import NOT_STARTED, UNKNOWN_HOST, Outcome, all_ok, in_order
+from hltcloud.ops.outcomes import NOT_STARTED, UNKNOWN_HOST, Outcome, all_ok, gathered, in_order
 from hltcloud.cloud.session import CloudError, describe_error
 from hltcloud.errors import FAILED, INTERRUPTED, OK
 from hltcloud.manage.options import PROG
@@ -28,16 +29,18 @@ def each_host(ctx, command):
         services = ctx.nova.services(only)
     except ApiError as err:
         raise CloudError(f"cannot list the compute services: {describe_error(err)}") from None
-    outcomes, known = [], []
+    outcomes, known, named = [], [], []  # named: the command line's hosts, as Nova names them
     for host in opts.hosts:
         try:
             full = computes.match_host(host, services)
         except LookupError as err:
             rep.show_fail(str(err))
             outcomes.append(Outcome(host, UNKNOWN_HOST, str(err)))
+            named.append(host)
             continue
         if full not in known:
             known.append(full)
+            named.append(full)
     interrupted = False
     try:
         if opts.parallel and not opts.subworker and known:
@@ -47,15 +50,25 @@ def each_host(ctx, command):
     except KeyboardInterrupt:
         interrupted = True
     if opts.subworker:
-        return _subworker_end(ctx, known, outcomes, interrupted)
+        return _subworker_end(ctx, known, in_order(outcomes, named), interrupted)
     if interrupted:
         rep.info("")
         rep.warn("Interrupted: no new action was started")
+    if opts.parallel and len(known) > 1:
+        show_gathered(rep, in_order(outcomes, named))
     ok = rep.summary(outcomes, dry="add --for-real to act" if ctx.dry else None)
-    ok = finish_lists(ctx, outcomes) and ok
+    ok = finish_lists(ctx, in_order(outcomes, named)) and ok
     if interrupted:
         return INTERRUPTED
     return OK if ok else FAILED
+
+
+def show_gathered(rep, outcomes):
+    """Each host's result, the hosts of the same result together (clush -b)."""
+    rep.info("")
+    rep.info("Results:")
+    for status, hosts, words in gathered(outcomes):
+        rep.info(f"  {status}: {fold(hosts)}" + (f": {words}" if words else ""))
 
 
 def _subworker_end(ctx, known, outcomes, interrupted):
@@ -63,7 +76,7 @@ def _subworker_end(ctx, known, outcomes, interrupted):
     (after "Done on HOST" when it is ok, for the people reading along)."""
     if all_ok(outcomes) and not interrupted:
         ctx.rep.ok(f"Done on {' '.join(known)}")
-    for outcome in in_order(outcomes, ctx.opts.hosts):
+    for outcome in outcomes:
         print(outcome.line(), file=ctx.rep.stream, flush=True)
     if interrupted:
         return INTERRUPTED
@@ -71,12 +84,11 @@ def _subworker_end(ctx, known, outcomes, interrupted):
 
 
 def finish_lists(ctx, outcomes):
-    """--failed-hosts, --ok-hosts and the re-run line (rerun.py): every host whose outcome
-    is not ok (unknown, failed, interrupted or not started) failed. False: a list was not
-    written."""
+    """--failed-hosts, --ok-hosts and the re-run line (rerun.py) from OUTCOMES, one a host
+    of the command line: every host whose outcome is not ok (unknown, failed, interrupted
+    or not started) failed. False: a list was not written."""
     opts = ctx.opts
-    lists = rerun.HostLists(PROG, opts.argv, opts.host_span, opts)
-    return lists.finish(ctx.rep, in_order(outcomes, opts.hosts))
+    return rerun.HostLists(PROG, opts.argv, opts.host_span, opts).finish(ctx.rep, outcomes)
 
 
 def one_by_one(ctx, action, services, hosts, outcomes):

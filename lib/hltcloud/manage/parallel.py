@@ -80,18 +80,35 @@ class _Subworkers:
         self.rep = rep
         self.labels = label_map(hosts)
         self.last, self.exit_codes = {}, {}
+        self.total, self.ended, self.failed = len(hosts), set(), set()
+        progress = rep.progress("--parallel")
+        self.progress = progress if progress.in_place else None  # a TTY's line only
 
     def read_stdout(self, stream):
-        """Echo the human lines (whole, with pdsh's label); keep each host's last line."""
+        """Echo the human lines, whole, the host named once (pdsh's label only where the
+        line does not name it); keep each host's last line; count the hosts that ended."""
         for line in stream:
             line = line.rstrip("\n")
             match = _LINE.match(line)
-            if match:
-                host = self.labels.get(match.group(1), match.group(1))
-                self.last[host] = match.group(2)
-                if match.group(2).startswith(MARK):
-                    continue  # for us, not for people
-            self.rep.info(line)
+            if not match:
+                self.rep.info(line)
+                continue
+            host = self.labels.get(match.group(1), match.group(1))
+            text = self.last[host] = match.group(2)
+            if text.startswith(MARK):  # for us, not for people
+                self._ended(host, text)
+            else:
+                self.rep.info(text if re.search(rf"\b{re.escape(host)}\b", text)
+                              else f"{host}: {text}")
+
+    def _ended(self, host, line):
+        self.ended.add(host)
+        if self.outcome(host).ok is False:
+            self.failed.add(host)
+        if self.progress is not None:
+            self.progress.update(f"{len(self.ended)}/{self.total} hosts done, "
+                                 f"{len(self.failed)} failed, "
+                                 f"{self.total - len(self.ended)} running")
 
     def read_stderr(self, stream):
         for line in stream:

@@ -74,6 +74,12 @@ class Outcome:
         """The same outcome, the host's state changed by CHANGES (a step that worked)."""
         return dataclasses.replace(self, state=dataclasses.replace(self.state, **changes))
 
+    def summary_line(self):
+        """A failed outcome as the summary lists it: the state its host was left in (what
+        is known of it), then why."""
+        state = described(self.state)
+        return f"{self.host}: left {state} ({self.reason})" if state else self.reason
+
     def failed(self, *reasons):
         """This outcome failed, REASONS added to any it had (each already shown)."""
         reason = "; ".join(r for r in (self.reason, *reasons) if r)
@@ -134,6 +140,32 @@ class Outcome:
         if not line.startswith(MARK):
             raise BadOutcome("no outcome line")
         return cls.from_json(line[len(MARK):], host)
+
+
+def described(state):
+    """STATE in words, the known parts only: "disabled in Nova, forced down, 1 VM still
+    there, daemons running" ("" when nothing is known)."""
+    words = []
+    if state.nova:
+        words.append(f"{state.nova} in Nova")
+    if state.forced_down is not None:
+        words.append("forced down" if state.forced_down else "not forced down")
+    if state.vms_left:
+        words.append(f"{state.vms_left} VM{'s' if state.vms_left > 1 else ''} still there")
+    elif state.vms_left == 0:
+        words.append("no VM left")
+    if state.daemons:
+        words.append(f"daemons {state.daemons}")
+    return ", ".join(words)
+
+
+def gathered(outcomes):
+    """[(status, hosts, state in words)]: the hosts whose outcomes agree, together (as
+    clush -b gathers identical output), in the order of their first host."""
+    groups = {}
+    for outcome in outcomes:
+        groups.setdefault((outcome.status, described(outcome.state)), []).append(outcome.host)
+    return [(status, hosts, words) for (status, words), hosts in groups.items()]
 
 
 def all_ok(outcomes):

@@ -9,6 +9,8 @@ import re
 
 import pytest
 
+import hltcloud.ops.outcomes as outcomes_module
+
 from hltcloud import report
 from hltcloud.ops import rerun
 from hltcloud.ops.outcomes import (MARK, MAX_LINE, MAX_REASON, BadOutcome, HostState, Outcome,
@@ -117,7 +119,10 @@ def test_the_summary_lists_the_failed_outcomes_and_the_kept_failures():
     assert ok is False
     assert out.getvalue().splitlines() == [
         "[FAIL] --parallel needs pdsh: No such file or directory", "",
-        "Failed on 2 host(s): cn02,cn04.internal", f"  {LEFT.reason}", "  cn02: not started",
+        "Failed on 2 host(s): cn02,cn04.internal",
+        # the state the host was left in, then why (issue 21): not only the last error
+        "  cn04.internal: left disabled in Nova, not forced down, 1 VM still there, daemons "
+        f"running ({LEFT.reason})", "  cn02: not started",
         "  --parallel needs pdsh: No such file or directory"]
     out = io.StringIO()
     assert report.Reporter(out).summary([Outcome("cn01")]) is True
@@ -139,3 +144,14 @@ def test_the_lists_and_the_rerun_line_come_from_the_outcomes(tmp_path):
     assert out.getvalue().splitlines() == [
         f"Re-run on the 4 failed host(s): openstack-hlt-manage --failed-hosts {failed} "
         f"--ok-hosts {ok} enable @{failed}"]
+
+
+def test_gathered_puts_hosts_of_the_same_outcome_together():
+    stopped = HostState(nova="disabled", forced_down=True, vms_left=0, daemons="stopped")
+    outcomes = [Outcome(f"cn0{i}", "ok", "", stopped) for i in (1, 2, 4)] + [
+        LEFT, Outcome("cn03").failed("cn03: boom"), Outcome("cn05").failed("cn05: bang")]
+    assert outcomes_module.gathered(outcomes) == [
+        ("ok", ["cn01", "cn02", "cn04"], "disabled in Nova, forced down, no VM left, "
+                                         "daemons stopped"),
+        ("failed", ["cn04.internal"], outcomes_module.described(LEFT.state)),
+        ("failed", ["cn03", "cn05"], "")]
