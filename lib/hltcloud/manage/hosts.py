@@ -88,7 +88,8 @@ def finish_lists(ctx, outcomes):
     of the command line: every host whose outcome is not ok (unknown, failed, interrupted
     or not started) failed. False: a list was not written."""
     opts = ctx.opts
-    return rerun.HostLists(PROG, opts.argv, opts.host_span, opts).finish(ctx.rep, outcomes)
+    lists = rerun.HostLists(PROG, opts.argv, opts.host_span, opts, save=not ctx.dry)
+    return lists.finish(ctx.rep, outcomes)
 
 
 def one_by_one(ctx, action, services, hosts, outcomes):

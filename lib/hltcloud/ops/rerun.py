@@ -4,7 +4,10 @@ At the end of a run the hosts that failed (succeeded) are written, one a line, i
 @FILE format every tool reads; the first line is a comment naming the run. When some host
 failed, the summary ends with the command that re-runs the run on just those hosts: the
 same words, `@FILE` in place of the host list words, quoted with shlex.join. Without
---failed-hosts that FILE is in a new private directory (mkdtemp: 0700, in $TMPDIR).
+--failed-hosts that FILE is in the user's state directory ($XDG_STATE_HOME/hltcloud or
+~/.local/state/hltcloud, 0700), which keeps the last KEEP runs' lists; a dry run and --check
+keep none (their line names the hosts themselves), and --check's line is the prefill that
+repairs those hosts.
 
 Writing never follows a link planted where the file goes: the list is written to a new
 file created with O_EXCL|O_NOFOLLOW (mode 0600) in the same directory (opened once, used
@@ -93,21 +96,25 @@ class HostLists:
     ARGV: the tool's arguments (no program name); SPAN: (start, end) of its host list
     words; ARGS: the parsed options (failed_path, ok_path)."""
 
-    def __init__(self, prog, argv, span, args):
+    def __init__(self, prog, argv, span, args, save=True, drop=()):
         self.prog = prog
         self.argv = list(argv)
         self.span = span
         self.failed_path = args.failed_path
         self.ok_path = args.ok_path
+        self.save = save  # False (a dry run, --check): no list unless --failed-hosts asks
+        self.drop = drop  # switches the re-run line leaves out (--check: the repair runs)
 
     def invoked(self):
         """The program as the operator started it (its path), else its name."""
         exe = sys.argv[0] if sys.argv else ""
         return exe if os.path.basename(exe) == self.prog else self.prog
 
-    def command(self, path):
+    def command(self, hosts_word):
+        """The run again, HOSTS_WORD (@FILE, or the hosts folded) for the host list words."""
         start, end = self.span
-        return shlex.join([self.invoked(), *self.argv[:start], f"@{path}", *self.argv[end:]])
+        words = [*self.argv[:start], hosts_word, *self.argv[end:]]
+        return shlex.join([self.invoked(), *(w for w in words if w not in self.drop)])
 
     def header(self, what):
         from hltcloud.ops import audit
@@ -129,11 +136,16 @@ class HostLists:
             if path is not None:
                 written = self._write(reporter, path, listed, what) and written
         if bad:
-            path = self.failed_path if self.failed_path is not None and written else \
-                self._private_list(reporter, bad)
-            if path:
+            if self.failed_path is not None and written:
+                word = f"@{self.failed_path}"
+            elif self.save:
+                word = self._saved_list(reporter, bad)
+            else:  # nothing to keep: the hosts themselves
+                from hltcloud.hostlist import fold
+                word = fold(bad)
+            if word:
                 reporter.write_line(f"Re-run on the {len(bad)} failed host(s): "
-                                    f"{self.command(path)}")
+                                    f"{self.command(word)}")
         return written
 
     def _write(self, reporter, path, hosts, what):
@@ -145,13 +157,47 @@ class HostLists:
                           f"{err.strerror or err}")
             return False
 
-    def _private_list(self, reporter, hosts):
-        """A new 0700 directory holding the failed hosts' list: its path, or "" (said)."""
-        import tempfile
+    def _saved_list(self, reporter, hosts):
+        """The failed hosts' list in the user's state directory (state_dir(): 0700, the last
+        KEEP runs' lists): "@PATH", or "" (said)."""
+        from hltcloud.ops.privatedir import PrivateDirError
         try:
-            directory = tempfile.mkdtemp(prefix=f"{self.prog}-rerun-")
-        except OSError as err:
-            reporter.fail(f"cannot make a directory for the failed hosts' list: {err.strerror}")
+            directory = state_dir()
+        except (OSError, PrivateDirError) as err:
+            why = getattr(err, "strerror", None) or err
+            reporter.fail(f"cannot keep the failed hosts' list: {why}")
             return ""
-        path = os.path.join(directory, "failed-hosts")
-        return path if self._write(reporter, path, hosts, "failed") else ""
+        now = time.time_ns()  # names sort by time; two runs of one process differ too
+        name = (f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime(now // 10**9))}."
+                f"{now % 10**9:09d}-{os.getpid()}-{self.prog}.hosts")
+        path = os.path.join(directory, name)
+        if not self._write(reporter, path, hosts, "failed"):
+            return ""
+        forget_old_lists(directory)
+        return f"@{path}"
+
+
+KEEP = 20  # runs whose failed hosts' lists are kept
+
+
+def state_dir(env=None):
+    """The user's own directory for the re-run lists: $XDG_STATE_HOME/hltcloud, else
+    ~/.local/state/hltcloud; made 0700, refused unless it is the user's and no one else can
+    write it (privatedir.open_private)."""
+    from hltcloud.ops.privatedir import open_private
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    path = os.path.join(base, "hltcloud")
+    os.close(open_private(path, "the re-run lists' directory"))
+    return path
+
+
+def forget_old_lists(directory, keep=KEEP):
+    """Remove all but the KEEP newest lists (their names sort by time) of DIRECTORY."""
+    lists = sorted(name for name in os.listdir(directory) if name.endswith(".hosts"))
+    for name in lists[:-keep]:
+        try:
+            os.unlink(os.path.join(directory, name))  # unlink: a link goes, not its target
+        except OSError:
+            pass

@@ -138,7 +138,9 @@ def main(argv=None):
         reporter = Reporter(stream=sys.stderr if opts.json else None, no_colors=opts.no_colors,
                             line_output=opts.line_output)
         tools = prefill.Tools(reporter, groups,
-                              rerun.HostLists(PROG, opts.argv, opts.host_span, opts))
+                              rerun.HostLists(PROG, opts.argv, opts.host_span, opts,
+                                              save=not (opts.dry_run or opts.check),
+                                              drop=("--check", "--json") if opts.check else ()))
         if opts.check:
             return prefill_check.check_hosts(opts, tools)
         if opts.prune:

@@ -108,7 +108,7 @@ def copy_to_hosts(argv):
     if opts.pipeline and ssh.config_file:
         check_node_path(ssh.config_file, "the nodes' ssh config")
     source = local_source(opts.source)
-    lists = rerun.HostLists(PROG, opts.argv, opts.host_span, opts)
+    lists = rerun.HostLists(PROG, opts.argv, opts.host_span, opts, save=not opts.dry_run)
     if opts.dry_run:  # the lists too (every host planned is "ok"); no record in the log
         reporter = Reporter(no_colors=opts.no_colors, line_output=opts.line_output)
         broadcast.print_dry_run(source, opts.hosts, reporter, opts.pipeline, opts.head_slots)

@@ -1,7 +1,9 @@
 """Units of issue 13 parts 1 and 2: the list switches and the re-run command (rerun.py),
 the record's pieces (audit.py), the [log] keys."""
 import io
+import os
 import socket
+import stat
 
 import pytest
 
@@ -53,7 +55,7 @@ def test_the_host_words_are_found_even_when_an_option_value_looks_the_same():
     args = parser.parse_args(argv)
     span = rerun.words_span(parser, argv, args)
     lists = rerun.HostLists("rsync-wave.py", argv, span, args)
-    assert lists.command("/t/f").endswith(
+    assert lists.command("@/t/f").endswith(
         "rsync-wave.py --config cn01 src /d @/t/f --tries 2")
 
 
@@ -97,3 +99,52 @@ def test_status_lines_reach_the_record_without_colours(tmp_path):
         "start: " + audit.who() + ": tool --x 'a b'", "[ OK ] did cn01", "[FAIL] cn02 broke",
         "end: exit status 1 (some host failed); failed: cn02; ok: cn01"]
     assert got[0].startswith("<14>tool[") and got[2].startswith("<11>tool[")
+
+
+def _lists(argv, span, **kwargs):
+    import dataclasses as dc
+    args = dc.make_dataclass("A", ["failed_path", "ok_path"])(None, None)
+    return rerun.HostLists("openstack-hlt-manage", argv, span, args, **kwargs)
+
+
+def _ran(lists, hosts_ok, hosts_bad):
+    from hltcloud.ops.outcomes import Outcome
+    out = io.StringIO()
+    lists.finish(report.Reporter(out), [Outcome(h) for h in hosts_ok]
+                 + [Outcome(h).failed(f"{h}: broke") for h in hosts_bad])
+    return out.getvalue()
+
+
+def test_rerun_lists_go_to_the_users_state_directory_which_keeps_the_last_runs(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    argv = ["--for-real", "disable", "cn[01-03]"]
+    for _ in range(rerun.KEEP + 3):
+        said = _ran(_lists(argv, (2, 3)), ["cn01"], ["cn02", "cn03"])
+    directory = tmp_path / "state" / "hltcloud"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    kept = sorted(directory.iterdir())
+    assert len(kept) == rerun.KEEP  # not 41 folders after an afternoon
+    assert said.strip().endswith(f"--for-real disable @{kept[-1]}")
+    assert kept[-1].read_text().splitlines()[1:] == ["cn02", "cn03"]
+
+
+def test_a_dry_run_or_check_keeps_no_list_and_checks_line_is_the_repair(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    said = _ran(_lists(["disable", "cn[01-03]"], (1, 2), save=False), [], ["cn02", "cn03"])
+    assert said.strip().endswith("Re-run on the 2 failed host(s): openstack-hlt-manage "
+                                 "disable 'cn[02-03]'")
+    argv = ["--check", "--json", "img", "cn[01-03]"]
+    check = rerun.HostLists("openstack-prefill-cache", argv, (3, 4),
+                            _lists([], (0, 0)), save=False, drop=("--check", "--json"))
+    assert _ran(check, [], ["cn01"]).strip().endswith(": openstack-prefill-cache img cn01")
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_state_directory_others_can_write_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    (tmp_path / "hltcloud").mkdir(mode=0o777)
+    os.chmod(tmp_path / "hltcloud", 0o777)
+    said = _ran(_lists(["disable", "cn01"], (1, 2)), [], ["cn01"])
+    assert "[FAIL] cannot keep the failed hosts' list: the re-run lists' directory" in said
+    assert "is writable by others" in said and list((tmp_path / "hltcloud").iterdir()) == []
