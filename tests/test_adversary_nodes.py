@@ -376,7 +376,8 @@ def test_a_chain_host_cannot_report_for_another_host():
     chain = ["cn01.internal", "cn02.internal", "cn03.internal"]
     state = ChainState([chain], size=5, timeout=10, head_name="head", private="/x/.img.pipe-a",
                        new_private=None, now=0.0)
-    forwarder = next(a.session for a in state.start() if isinstance(a, StartForwarder)
+    started = state.start() + state.step(Line(0, "HLTPIPE P cn01.internal 0"), 0.0)
+    forwarder = next(a.session for a in started if isinstance(a, StartForwarder)
                      and a.next_host == "cn02.internal")  # on cn01, carrying cn02's receiver
     news = [state.step(Line(forwarder, text), 1.0) for text in (
         "HLTPIPE OK cn03.internal 5", "HLTPIPE OK cn01.internal 5",

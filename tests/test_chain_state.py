@@ -9,7 +9,7 @@ from hltcloud.transfer.chain.events import (CleanUp, Delivered, EndSession, Ende
                                             FeedFromHead, Line, Note, RouteAround,
                                             StartForwarder, Tick)
 from hltcloud.transfer.chain.rates import CONFIRM, WINDOW
-from hltcloud.transfer.chain.state import UPSTREAM_GRACE, ChainState
+from hltcloud.transfer.chain.state import CONNECT_AFTER, UPSTREAM_GRACE, ChainState
 
 MB = 1_000_000
 SIZE = 40 * MB
@@ -36,6 +36,9 @@ class Run:
         self.state = ChainState(chains, size=SIZE, timeout=timeout, head_name="head",
                                 private=RUN, new_private=generation, now=self.now)
         self.started = self.state.start()
+        # Each first host's receiver says "P host 0" as it starts: the rest of its chain connects
+        self.connected = [a for chain in chains
+                          for a in self.say(0.0, chain[0], f"HLTPIPE P {chain[0]} 0")]
 
     def at(self, now, event):
         self.now = now
@@ -72,21 +75,39 @@ def of(kind, actions):
 
 # ---------------------------------------------------------------- the plan's sessions
 
-def test_start_connects_every_chain_then_the_head_feeds_each():
-    run = Run([[A, B, C], [D, E]])
-    assert run.started == [
-        StartForwarder(0, A, B, False, RUN, RUN), StartForwarder(1, B, C, True, RUN, RUN),
-        StartForwarder(2, D, E, True, RUN, RUN),
-        FeedFromHead(3, A, False, RUN), FeedFromHead(4, D, False, RUN)]
-    assert run.state.privates == {(name, RUN) for name in (A, B, C, D, E)}
+def test_the_head_feeds_each_chain_first_and_connects_it_once_its_first_host_speaks():
+    """The first host's handshake alone on the head's cores: the rest of its chain connects
+    when that host has spoken, CONNECT_AFTER seconds after the start at the latest."""
+    state = ChainState([[A, B, C], [D, E]], size=SIZE, timeout=TIMEOUT, head_name="head",
+                       private=RUN, new_private=generation, now=0.0)
+    assert state.start() == [FeedFromHead(0, A, False, RUN), FeedFromHead(1, D, False, RUN)]
+    assert state.step(Line(1, "a login banner"), 0.1) == [
+        StartForwarder(2, D, E, True, RUN, RUN)]
+    assert state.step(Tick(), CONNECT_AFTER - 0.1) == []
+    assert state.step(Tick(), CONNECT_AFTER) == [
+        StartForwarder(3, A, B, False, RUN, RUN), StartForwarder(4, B, C, True, RUN, RUN)]
+    assert state.step(Tick(), CONNECT_AFTER + 1) == []  # once
     assert Run([[A]]).started == [FeedFromHead(0, A, True, RUN)]
+    assert Run([[A, B]]).connected == [StartForwarder(1, A, B, True, RUN, RUN)]
+
+
+def test_a_first_host_whose_session_ends_at_once_still_connects_its_chain():
+    """The hosts behind it are then given up after the grace (and completed by the wave), as
+    when the first host fails later."""
+    state = ChainState([[A, B]], size=SIZE, timeout=TIMEOUT, head_name="head",
+                       private=RUN, new_private=generation, now=0.0)
+    state.start()
+    assert state.step(Ended(0, 255, "Connection refused"), 0.2) == [
+        StartForwarder(1, A, B, True, RUN, RUN), Failed("head", A, "Connection refused")]
+    assert state.step(Tick(), 0.3 + UPSTREAM_GRACE)[0] == Failed(A, B, f"no data after {A} failed")
 
 
 def test_an_ok_delivers_a_host_and_an_f_fails_it():
     run = Run([[A, B, C]])
     assert run.say(3.0, A, f"HLTPIPE OK {A} {SIZE}") == [Delivered("head", A, 3.0)]
+    feed_of_b = run.session(B)
     assert run.say(3.5, B, f"HLTPIPE F {B} checksum mismatch") == [
-        Failed(A, B, "checksum mismatch"), EndSession(0)]  # its session has nothing more
+        Failed(A, B, "checksum mismatch"), EndSession(feed_of_b)]  # it has nothing more
     assert (run.host(A).state, run.host(A).bytes, run.host(B).state) == ("ok", SIZE, "fail")
     assert run.say(4.0, C, f"HLTPIPE F {C}")[0] == Failed(B, C, "failed")
 
@@ -119,9 +140,10 @@ def test_no_new_byte_for_timeout_seconds_is_a_stall():
     for second in range(11, 41):
         assert of(Failed, run.beat(second, {A: 5 * MB + second, B: 4 * MB,
                                             C: 3 * MB + second})) == []
+    feeds_b, runs_on_b = run.session(B), run.session(C)
     actions = run.beat(41.0, {A: 5 * MB + 41, C: 3 * MB + 41})
     assert actions == [Failed(A, B, f"no data for {TIMEOUT} s"),
-                       EndSession(0), EndSession(1)]  # what feeds it and what it runs
+                       EndSession(feeds_b), EndSession(runs_on_b)]  # what feeds it, what it runs
     assert run.host(B).reason == f"no data for {TIMEOUT} s"
 
 
@@ -150,9 +172,10 @@ def test_a_session_that_ends_without_its_hosts_ok_fails_that_host():
 def test_the_run_is_over_when_every_session_has_ended():
     run = Run([[A, B]])
     run.say(1.0, B, f"HLTPIPE OK {B} {SIZE}")
-    assert run.end(1.1, 0) == [] and not run.state.finished
+    feed_of_a = run.session(A)
+    assert run.end(1.1, run.session(B)) == [] and not run.state.finished
     # A's receiver ended without a word: it failed; no CLEANUP (nothing was restarted)
-    assert run.end(1.2, 1, 0) == [Failed("head", A, "ssh exited with 0")]
+    assert run.end(1.2, feed_of_a, 0) == [Failed("head", A, "ssh exited with 0")]
     assert run.state.finished and run.at(1.3, Tick()) == []
 
 

@@ -597,3 +597,20 @@ def test_a_late_heartbeat_of_a_replaced_session_is_no_slowness():
         rates.note("next", second, count)  # 700 kB: the old session's, queued before it ended
         assert not rates.slow("next", second, 3_000_000, 2_500_000)
     assert rates.rate("next", 3) == pytest.approx(2_500_000)
+
+
+def test_a_new_receiver_is_measured_from_its_new_senders_first_byte():
+    """A take-over: the new receiver's first heartbeat says what the file holds already (here
+    3 MB); while the new sender's first bytes are still on their way (its ssh handshake, the
+    old dd stopping) it has no rate, and is not slow."""
+    rates = HopRates()
+    rates.reset("next", 10)
+    for tick in range(8):
+        now = 10 + tick / 2
+        rates.note("up", now, 5_000_000 + tick * 1_250_000)
+        rates.note("next", now, 3_000_000)  # nothing new yet
+        assert rates.rate("next", now) is None, now
+        assert not rates.slow("next", now, 2_000_000 + tick * 1_250_000, 2_500_000), now
+    rates.note("next", 14.5, 4_000_000)
+    rates.note("next", 15.5, 6_500_000)
+    assert rates.rate("next", 15.5) == pytest.approx(2_500_000)

@@ -20,16 +20,23 @@ Plan: the hosts are cut into HEAD_SLOTS chains of consecutive hosts; the head st
 file into the first host of each chain. With the same link speed everywhere one chain is the
 fastest (every uplink carries the file once at full speed); more chains share the head's.
 
-Sessions (all opened at once, so that ssh handshakes, ~0.1-0.3 s each, do not add up along
-a chain):
-- head -> first host of a chain: RECV, with the file on its stdin;
+Sessions:
+- head -> first host of a chain: RECV, with the file on its stdin; started first and alone,
+  so that its handshake has the head's cores (its first byte comes about as soon as a plain
+  copy's);
 - head -> every host H but the last of its chain: FORWARD, which runs
-  `tail -f TMP | ssh NEXT RECV` on H; the ssh to NEXT carries NEXT's RECV.
-RECV on a host: dd writes what arrives into TMP and stops at the file's size, a twice-a-second
-"P host bytes" heartbeat, then size and checksum (read from TMP) are checked and TMP is renamed
-into place. TMP lives in a private directory of the run (root only, hidden beside DEST), the
-working directory of every process of the run on that host. Status lines travel back to the
-head on the stdout of the session that carries the RECV.
+  `tail -f TMP | ssh NEXT RECV` on H; the ssh to NEXT carries NEXT's RECV. A chain's
+  forwarders all start at once (the handshakes do not add up along it) as soon as its first
+  host has spoken (or a second after the start).
+RECV on a host: dd writes what arrives into TMP from the first byte on and stops at the
+file's size; a "P host bytes" heartbeat at once, then twice a second (the shell reads dd's
+count from /proc: no process started for it); then size and checksum (read from TMP) are
+checked, and TMP is renamed into place once the forwarder there has opened it. The forwarder
+polls TMP every 10 ms (tail cannot wait on a descriptor): a hop adds about that much, and
+the link behind it does not idle between two polls. TMP lives in a private directory of the
+run (root only, hidden beside DEST), the working directory of every process of the run on
+that host. Status lines travel back to the head on the stdout of the session that carries
+the RECV.
 
 Slow nodes (rates.py, state.py): the forwarders follow the file, so a host receives at the
 pace of its own upstream hop. A host far slower than its upstream is taken out of the chain,

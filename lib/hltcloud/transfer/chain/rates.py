@@ -14,10 +14,12 @@ behind it keep up with their (slow) upstream and are not blamed.
 The rule, robust to the CPU noise of many nodes sharing few cores: over the last WINDOW
 seconds the host got less than SLOW_FRACTION of its upstream's rate, its upstream is at least
 MIN_LEAD bytes ahead of it, and this held at CONFIRM checks in a row (half a second apart).
-A rate is measured from a host's first byte on: a host whose sessions are still starting (a
-loaded head opens them all at once) is not slow, and a slow one is seen one window after its
-first byte; its upstream's rate is taken over UP_WINDOW seconds, so that an upstream that
-started just before it does not delay the verdict.
+A rate is measured from a host's first new byte on (beyond what it held at its first
+heartbeat: nothing, or what a take-over keeps): a host whose sessions are still starting (a
+loaded head opens many at once) is not slow, nor a new receiver that has not had a byte of
+its new sender yet, and a slow one is seen one window after its first new byte; its
+upstream's rate is taken over UP_WINDOW seconds, so that an upstream that started just
+before it does not delay the verdict.
 A host the head feeds is measured against the hosts done so far (none at first: the first
 host of a chain is never blamed, its slowness could be the head's uplink).
 
@@ -35,17 +37,22 @@ CONFIRM = 2  # ...at this many checks in a row
 class HopRates:
     def __init__(self):
         self.samples = {}  # host -> [(time, bytes)], oldest first, about 3 windows
+        self.floors = {}  # host -> the bytes it held at its first heartbeat (since a reset)
         self.strikes = {}
 
     def reset(self, host, now):
-        """HOST starts again from nothing (a new upstream)."""
-        self.samples[host] = [(now, 0)]
+        """HOST starts again (a new upstream): its next heartbeat says where it starts from
+        (nothing, or the bytes a take-over keeps); its rate counts only what comes after."""
+        self.samples[host] = []
+        self.floors.pop(host, None)
         self.strikes[host] = 0
 
     def note(self, host, now, count):
         samples = self.samples.setdefault(host, [])
         if samples and count < samples[-1][1]:  # a late heartbeat of a replaced session, or
             samples.clear()  # the first of the new one after it: measure afresh
+            self.floors.pop(host, None)
+        self.floors.setdefault(host, count)
         samples.append((now, count))
         while len(samples) > 2 and samples[1][0] < now - 3 * WINDOW:
             samples.pop(0)
@@ -56,7 +63,8 @@ class HopRates:
         if not samples:
             return None
         t1, b1 = samples[-1]
-        older = [s for s in samples if s[0] <= t1 - window and s[1] > 0]
+        floor = self.floors.get(host, 0)
+        older = [s for s in samples if s[0] <= t1 - window and s[1] > floor]
         if not older or now - t1 > max(window, WINDOW):  # too young, or no news for a while
             return None
         t0, b0 = older[-1]

@@ -6,7 +6,7 @@ Every change of the chains' shape is decided here, and only here.
 
     state = ChainState(chains, size=..., timeout=..., head_name=..., private=...,
                        new_private=lambda generation: ..., now=t0)
-    actions = state.start()                 # the forwarders first, then the head's feeds
+    actions = state.start()                 # the head's feeds (the forwarders follow)
     actions = state.step(event, now)        # Line, Ended, Tick, RouteAround
     state.finished                          # every session ended (the last actions say so)
 
@@ -35,6 +35,7 @@ from hltcloud.transfer.common import format_rate
 
 UPSTREAM_GRACE = 5.0  # seconds a host may go without data once the host before it failed
 WATCH_EVERY = 0.5  # seconds between two applications of the slow-node rule
+CONNECT_AFTER = 1.0  # seconds after the start when the rest of every chain connects anyway
 
 
 @dataclass
@@ -84,20 +85,40 @@ class ChainState:
         self.generation = 0
         self.privates = {(name, private) for name in self.hosts}  # for CLEANUP
         self.last_watch = now
+        self.pending = {index for index, chain in enumerate(self.chains) if len(chain) > 1}
         self.finished = False
         self._out = []
 
     # ---------------------------------------------------------------- in and out
     def start(self):
-        """The sessions of the plan: the forwarders first (the head's stream can only flow
-        once a chain is connected), then the head's feed of each chain's first host."""
-        for chain in self.chains:
-            for position, name in enumerate(chain[:-1]):
-                self._forward(name, chain[position + 1], position + 2 == len(chain),
-                              self.hosts[name].private, self.hosts[name].private)
+        """The head's feed of each chain's first host: its handshake alone on the head's
+        cores, so that its first byte comes about as soon as one plain copy's. The rest of a
+        chain connects once that host has spoken (its receiver says "P" as it starts) or its
+        session ended, and CONNECT_AFTER seconds after the start at the latest."""
         for chain in self.chains:
             self._feed(chain[0], len(chain) == 1, self.hosts[chain[0]].private)
         return self._flush()
+
+    def _connect(self, chain, now):
+        """CHAIN's forwarders, in chain order (each one's ssh to the next host at once)."""
+        if chain not in self.pending:
+            return
+        self.pending.discard(chain)
+        names = self.chains[chain]
+        for name in names[1:]:  # before its first byte, a host has its handshakes' TIMEOUT
+            self.hosts[name].changed = max(self.hosts[name].changed, now + self.timeout)
+        for position, name in enumerate(names[:-1]):
+            self._forward(name, names[position + 1], position + 2 == len(names),
+                          self.hosts[name].private, self.hosts[name].private)
+
+    def _connect_on_news(self, session, now):
+        """SESSION (None: a tick) said something or ended at NOW: the chains due connect."""
+        host = session and self.hosts[session.carries]
+        if host and session.role == "recv" and self.chains[host.chain][0] == host.name:
+            self._connect(host.chain, now)
+        if now - self.started >= CONNECT_AFTER:
+            for chain in list(self.pending):
+                self._connect(chain, now)
 
     def step(self, event, now):
         """Take EVENT at time NOW; the actions it calls for, in order."""
@@ -105,9 +126,12 @@ class ChainState:
             return []
         if isinstance(event, Line):
             self._line(self.sessions[event.session], event.text, now)
+            self._connect_on_news(self.sessions[event.session], now)
         elif isinstance(event, Ended):
+            self._connect_on_news(self.sessions[event.session], now)
             self._ended(self.sessions[event.session], event, now)
         elif isinstance(event, Tick):
+            self._connect_on_news(None, now)
             self._stall_check(now)
             self._watch_rates(now)
         elif isinstance(event, RouteAround):
