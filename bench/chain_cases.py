@@ -258,10 +258,13 @@ class FirstBytes:
 
     def _watch(self):
         start = time.thread_time()
-        while not self.stop.is_set() and len(self.seen) < len(self.hosts):
+        while len(self.seen) < len(self.hosts):
+            stopping = self.stop.is_set()  # one more look after the copy (a loaded machine)
             for host in self.hosts:
                 if host not in self.seen and self._has_bytes(self.dirs[host]):
                     self.seen[host] = time.monotonic() - self.t0
+            if stopping:
+                break
             self.stop.wait(self.STEP)
         self.cpu = time.thread_time() - start
 
