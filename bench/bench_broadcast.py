@@ -13,8 +13,15 @@ sshd, ssh, tee, checksum: a cpuacct cgroup holding this script and the cluster's
 the head tools alone (children's rusage). Needs root. Cleans up what it made.
 
 usage: bench_broadcast.py [--rate 200mbit] [--size-mb 64] [--nodes 8,16,32] [--skip-head-only]
+                          [--skip-wave]
                           [--cases broadcast,slow,cpu] [--slow-nodes 16] [--cpu-nodes 4]
-                          [--before DIR]
+                          [--before DIR]... [--repeat N]
+
+The pipeline rows also say when the first byte reached the first and the last host of the
+chain (a thread watching their DEST directories every 10 ms; its CPU is taken off the run's),
+beside one plain copy's (ssh HOST cat > FILE). --before DIR (again for more checkouts) runs
+the pipeline with DIR's rsync-wave.py too, in turn with this checkout's, --repeat N rounds
+(each checkout's median run is kept), on the same cluster and the same T1.
 
 Two more cases (issue 14), in the same run and the same table style:
   slow  --slow-nodes N nodes at 20mbit, one of them (the 4th) at 2mbit, 16 MiB: every host's
@@ -53,62 +60,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "tests" / "simcluster" / "cluster"
 TOOL = REPO / "bin" / "rsync-wave.py"
-CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 DEST_DIR = "/var/lib/nova/instances"
 
 sys.path.insert(0, str(REPO / "lib"))
 from hltcloud.proc import runner  # noqa: E402
-from chain_cases import CpuCase, SlowCase, children_cpu, rate_bits, run  # noqa: E402
-
-
-class CpuMeter:
-    """CPU of this process tree, nodes' sshds included: a cpuacct cgroup we move into before
-    the cluster starts (its daemons inherit it). Without cgroup v1 cpuacct: None."""
-
-    def __init__(self):
-        self.group = None
-        self.node_groups = {}
-        try:
-            group = CPUACCT / f"hltbench-{os.getpid()}"
-            group.mkdir()
-            (group / "cgroup.procs").write_text(str(os.getpid()))
-            self.group = group
-        except OSError as err:
-            print(f"note: no cpuacct cgroup ({err}): whole CPU not measured", file=sys.stderr)
-
-    def seconds(self):
-        if not self.group:
-            return None
-        return int((self.group / "cpuacct.usage").read_text()) / 1e9
-
-    def node(self, name, sshd_pid):
-        """A group of NAME's own, holding its sshd (what it starts from now on goes there too)."""
-        if not self.group:
-            return None
-        if name not in self.node_groups:
-            group = self.group / f"node-{name}"
-            group.mkdir()
-            (group / "cgroup.procs").write_text(str(sshd_pid))
-            self.node_groups[name] = group
-        return self.node_groups[name]
-
-    def node_seconds(self, name):
-        group = self.node_groups.get(name)
-        return None if group is None else int((group / "cpuacct.usage").read_text()) / 1e9
-
-    def close(self):
-        if not self.group:
-            return
-        try:
-            (CPUACCT / "cgroup.procs").write_text(str(os.getpid()))
-            for _ in range(50):  # the cluster's daemons are gone after `down`
-                try:
-                    self.group.rmdir()
-                    return
-                except OSError:
-                    time.sleep(0.1)
-        except OSError as err:
-            print(f"note: cgroup {self.group} left: {err}", file=sys.stderr)
+from chain_cases import (CpuCase, CpuMeter, FirstBytes, SlowCase, checkout_label,  # noqa: E402
+                         children_cpu, random_file, rate_bits, run)
 
 
 class Bench:
@@ -236,19 +193,27 @@ class Bench:
         self.clean(dest)
         return row
 
-    def tool(self, hosts, *switches):
+    def tool(self, hosts, *switches, tool=TOOL, first_bytes=None):
+        """Run TOOL; (wall, CPU, head CPU). FIRST_BYTES: a dict that gets when the first byte
+        reached the first and the last host."""
         dest = self.fresh_dest()
 
         def action():
-            res = run([str(TOOL), "--ssh-config", self.ssh_config(), *switches,
+            res = run([str(tool), "--ssh-config", self.ssh_config(), *switches,
                        str(self.source), dest, *hosts], env=self.env())
             if res.returncode != 0:
                 raise SystemExit(f"rsync-wave.py {' '.join(switches)}: exit {res.returncode}\n"
                                  f"{res.stdout[-2000:]}{res.stderr[-1000:]}")
-        row = self.measure(action)
+            for line in res.stdout.splitlines():  # what made a run slower than it should be
+                if re.search(r" is slow |any more|WARN|completing", line):
+                    print(f"    ({line})", flush=True)
+        with FirstBytes(self, dest, [hosts[0], hosts[-1]]) as watch:
+            wall, cpu, head = self.measure(action)
+        if first_bytes is not None:
+            first_bytes.update(first=watch.at(hosts[0]), last=watch.at(hosts[-1]))
         self.check(dest, hosts, f"rsync-wave.py {' '.join(switches)}")
         self.clean(dest)
-        return row
+        return wall, None if cpu is None else cpu - watch.cpu, head
 
     def run(self):
         args = self.args
@@ -273,24 +238,60 @@ class Bench:
         t1 = self.t1()
         self.rows.append(("1", "T1 (one copy)", t1))
         print(f"T1 = {t1[0]:.2f} s ({args.size_mb * 8 * 1.048576 / t1[0]:.0f} Mbit/s)", flush=True)
+        plain = self.plain_first_byte()
+        print(f"first byte of one plain copy (ssh cat): {plain:.2f} s", flush=True)
         for count in counts:
             hosts = self.names[:count]
-            for label, action in (("pipeline", lambda: self.tool(hosts, "--pipeline")),
-                                  ("wave", lambda: self.tool(hosts)),
+            self.pipelines(hosts, t1[0])
+            for label, action in (("wave", lambda: self.tool(hosts)),
                                   ("head-only", lambda: self.head_only(hosts))):
-                if label == "head-only" and args.skip_head_only:
+                if (label == "head-only" and args.skip_head_only) or \
+                        (label == "wave" and args.skip_wave):
                     continue
                 row = action()
                 self.rows.append((str(count), label, row))
                 print(f"  N={count:<3} {label:<10} {row[0]:7.2f} s  {row[0] / t1[0]:5.2f} x T1",
                       flush=True)
-        self.table(t1[0])
+        self.table(t1[0], plain)
+
+    def tools(self):
+        """(label, rsync-wave.py) of every checkout compared: --before ones first."""
+        before = [Path(d).resolve() for d in self.args.before or []]
+        return [(checkout_label(d), d / "bin" / "rsync-wave.py") for d in before] + \
+            [("after", TOOL)]
+
+    def pipelines(self, hosts, t1):
+        """--repeat rounds of the pipeline with every checkout in turn (side by side on the
+        same load); each checkout's median run (by wall) goes in the table."""
+        runs = {label: [] for label, _ in self.tools()}
+        for _ in range(self.args.repeat):
+            for label, tool in self.tools():
+                first = {}
+                row = self.tool(hosts, "--pipeline", tool=tool, first_bytes=first)
+                runs[label].append((row, first))
+                print(f"  N={len(hosts):<3} pipeline {label:<8} {row[0]:7.2f} s  "
+                      f"{row[0] / t1:5.2f} x T1  first byte: first host {first['first']:.2f} s, "
+                      f"last host {first['last']:.2f} s", flush=True)
+        for label, done in runs.items():
+            row, first = sorted(done, key=lambda r: r[0][0])[len(done) // 2]
+            self.rows.append((str(len(hosts)), f"pipeline {label}", row, first))
+
+    def plain_first_byte(self):
+        """When the first byte of one plain copy (ssh HOST cat > FILE) reached the host: the
+        median of 3."""
+        small = random_file(self.tmp / "small.raw", 1)  # the start is what counts
+        seen = []
+        for _ in range(3):
+            dest = self.fresh_dest()
+            with FirstBytes(self, dest, self.names[:1]) as watch:
+                self.rsync_one_file(small, self.names[0], dest, plain=True)
+            seen.append(watch.at(self.names[0]))
+            self.clean(dest)
+        return sorted(seen)[1]
 
     def chain_cases(self):
-        """The slow and cpu cases, for this checkout and (--before) another one, side by side."""
-        tools = [("after", TOOL)]
-        if self.args.before:
-            tools.insert(0, ("before", Path(self.args.before).resolve() / "bin" / "rsync-wave.py"))
+        """The slow and cpu cases, for this checkout and (--before) others, side by side."""
+        tools = self.tools()
         figures = {}
         for name, case in (("slow", SlowCase), ("cpu", CpuCase)):
             if name not in self.args.cases:
@@ -321,17 +322,20 @@ class Bench:
                 print(f"{what:<44}" + "".join(f" {figures[(case, label)][key]:8.2f}"
                                               for label in labels))
 
-    def table(self, t1):
+    def table(self, t1, plain):
         print()
-        print(f"{'N':>3}  {'method':<14} {'seconds':>8} {'x T1':>6} {'CPU s':>7} "
-              f"{'head CPU s':>10} {'cores':>6}")
-        for count, label, (wall, cpu, head) in self.rows:
+        print(f"{'N':>3}  {'method':<18} {'seconds':>8} {'x T1':>6} {'CPU s':>7} "
+              f"{'head CPU s':>10} {'cores':>6} {'1st byte':>9} {'last':>6}")
+        for count, label, (wall, cpu, head), *first in self.rows:
             cpu_text = "n/a" if cpu is None else f"{cpu:.1f}"
             cores = "n/a" if cpu is None else f"{cpu / wall:.2f}"
-            print(f"{count:>3}  {label:<14} {wall:8.2f} {wall / t1:6.2f} {cpu_text:>7} "
-                  f"{head:10.1f} {cores:>6}")
+            ttfb = f" {first[0]['first']:9.2f} {first[0]['last']:6.2f}" if first else ""
+            print(f"{count:>3}  {label:<18} {wall:8.2f} {wall / t1:6.2f} {cpu_text:>7} "
+                  f"{head:10.1f} {cores:>6}{ttfb}")
         print("CPU s: head tools + every node's sshd/ssh/tee/checksum (cpuacct cgroup); "
-              "head CPU s: the head's tools only (rusage); cores = CPU s / seconds.")
+              "head CPU s: the head's tools only (rusage); cores = CPU s / seconds; 1st byte, "
+              f"last: when the first byte reached the first and the last host (s; one plain "
+              f"copy's: {plain:.2f} s).")
 
     def close(self):
         self.down()
@@ -353,13 +357,17 @@ def main():
     parser.add_argument("--nodes", default="8,16,32")
     parser.add_argument("--skip-head-only", action="store_true",
                         help="leave out the slow head-only copies (N x T1 each)")
+    parser.add_argument("--skip-wave", action="store_true", help="leave out the wave")
     parser.add_argument("--cases", default="broadcast,slow,cpu",
                         help="which of broadcast, slow, cpu to run (comma-separated)")
     parser.add_argument("--slow-nodes", type=int, default=16)
     parser.add_argument("--cpu-nodes", type=int, default=4)
-    parser.add_argument("--before", metavar="DIR",
-                        help="also run the slow and cpu cases with DIR/bin/rsync-wave.py (another "
-                             "checkout, e.g. `git archive main`), printed side by side")
+    parser.add_argument("--before", metavar="DIR", action="append",
+                        help="also run the pipelines with DIR/bin/rsync-wave.py (another checkout, "
+                             "e.g. `git worktree add --detach DIR REV`; again for more), printed "
+                             "side by side")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the pipeline, every checkout in turn (the median run kept)")
     args = parser.parse_args()
     rate_bits(args.rate)
     if os.geteuid() != 0:

@@ -9,14 +9,19 @@ bench_*.py only), and the helpers both files use.
             write, checksum": the node's side, and the head's ssh).
 
 Each case runs one rsync-wave.py (TOOL: this checkout's, or another's with --before) and
-returns its figures; bench_broadcast.py prints them side by side.
+returns its figures; bench_broadcast.py prints them side by side. Also here: FirstBytes (when
+the first byte of a copy reached a host) and CpuMeter (the CPU of the run, a cgroup).
 """
 import hashlib
 import os
 import re
 import resource
 import subprocess
+import sys
 import time
+from pathlib import Path
+
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 
 
 def children_cpu():
@@ -206,3 +211,118 @@ class CpuCase:
                 "x_node_side": fwd[big] / node_s,
                 "x_per_mb": per_mb["fwd"] / per_mb["plain"],
                 "fixed_fwd": fixed["fwd"], "fixed_plain": fixed["plain"]}
+
+
+class FirstBytes:
+    """When the first byte of DEST reached each of HOSTS (seconds from the start): a thread
+    looks at their DEST directories every STEP seconds for DEST or a hidden twin of it (a
+    file, or a private directory's data) holding a byte. Its own CPU (counted in the run's
+    cgroup) is in .cpu, for the caller to take off."""
+    STEP = 0.01
+
+    def __init__(self, bench, dest, hosts):
+        import threading
+        self.bench, self.name, self.hosts = bench, dest.rsplit("/", 1)[1], list(hosts)
+        self.dirs = {h: bench.node_path(h, dest).parent for h in self.hosts}
+        self.seen, self.cpu = {}, 0.0
+        # a chain's temporary file or private directory, or rsync's temporary file
+        self.twin = re.compile(rf"\.{re.escape(self.name)}\.(pipe-[0-9a-f]+|[A-Za-z0-9]{{6}})$")
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.stop.set()
+        self.thread.join()
+
+    def _has_bytes(self, folder):
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return False
+        for entry in entries:
+            if entry.name != self.name and not self.twin.match(entry.name):
+                continue
+            paths = [entry.path + "/data"] if entry.is_dir(follow_symlinks=False) else [entry.path]
+            for path in paths:
+                try:
+                    if os.stat(path).st_size > 0:
+                        return True
+                except OSError:
+                    pass
+        return False
+
+    def _watch(self):
+        start = time.thread_time()
+        while len(self.seen) < len(self.hosts):
+            stopping = self.stop.is_set()  # one more look after the copy (a loaded machine)
+            for host in self.hosts:
+                if host not in self.seen and self._has_bytes(self.dirs[host]):
+                    self.seen[host] = time.monotonic() - self.t0
+            if stopping:
+                break
+            self.stop.wait(self.STEP)
+        self.cpu = time.thread_time() - start
+
+    def at(self, host):
+        return self.seen.get(host, float("nan"))
+
+
+def checkout_label(path):
+    """A checkout's short commit (or its folder's name)."""
+    res = run(["git", "-C", str(path), "rev-parse", "--short=7", "HEAD"])
+    return res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else path.name
+
+
+class CpuMeter:
+    """CPU of this process tree, nodes' sshds included: a cpuacct cgroup we move into before
+    the cluster starts (its daemons inherit it). Without cgroup v1 cpuacct: None."""
+
+    def __init__(self):
+        self.group = None
+        self.node_groups = {}
+        try:
+            group = CPUACCT / f"hltbench-{os.getpid()}"
+            group.mkdir()
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+            self.group = group
+        except OSError as err:
+            print(f"note: no cpuacct cgroup ({err}): whole CPU not measured", file=sys.stderr)
+
+    def seconds(self):
+        if not self.group:
+            return None
+        return int((self.group / "cpuacct.usage").read_text()) / 1e9
+
+    def node(self, name, sshd_pid):
+        """A group of NAME's own, holding its sshd (what it starts from now on goes there too)."""
+        if not self.group:
+            return None
+        if name not in self.node_groups:
+            group = self.group / f"node-{name}"
+            group.mkdir()
+            (group / "cgroup.procs").write_text(str(sshd_pid))
+            self.node_groups[name] = group
+        return self.node_groups[name]
+
+    def node_seconds(self, name):
+        group = self.node_groups.get(name)
+        return None if group is None else int((group / "cpuacct.usage").read_text()) / 1e9
+
+    def close(self):
+        if not self.group:
+            return
+        try:
+            (CPUACCT / "cgroup.procs").write_text(str(os.getpid()))
+            for _ in range(50):  # the cluster's daemons are gone after `down`
+                try:
+                    self.group.rmdir()
+                    return
+                except OSError:
+                    time.sleep(0.1)
+        except OSError as err:
+            print(f"note: cgroup {self.group} left: {err}", file=sys.stderr)

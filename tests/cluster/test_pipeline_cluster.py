@@ -12,11 +12,12 @@ import pytest
 from helpers import (cmdline, eventually, interrupt, node_file, processes, sha1_of, transfer_lines,
                      twins)
 
-from hltcloud.transfer import chain as pipeline
 from hltcloud import report
 from hltcloud.proc import runner
 from hltcloud.transfer import common as transfer
-from hltcloud.transfer.chain_commands import ChainCommands
+from hltcloud.transfer.chain.commands import ChainCommands
+from hltcloud.transfer.chain.events import CleanUp, Ended, Line, RouteAround, Tick, status_words
+from hltcloud.transfer.chain.loop import ChainRun
 
 INSTANCES = "/var/lib/nova/instances"
 TOOL = Path(__file__).resolve().parents[2] / "bin" / "rsync-wave.py"
@@ -238,47 +239,48 @@ def test_a_slow_node_is_taken_out_of_the_chain(cluster, payload, slow_at):
     assert eventually(lambda: our_processes(dest), 10) == []
 
 
-class _UpstreamDoneFirst(pipeline._Pipeline):
-    """The real engine on the real nodes, with one decision taken at a chosen moment: cn02 is
-    routed around as soon as cn01's receiver has put its copy in place, and cn01's "OK" and
-    the end of its session are taken in only after the route-around forwarder has ended
-    (they travel through another ssh, and may come that late): the head still counts cn01
-    as receiving, so it starts a forwarder on cn01 for the hosts behind cn02, which finds
-    no receiver there."""
-    def __init__(self, *args, final_of, take_over, **kw):
-        super().__init__(*args, **kw)
+class _UpstreamDoneFirst:
+    """Hooks of the real loop on the real nodes, for one decision taken at a chosen moment:
+    cn02 is routed around as soon as cn01's receiver has put its copy in place, and cn01's
+    "OK" and the end of its session are taken in only after the route-around forwarder has
+    ended (they travel through another ssh, and may come that late): the head still counts
+    cn01 as receiving, so it starts a forwarder on cn01 for the hosts behind cn02, which finds
+    no receiver there. Until then cn02's heartbeats are dropped (the slow-node rule never
+    finds it by itself), and the CLEANUP after the run is left out (the scripts must clean up
+    after themselves)."""
+    def __init__(self, final_of, take_over):
         self.final_of, self.held, self.routed = final_of, [], False
         self.take_over = take_over  # cn03 takes over (once it has bytes), or starts again
 
-    def _late_done(self):
-        late = [s for s in self.sessions if s.late]
+    def _late_done(self, state):
+        late = [s for s in state.sessions.values() if s.late]
         return self.routed and late and all(s.done for s in late)
 
-    def _event(self, kind, host, text):
-        if kind == "OK" and host == "cn01.internal" and not self._late_done():
-            self.held.append((kind, host, text))
-            return
-        super()._event(kind, host, text)
+    @staticmethod
+    def _about(host, event, state, kinds):
+        if isinstance(event, Ended):
+            return "end" in kinds and state.sessions[event.session].carries == host
+        words = isinstance(event, Line) and status_words(event.text)
+        return bool(words) and words[0] in kinds and words[1] == host
 
-    def _session_ended(self, session):
-        if session.carries == "cn01.internal" and not self._late_done():
-            return  # again at the next round
-        if self._late_done():
-            for event in self.held:
-                super()._event(*event)
-            self.held = []
-        super()._session_ended(session)
+    def events(self, event, state):
+        if self._late_done(state):
+            out, self.held = self.held + [event], []
+            return out
+        if self._about("cn01.internal", event, state, ("OK", "end")):
+            self.held.append(event)
+            return []
+        if not self.routed and self._about("cn02.internal", event, state, ("P",)):
+            return []
+        if isinstance(event, Tick) and not self.routed and self.final_of("cn01.internal").exists() \
+                and (state.hosts["cn03.internal"].bytes or not self.take_over):
+            self.routed = True
+            return [event, RouteAround("cn02.internal", take_over=self.take_over)]
+        return [event]
 
-    def watch_rates(self, now):
-        behind = self.hosts["cn03.internal"]
-        if self.routed or not self.final_of("cn01.internal").exists():
-            return
-        if self.take_over and not behind.bytes:
-            return  # again at the next round
-        if not self.take_over:
-            behind.took_from = 0  # as if it had taken over once: the hosts behind start again
-        self.route_around(self.hosts["cn02.internal"], self.hosts["cn01.internal"], now)
-        self.routed = True
+    @staticmethod
+    def actions(action, _state):
+        return [] if isinstance(action, CleanUp) else [action]
 
 
 @pytest.mark.parametrize("take_over", [True, False], ids=["take-over", "start-again"])
@@ -295,21 +297,22 @@ def test_a_route_around_whose_upstream_just_finished_is_fed_by_the_head(cluster,
     out = io.StringIO()
     cmds = ChainCommands(runner.Ssh(cluster.ssh_config, "root", 3), dest,
                          *transfer.prepare_copy(str(source)), 30, cluster.ssh_config)
-    run = _UpstreamDoneFirst(cmds, [names], str(source), report.Reporter(out, line_output=True),
-                             "head", 5, final_of=lambda name: node_file(cluster, name, dest),
-                             take_over=take_over)
+    race = _UpstreamDoneFirst(lambda name: node_file(cluster, name, dest), take_over)
+    run = ChainRun(cmds, [names], str(source), report.Reporter(out, line_output=True), "head", 5,
+                   event_hook=race.events, action_hook=race.actions)
     run.run()
     print(out.getvalue())
-    assert run.routed
-    assert {name: run.hosts[name].state for name in names} == dict.fromkeys(names, "ok"), \
+    assert race.routed
+    state = run.state
+    assert {name: state.hosts[name].state for name in names} == dict.fromkeys(names, "ok"), \
         out.getvalue()
     for name in names:
         assert sha1_of(node_file(cluster, name, dest)) == sha1_of(source), name
     assert "no receiver on cn01.internal any more: head --> cn03.internal now" in out.getvalue()
-    assert run.hosts["cn03.internal"].upstream == "head"
-    assert run.hosts["cn04.internal"].upstream == "cn03.internal"
-    took = run.hosts["cn03.internal"].took_from
-    assert (took > 0) if take_over else (took is None and run.generation == 1), took
+    assert state.hosts["cn03.internal"].upstream == "head"
+    assert state.hosts["cn04.internal"].upstream == "cn03.internal"
+    took = state.hosts["cn03.internal"].took_from
+    assert (took > 0) if take_over else (took is None and state.generation == 1), took
     # The scripts clean up after themselves (distribute() would run CLEANUP too, after a
     # route-around; not here).
     assert eventually(lambda: twins(cluster, dest), 15) == []

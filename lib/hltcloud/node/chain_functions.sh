@@ -5,7 +5,7 @@
 # name in ps is visible to local users. So all helper files (data, recv.pid, fwd.in once a
 # forwarder has opened data) live in one private directory of the run (0700, in DEST's
 # directory: the final rename is atomic), used by relative names after entering it (at,
-# into). Its name is the head's, random per run and per restart (chain_commands.py). RECV
+# into). Its name is the head's, random per run and per restart (chain/commands.py). RECV
 # and FORWARD of one host race to make it: both accept an existing one that passes the
 # checks (only root can make such a one). Every process of ours on a host has that directory
 # as its working directory, and only root can enter it: that is how CLEANUP finds them (no

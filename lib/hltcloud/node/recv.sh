@@ -3,10 +3,11 @@
 # it after functions.sh and chain_functions.sh (scripts.py): no bashisms, no single quotes.
 # $1 host, $2 dest, $3 private dir, $4 "1" when a forwarder here reads our file ("" at a
 # chain's end), $5 size, $6 digest, $7 checksum tool, $8 stall seconds, $9 (a take-over only)
-# the byte the sender starts at. One process (dd) writes what arrives into the file and stops
-# at SIZE bytes by itself (no end of input needed: no latency per hop); the forwarders on this
-# host follow that file, so a slow next host never slows this one down; the checksum is read
-# from the file once it is complete (page cache).
+# the byte the sender starts at. One process (dd) writes what arrives into the file from the
+# first byte on (small blocks: little latency per hop) and stops at SIZE bytes by itself (no
+# end of input needed); the forwarders on this host follow that file, so a slow next host
+# never slows this one down; the checksum is read from the file once it is complete (page
+# cache).
 # A take-over (issue 14: this host's upstream was slow and is taken out of the chain): a
 # receiver runs in the private directory already, and the forwarders here follow its file and
 # its pid. The new receiver says so ("took", with its pid), stops the old one's dd, keeps the
@@ -16,8 +17,18 @@
 # file to its end. One take-over per directory.
 host=$1 dest=$2 priv=$3 feed=$4 size=$5 sum=$6 tool=$7 stall=$8 from=$9
 # shellcheck disable=SC1007  # several variables emptied on one line, on purpose
-mon= inside= entered= stop= skip=0 count=$5 ddpid=
+mon= inside= entered= stop= skip=0 count=$5 ddpid= base=0
 say() { printf "HLTPIPE %s %s %s\n" "$1" "$host" "$2"; }
+# size: the bytes in our file in $n, what our dd wrote so far while it runs (read from its
+# /proc entry by the shell itself: no process started twice a second), else from stat.
+size() {
+  n=
+  [ -e data ] || return 1
+  { read -r _ _ _ pp _ < "/proc/$ddpid/stat" && [ "$pp" = "$$" ] &&
+    while read -r key value; do [ "$key" != wchar: ] || n=$((base + value)); done \
+      < "/proc/$ddpid/io"; } 2>/dev/null
+  [ -n "$n" ] || n=$(stat -c %s data 2>/dev/null)
+}
 clean() {
   trap "" HUP INT TERM PIPE
   if [ -n "$ddpid" ]; then kill "$ddpid" 2>/dev/null; ddpid=; fi
@@ -53,33 +64,30 @@ else
   n=$(stat -c %s data 2>/dev/null) || fail "no file to take over in $priv"
   # shellcheck disable=SC2015  # A && B || C: C unless both tests hold, as meant
   [ "$from" -le "$n" ] && [ "$n" -le "$size" ] || fail "cannot resume at byte $from: $n bytes in $priv/data"
-  skip=$((n - from)) count=$((size - n)) feed=
+  skip=$((n - from)) count=$((size - n)) base=$n feed=
 fi
-(
-  trap "" PIPE
-  last=-1 idle=0
-  while sleep 0.5; do  # twice a second: the head sees a slow hop early
-    if [ -z "$from" ] && [ -e took ]; then exit 0; fi  # taken over: the new one speaks
-    n=$(stat -c %s data 2>/dev/null) || { reap $$; exit 0; }
-    if [ "$n" = "$last" ]; then idle=$((idle + 1)); else idle=0; last=$n; fi
-    if ! say P "$n" 2>/dev/null; then reap $$; exit 0; fi
-    if [ "$idle" -ge $((stall * 2)) ]; then say F "no data for $stall s"; reap $$; exit 0; fi
-  done
-) &
-mon=$!
-# The planned forwarder opens our file before we may rename it away (bounded: without it
-# this copy still counts, and the head handles the next host).
-i=0
-while [ -n "$feed" ] && [ ! -e fwd.in ] && [ "$i" -lt $((stall * 5)) ]; do
-  sleep 0.1; i=$((i + 1))
-done
 # In the background, its pid on record, so that a take-over can stop it (the input stays
 # ours: an asynchronous command would get /dev/null).
 exec 3<&0
-dd bs=64K skip="$skip" count="$count" iflag=skip_bytes,count_bytes,fullblock status=none \
+dd bs=16K skip="$skip" count="$count" iflag=skip_bytes,count_bytes,fullblock status=none \
   <&3 >> data &
 ddpid=$!
 echo "$ddpid" >| dd.pid
+(
+  trap "" PIPE
+  last=-1 idle=0
+  # At once (the head connects the rest of the chain when the first host speaks), then
+  # twice a second: the head sees a slow hop early.
+  while :; do
+    if [ -z "$from" ] && [ -e took ]; then exit 0; fi  # taken over: the new one speaks
+    size || { reap $$; exit 0; }
+    if [ "$n" = "$last" ]; then idle=$((idle + 1)); else idle=0; last=$n; fi
+    if ! say P "$n" 2>/dev/null; then reap $$; exit 0; fi
+    if [ "$idle" -gt $((stall * 2)) ]; then say F "no data for $stall s"; reap $$; exit 0; fi
+    sleep 0.5 || exit 0
+  done
+) &
+mon=$!
 wait "$ddpid"
 st=$? ddpid=
 exec 3<&-
@@ -103,6 +111,12 @@ n=$(stat -c %s data 2>/dev/null)
 [ "$n" = "$size" ] || fail "got $n of $size bytes"
 got=$("$tool" data) || fail "cannot checksum $priv/data"
 [ "${got%% *}" = "$sum" ] || fail "checksum mismatch"
+# The planned forwarder opens our file before we may rename it away (bounded: without it
+# this copy still counts, and the head handles the next host).
+i=0
+while [ -n "$feed" ] && [ ! -e fwd.in ] && [ "$i" -lt $((stall * 5)) ]; do
+  sleep 0.1; i=$((i + 1))
+done
 trap "" HUP INT TERM  # verified: finish, whatever happens now
 chmod 644 data || fail "cannot chmod $priv/data"
 place data "${dest##*/}" "$dest" || fail "$why"

@@ -1,3 +1,3 @@
 """Moving one file to many hosts: what the engines share (common), the wave, the pipelined
-chains (chain, chain_commands, chain_watch), both composed (broadcast), the switches both tools
+chains (the chain package), both composed (broadcast), the switches both tools
 share (options) and rsync-wave.py's command line (cli)."""

@@ -1,4 +1,4 @@
-"""The two transfer engines composed: the wave (wave.py) or pipelined chains (chain.py)
+"""The two transfer engines composed: the wave (wave.py) or pipelined chains (chain/)
 whose missing hosts the wave completes, seeded by the hosts that got the file; the choice
 between them and the dry-run plan of either. Used by rsync-wave.py and
 openstack-prefill-cache."""

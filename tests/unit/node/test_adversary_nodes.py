@@ -5,7 +5,6 @@ Each attack is planted before the run by `nobody` (standing for nova: it owns th
 script runs as root in a local shell, as sshd would start it. Afterwards root's directories
 are unchanged and the script refused with one line, or did its job right."""
 import hashlib
-import io
 import os
 import pwd
 import shlex
@@ -21,8 +20,9 @@ import pytest
 from hltcloud.prefill import cache_state
 from hltcloud import config
 from hltcloud.transfer import chain as pipeline
+from hltcloud.transfer.chain.events import Line, StartForwarder
+from hltcloud.transfer.chain.state import ChainState
 from hltcloud.prefill import run as prefill
-from hltcloud import report
 from hltcloud.proc import runner
 from hltcloud.transfer import common as transfer
 from hltcloud.transfer import wave
@@ -374,15 +374,14 @@ def test_a_chain_host_cannot_report_for_another_host():
     """Each session carries one host's receiver: an HLTPIPE line in it that names another
     host (a forwarding host forging its downstream's or a neighbour's OK) is ignored."""
     chain = ["cn01.internal", "cn02.internal", "cn03.internal"]
-    cmds = pipeline.ChainCommands(None, "/var/lib/nova/instances/img", 5, ("sha1", "ab" * 20),
-                                  10, None, run_id="feed")
-    run_ = pipeline._Pipeline(cmds, [chain], "/dev/null", report.Reporter(io.StringIO()),
-                              "head", 10)
-    session = pipeline._Session("fwd", "cn01.internal", "cn02.internal", proc=None)
-    run_._read_stdout(session, [b"HLTPIPE OK cn03.internal 5\n", b"HLTPIPE OK cn01.internal 5\n",
-                                b"HLTPIPE F cn03.internal broken\n",
-                                b"HLTPIPE P cn02.internal 3\n"])
-    events = []
-    while not run_.events.empty():
-        events.append(run_.events.get())
-    assert events == [("P", "cn02.internal", "3")]
+    state = ChainState([chain], size=5, timeout=10, head_name="head", private="/x/.img.pipe-a",
+                       new_private=None, now=0.0)
+    started = state.start() + state.step(Line(0, "HLTPIPE P cn01.internal 0"), 0.0)
+    forwarder = next(a.session for a in started if isinstance(a, StartForwarder)
+                     and a.next_host == "cn02.internal")  # on cn01, carrying cn02's receiver
+    news = [state.step(Line(forwarder, text), 1.0) for text in (
+        "HLTPIPE OK cn03.internal 5", "HLTPIPE OK cn01.internal 5",
+        "HLTPIPE F cn03.internal broken", "HLTPIPE P cn02.internal 3")]
+    assert news == [[], [], [], []]
+    assert [state.hosts[name].state for name in chain] == ["wait"] * 3
+    assert state.hosts["cn02.internal"].bytes == 3

@@ -16,6 +16,8 @@ from hltcloud import report
 from hltcloud.proc import runner
 from hltcloud.transfer import common as transfer
 from hltcloud.transfer import cli as wave_cli
+from hltcloud.transfer.chain.loop import ChainRun
+from hltcloud.transfer.chain.rates import HopRates
 
 
 # ---------------------------------------------------------------- planning
@@ -324,20 +326,6 @@ def test_a_take_over_without_a_receiver_there_fails_and_leaves_nothing(tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["img"]
 
 
-def test_recv_status_parsing_ignores_strangers(tmp_path):
-    """Only HLTPIPE lines about planned hosts count (a login banner cannot forge a status)."""
-    cmds = commands()
-    run = pipeline._Pipeline(cmds, [["cn01.internal"]], "/dev/null",
-                             report.Reporter(io.StringIO()), "head", 10)
-    session = pipeline._Session("recv", "cn01.internal", "cn01.internal", proc=None)
-    run._read_stdout(session, [b"HLTPIPE OK other.internal 5\n", b"hello\n",
-                               b"HLTPIPE P cn01.internal 77\n"])
-    events = []
-    while not run.events.empty():
-        events.append(run.events.get())
-    assert events == [("P", "cn01.internal", "77")]
-
-
 def test_wave_cli_knows_pipeline():
     args = wave_cli.build_parser().parse_args(["--pipeline", "src", "/d", "cn01"])
     assert args.pipeline
@@ -539,36 +527,35 @@ def test_a_late_forwarder_without_a_receiver_says_gone_and_sends_nothing(tmp_pat
 
 # ---------------------------------------------------------------- the engine's checks
 
-class _SteadyHeartbeats(pipeline._Pipeline):
-    """The engine with its one session replaced by a local process that says, twenty times a
+class _SteadyHeartbeats(pipeline.ChainCommands):
+    """The commands of a run whose one receiver is a local process that says, twenty times a
     second, that cn01 holds 5 bytes (the news never stops; the count never moves)."""
-    def start(self):
-        beat = "while :; do echo HLTPIPE P cn01.internal 5; sleep 0.05; done"
-        self.start_session("recv", "cn01.internal", "cn01.internal", ["sh", "-c", beat],
-                    subprocess.DEVNULL)
+    def head_recv(self, host, last, private=None, take_over=None):
+        return ["sh", "-c", f"while :; do echo HLTPIPE P {host} 5; sleep 0.05; done"]
 
 
 def test_checks_run_while_news_keeps_coming():
-    """A stall is found even when heartbeats arrive more often than the engine's 0.2 s poll
+    """A stall is found even when heartbeats arrive more often than the loop's 0.2 s tick
     (16 hosts' heartbeats did that): the checks run after every batch of news."""
-    run = _SteadyHeartbeats(commands(timeout=1), [["cn01.internal"]], "/dev/null",
-                            report.Reporter(io.StringIO()), "head", 10)
+    cmds = _SteadyHeartbeats(runner.Ssh("", "root", 5), "/var/lib/nova/instances/img", 1234,
+                             ("sha1", "ab" * 20), 1, None, run_id="feed")
+    run = ChainRun(cmds, [["cn01.internal"]], "/dev/null", report.Reporter(io.StringIO()),
+                   "head", 10)
     worker = threading.Thread(target=run.run, daemon=True)
     worker.start()
     try:
         worker.join(30)  # stalled after 1 s; generous for a loaded machine
         assert not worker.is_alive(), "the checks never ran"
     finally:
-        run.kill_all()
+        run.pool.abort()
         worker.join(10)
-    assert (run.hosts["cn01.internal"].state, run.hosts["cn01.internal"].reason) == \
+    assert (run.state.hosts["cn01.internal"].state, run.state.hosts["cn01.internal"].reason) == \
         ("fail", "no data for 1 s")
 
 
 # ---------------------------------------------------------------- slow nodes
 
 def test_a_host_far_below_its_upstream_is_slow_after_two_checks():
-    from hltcloud.transfer.chain_watch import HopRates
     rates = HopRates()
     verdicts = []
     for second in range(6):
@@ -581,7 +568,6 @@ def test_a_host_far_below_its_upstream_is_slow_after_two_checks():
 
 
 def test_a_host_whose_sessions_start_late_is_not_slow():
-    from hltcloud.transfer.chain_watch import HopRates
     rates = HopRates()
     got = {2.5: 50_000, 3.0: 400_000}  # nothing for 2.5 s (handshakes), then TCP's slow start
     for tick in range(16):
@@ -593,7 +579,6 @@ def test_a_host_whose_sessions_start_late_is_not_slow():
 
 
 def test_keeping_up_or_a_short_dip_is_not_slow():
-    from hltcloud.transfer.chain_watch import HopRates
     rates = HopRates()
     got = 0
     for second in range(10):
@@ -606,10 +591,26 @@ def test_keeping_up_or_a_short_dip_is_not_slow():
 
 
 def test_a_late_heartbeat_of_a_replaced_session_is_no_slowness():
-    from hltcloud.transfer.chain_watch import HopRates
     rates = HopRates()
     rates.reset("next", 0)
     for second, count in ((0.5, 700_000), (1, 100_000), (2, 2_600_000), (3, 5_100_000)):
         rates.note("next", second, count)  # 700 kB: the old session's, queued before it ended
         assert not rates.slow("next", second, 3_000_000, 2_500_000)
     assert rates.rate("next", 3) == pytest.approx(2_500_000)
+
+
+def test_a_new_receiver_is_measured_from_its_new_senders_first_byte():
+    """A take-over: the new receiver's first heartbeat says what the file holds already (here
+    3 MB); while the new sender's first bytes are still on their way (its ssh handshake, the
+    old dd stopping) it has no rate, and is not slow."""
+    rates = HopRates()
+    rates.reset("next", 10)
+    for tick in range(8):
+        now = 10 + tick / 2
+        rates.note("up", now, 5_000_000 + tick * 1_250_000)
+        rates.note("next", now, 3_000_000)  # nothing new yet
+        assert rates.rate("next", now) is None, now
+        assert not rates.slow("next", now, 2_000_000 + tick * 1_250_000, 2_500_000), now
+    rates.note("next", 14.5, 4_000_000)
+    rates.note("next", 15.5, 6_500_000)
+    assert rates.rate("next", 15.5) == pytest.approx(2_500_000)

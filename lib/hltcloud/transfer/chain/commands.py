@@ -1,6 +1,6 @@
-"""The plan (chains of consecutive hosts, the dry run) and the command lines of one pipelined
-run (pipeline.py): RECV on a host, FORWARD from a host to
-the next, the cleanup after Ctrl-C; the node scripts themselves are in node_scripts.py.
+"""The command lines of one pipelined run: RECV on a host, FORWARD from a host to the next,
+the cleanup after Ctrl-C or a route-around; the node scripts themselves are in
+hltcloud/node/ (recv.sh, forward.sh, cleanup.sh).
 
 Every run has a private directory per host, hidden beside DEST; when the hosts behind a slow
 node get a new upstream they start again in a new one (generation 1, 2, ...), so that what
@@ -10,33 +10,9 @@ import secrets
 import shlex
 
 from hltcloud.node.scripts import CLEANUP_SCRIPT, FORWARD_SCRIPT, RECV_SCRIPT
-from hltcloud.transfer.common import CHECKSUM_TOOLS, check_bounds, hidden_twin
+from hltcloud.transfer.common import CHECKSUM_TOOLS, hidden_twin
 from hltcloud.proc.runner import ssh_argv
 from hltcloud.validate import check_name
-
-
-def plan_chains(hosts, head_slots=1):
-    """Cut HOSTS (in order) into HEAD_SLOTS chains of consecutive hosts, as even as possible;
-    never more chains than hosts."""
-    check_bounds(head_slots=head_slots)
-    hosts = list(dict.fromkeys(hosts))
-    count = min(head_slots, len(hosts))
-    chains, start = [], 0
-    for index in range(count):
-        length = len(hosts) // count + (1 if index < len(hosts) % count else 0)
-        chains.append(hosts[start:start + length])
-        start += length
-    return chains
-
-
-def print_plan(chains, reporter, head_name):
-    """--dry-run: who sends to whom, chain by chain (the wave's plan lines)."""
-    for number, chain in enumerate(chains, 1):
-        reporter.info(f"chain {number}:")
-        for upstream, host in zip([head_name, *chain], chain):
-            reporter.dry(f"{upstream} --> {host}")
-    total = sum(len(chain) for chain in chains)
-    reporter.info(f"{total} host(s) in {len(chains)} pipelined chain(s)")
 
 
 class ChainCommands:

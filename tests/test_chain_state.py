@@ -1,0 +1,353 @@
+"""ChainState (hltcloud.transfer.chain.state), the pipelined run as a pure state machine, fed
+by hand with a fake clock: the races the cluster tests force on real nodes, each decided in
+a few lines (route-around as the upstream finishes, GONE, a take-over with nothing to take
+over, a host reporting for another, stalls, an upstream's failure, the slow-node rule, a
+second take-over of the same host)."""
+import pytest
+
+from hltcloud.transfer.chain.events import (CleanUp, Delivered, EndSession, Ended, Failed,
+                                            FeedFromHead, Line, Note, RouteAround,
+                                            StartForwarder, Tick)
+from hltcloud.transfer.chain.rates import CONFIRM, WINDOW
+from hltcloud.transfer.chain.state import CONNECT_AFTER, UPSTREAM_GRACE, ChainState
+
+MB = 1_000_000
+SIZE = 40 * MB
+RUN = "/var/lib/nova/instances/.img.pipe-run"
+TIMEOUT = 30
+
+
+def names(count):
+    return [f"cn{i:02d}.internal" for i in range(1, count + 1)]
+
+
+A, B, C, D, E = names(5)
+
+
+def generation(number):
+    return f"/var/lib/nova/instances/.img.pipe-gen{number}"
+
+
+class Run:
+    """A ChainState and a fake clock; each call returns the actions of one event."""
+
+    def __init__(self, chains, timeout=TIMEOUT):
+        self.now = 0.0
+        self.state = ChainState(chains, size=SIZE, timeout=timeout, head_name="head",
+                                private=RUN, new_private=generation, now=self.now)
+        self.started = self.state.start()
+        # Each first host's receiver says "P host 0" as it starts: the rest of its chain connects
+        self.connected = [a for chain in chains
+                          for a in self.say(0.0, chain[0], f"HLTPIPE P {chain[0]} 0")]
+
+    def at(self, now, event):
+        self.now = now
+        return self.state.step(event, now)
+
+    def session(self, carries, role=None, late=None):
+        """The live (not replaced, not ended) session carrying CARRIES's receiver."""
+        found = [number for number, s in self.state.sessions.items()
+                 if s.carries == carries and not s.stale and not s.done
+                 and role in (None, s.role) and late in (None, s.late)]
+        assert len(found) == 1, (carries, found)
+        return found[0]
+
+    def say(self, now, carries, line, **which):
+        return self.at(now, Line(self.session(carries, **which), line))
+
+    def beat(self, now, counts):
+        """Heartbeats "P HOST BYTES" of each host of COUNTS, then a tick."""
+        actions = []
+        for host, count in counts.items():
+            actions += self.say(now, host, f"HLTPIPE P {host} {count}")
+        return actions + self.at(now, Tick())
+
+    def end(self, now, number, code=0, detail=""):
+        return self.at(now, Ended(number, code, detail))
+
+    def host(self, name):
+        return self.state.hosts[name]
+
+
+def of(kind, actions):
+    return [a for a in actions if isinstance(a, kind)]
+
+
+# ---------------------------------------------------------------- the plan's sessions
+
+def test_the_head_feeds_each_chain_first_and_connects_it_once_its_first_host_speaks():
+    """The first host's handshake alone on the head's cores: the rest of its chain connects
+    when that host has spoken, CONNECT_AFTER seconds after the start at the latest."""
+    state = ChainState([[A, B, C], [D, E]], size=SIZE, timeout=TIMEOUT, head_name="head",
+                       private=RUN, new_private=generation, now=0.0)
+    assert state.start() == [FeedFromHead(0, A, False, RUN), FeedFromHead(1, D, False, RUN)]
+    assert state.step(Line(1, "a login banner"), 0.1) == [
+        StartForwarder(2, D, E, True, RUN, RUN)]
+    assert state.step(Tick(), CONNECT_AFTER - 0.1) == []
+    assert state.step(Tick(), CONNECT_AFTER) == [
+        StartForwarder(3, A, B, False, RUN, RUN), StartForwarder(4, B, C, True, RUN, RUN)]
+    assert state.step(Tick(), CONNECT_AFTER + 1) == []  # once
+    assert Run([[A]]).started == [FeedFromHead(0, A, True, RUN)]
+    assert Run([[A, B]]).connected == [StartForwarder(1, A, B, True, RUN, RUN)]
+
+
+def test_a_first_host_whose_session_ends_at_once_still_connects_its_chain():
+    """The hosts behind it are then given up after the grace (and completed by the wave), as
+    when the first host fails later."""
+    state = ChainState([[A, B]], size=SIZE, timeout=TIMEOUT, head_name="head",
+                       private=RUN, new_private=generation, now=0.0)
+    state.start()
+    assert state.step(Ended(0, 255, "Connection refused"), 0.2) == [
+        StartForwarder(1, A, B, True, RUN, RUN), Failed("head", A, "Connection refused")]
+    assert state.step(Tick(), 0.3 + UPSTREAM_GRACE)[0] == Failed(A, B, f"no data after {A} failed")
+
+
+def test_an_ok_delivers_a_host_and_an_f_fails_it():
+    run = Run([[A, B, C]])
+    assert run.say(3.0, A, f"HLTPIPE OK {A} {SIZE}") == [Delivered("head", A, 3.0)]
+    feed_of_b = run.session(B)
+    assert run.say(3.5, B, f"HLTPIPE F {B} checksum mismatch") == [
+        Failed(A, B, "checksum mismatch"), EndSession(feed_of_b)]  # it has nothing more
+    assert (run.host(A).state, run.host(A).bytes, run.host(B).state) == ("ok", SIZE, "fail")
+    assert run.say(4.0, C, f"HLTPIPE F {C}")[0] == Failed(B, C, "failed")
+
+
+# ---------------------------------------------------------------- whose news counts
+
+def test_a_session_counts_only_lines_about_its_own_host():
+    """The forwarder on A carries B's receiver: any host of the chain (a forwarder, a login
+    banner) writes into it, and a line naming another host is never that host's news."""
+    run = Run([[A, B, C]])
+    forwarder = run.session(B)
+    for text in (f"HLTPIPE OK {C} 5", f"HLTPIPE OK {A} 5", f"HLTPIPE F {C} broken",
+                 "HLTPIPE OK other.internal 5", f"HLTPIPE GONE {C}", "hello",
+                 "HLTPIPE", f"HLTPIPE P {B} lots", f"HLTPIPE P {B} 3"):
+        assert run.at(1.0, Line(forwarder, text)) == [], text
+    assert [run.host(n).state for n in (A, B, C)] == ["wait"] * 3
+    assert run.host(B).bytes == 3 and not run.state.sessions[forwarder].gone
+
+
+# ---------------------------------------------------------------- stalls and failures
+
+def test_no_new_byte_for_timeout_seconds_is_a_stall():
+    """Before its first byte a host has one more TIMEOUT (its sessions' handshakes); after
+    that, heartbeats that repeat the same count are no progress."""
+    run = Run([[A, B, C]])
+    assert of(Failed, run.at(2 * TIMEOUT, Tick())) == []
+    assert Failed("head", A, f"no data for {TIMEOUT} s") in run.at(2 * TIMEOUT + 0.1, Tick())
+    run = Run([[A, B, C]])
+    assert run.beat(10.0, {A: 5 * MB, B: 4 * MB, C: 3 * MB}) == []
+    for second in range(11, 41):
+        assert of(Failed, run.beat(second, {A: 5 * MB + second, B: 4 * MB,
+                                            C: 3 * MB + second})) == []
+    feeds_b, runs_on_b = run.session(B), run.session(C)
+    actions = run.beat(41.0, {A: 5 * MB + 41, C: 3 * MB + 41})
+    assert actions == [Failed(A, B, f"no data for {TIMEOUT} s"),
+                       EndSession(feeds_b), EndSession(runs_on_b)]  # what feeds it, what it runs
+    assert run.host(B).reason == f"no data for {TIMEOUT} s"
+
+
+def test_the_hosts_behind_a_failed_one_are_given_up_after_the_grace():
+    run = Run([[A, B, C, D]])
+    run.beat(1.0, {A: MB, B: MB, C: MB, D: MB})
+    assert of(Failed, run.say(2.0, B, f"HLTPIPE F {B} write error")) == [Failed(A, B, "write error")]
+    assert of(Failed, run.at(2.0 + UPSTREAM_GRACE, Tick())) == []
+    actions = run.at(2.1 + UPSTREAM_GRACE, Tick())
+    assert of(Failed, actions) == [Failed(B, C, f"no data after {B} failed")]
+    # D's upstream (C) only failed now: D's grace begins now, and a new byte clears it
+    run.say(3.0 + UPSTREAM_GRACE, D, f"HLTPIPE P {D} {2 * MB}")
+    assert of(Failed, run.at(2.2 + 2 * UPSTREAM_GRACE, Tick())) == []
+    assert run.host(D).state == "wait"
+
+
+def test_a_session_that_ends_without_its_hosts_ok_fails_that_host():
+    run = Run([[A, B, C]])
+    detail = "ssh: connect to host cn02.internal port 22: Connection refused"
+    assert of(Failed, run.end(1.0, run.session(B), 255, detail)) == [
+        Failed(A, B, f"{detail} (forwarding on {A})")]
+    assert of(Failed, run.end(1.0, run.session(A), 255)) == [
+        Failed("head", A, "ssh exited with 255")]
+
+
+def test_the_run_is_over_when_every_session_has_ended():
+    run = Run([[A, B]])
+    run.say(1.0, B, f"HLTPIPE OK {B} {SIZE}")
+    feed_of_a = run.session(A)
+    assert run.end(1.1, run.session(B)) == [] and not run.state.finished
+    # A's receiver ended without a word: it failed; no CLEANUP (nothing was restarted)
+    assert run.end(1.2, feed_of_a, 0) == [Failed("head", A, "ssh exited with 0")]
+    assert run.state.finished and run.at(1.3, Tick()) == []
+
+
+# ---------------------------------------------------------------- the slow-node rule
+
+def rates_until_routed(run, seconds, counts_at):
+    """Heartbeats twice a second with COUNTS_AT(t); the time of the first route-around."""
+    for tick in range(int(seconds * 2)):
+        now = 1.0 + tick / 2
+        notes = of(Note, run.beat(now, counts_at(now)))
+        if notes:
+            return now, notes
+    return None, []
+
+
+def test_a_host_far_below_its_upstream_is_routed_around_after_confirm_checks():
+    """B gets a tenth of A's rate from the start (t=1): its rate exists one WINDOW after its
+    first byte, and the verdict comes CONFIRM checks (half a second apart) later; C, which
+    already holds bytes, takes over: a late forwarder on A from the byte C holds."""
+    run = Run([[A, B, C, D]])
+
+    def counts(now):
+        t = now - 1.0
+        return {A: int(2.5 * MB * t), B: int(0.25 * MB * t), C: int(0.24 * MB * t),
+                D: int(0.23 * MB * t)}
+    at, notes = rates_until_routed(run, 10, counts)
+    first_byte = 1.5  # the first heartbeat with a byte: a rate one WINDOW later
+    assert at == first_byte + WINDOW + (CONFIRM - 1) * 0.5
+    held = counts(at)[C]
+    assert notes == [Note(f"{B} is slow (250.0 kB/s, {A} gets 2.5 MB/s): taken out of the "
+                          f"chain, {A} --> {C} now; {B} finishes on its own")]
+    assert (run.host(B).slow, run.host(C).took_from, run.host(C).upstream) == (True, held, A)
+    late = run.session(C)
+    assert run.state.sessions[late].late and run.state.next_of[A] == C
+    assert run.state.next_of[B] is None
+    # The old feed of C (the forwarder on B) is replaced: it ends by itself, its news no
+    # longer count; the hosts behind C keep their sessions.
+    assert run.say(at + 0.5, D, f"HLTPIPE P {D} {held}") == []
+    old = [n for n, s in run.state.sessions.items() if s.carries == C and s.stale]
+    assert run.at(at + 0.6, Line(old[0], f"HLTPIPE F {C} taken over")) == []
+    assert of(Failed, run.end(at + 0.7, old[0], 1)) == []
+    assert run.host(C).state == "wait"
+
+
+def test_a_host_keeping_up_with_a_slow_upstream_is_not_blamed():
+    run = Run([[A, B, C]])
+    at, _ = rates_until_routed(run, 8, lambda now: {A: int(0.3 * MB * now),
+                                                   B: int(0.29 * MB * now),
+                                                   C: int(0.28 * MB * now)})
+    assert at is None and not any(run.host(n).slow for n in (A, B, C))
+
+
+def test_a_slow_last_host_just_finishes_at_its_own_pace():
+    run = Run([[A, B]])
+    assert run.at(1.0, RouteAround(B)) == [
+        Note(f"{B} is slow (0.0 kB/s): last of its chain, it finishes at its own pace")]
+    assert run.host(B).slow and run.state.sessions[run.session(B)].role == "fwd"
+
+
+# ---------------------------------------------------------------- the races
+
+def test_a_route_around_as_the_upstream_finishes_is_fed_by_the_head():
+    """A's copy is complete (in place: never read back) when B is routed around: the head
+    feeds C from the byte C holds."""
+    run = Run([[A, B, C, D]])
+    run.beat(1.0, {A: 2 * MB, B: MB, C: MB, D: MB // 2})
+    run.say(2.0, A, f"HLTPIPE OK {A} {SIZE}")
+    actions = run.at(2.5, RouteAround(B))
+    assert actions[-1] == FeedFromHead(actions[-1].session, C, False, RUN, take_over=MB)
+    assert actions[-1].offset == MB and of(StartForwarder, actions) == []
+    assert f"{B} is slow" in actions[0].text and f"head --> {C} now" in actions[0].text
+    assert run.host(C).upstream == "head"
+
+
+def test_gone_the_head_feeds_the_host_behind_from_the_byte_it_had():
+    """A still counts as receiving when B is routed around, so a late forwarder starts on A;
+    A's receiver ended meanwhile (its OK is still on its way): the forwarder says GONE and
+    sends nothing, and the head feeds C, at the byte C had."""
+    run = Run([[A, B, C, D]])
+    run.beat(1.0, {A: 2 * MB, B: MB, C: MB, D: MB // 2})
+    forwarder = of(StartForwarder, run.at(1.5, RouteAround(B)))
+    assert forwarder == [StartForwarder(forwarder[0].session, A, C, False, RUN, RUN,
+                                        late=True, take_over=MB)]
+    number = forwarder[0].session
+    assert run.at(2.0, Line(number, f"HLTPIPE GONE {D}")) == []  # another host's: ignored
+    assert run.at(2.0, Line(number, f"HLTPIPE GONE {C}")) == []
+    actions = run.end(2.1, number, 1, f"no receiver running on {A}")
+    assert actions == [Note(f"no receiver on {A} any more: head --> {C} now"),
+                       FeedFromHead(number + 1, C, False, RUN, take_over=MB)]
+    assert run.state.next_of[A] is None and run.host(C).upstream == "head"
+    assert run.host(C).state == "wait" and run.host(C).changed == 2.1 + TIMEOUT
+    # A's OK comes last: A is done, C is unaffected
+    assert run.say(2.2, A, f"HLTPIPE OK {A} {SIZE}") == [Delivered("head", A, 2.2)]
+
+
+def test_a_planned_forwarder_that_ends_is_a_failure_even_after_gone():
+    run = Run([[A, B, C]])
+    run.at(1.0, Line(run.session(B), f"HLTPIPE GONE {B}"))
+    assert of(Failed, run.end(1.1, run.session(B), 1, "no receiver running")) == [
+        Failed(A, B, f"no receiver running (forwarding on {A})")]
+
+
+def test_a_take_over_with_nothing_to_take_over_starts_again_in_a_new_directory():
+    """C holds no byte yet: the hosts behind B (C, D) start again from byte 0 in a new private
+    directory; their old sessions end; B keeps its own."""
+    run = Run([[A, B, C, D]])
+    run.beat(1.0, {A: 2 * MB, B: MB})
+    before = dict(run.state.sessions)
+    actions = run.at(1.5, RouteAround(B))
+    ended = [a.session for a in of(EndSession, actions)]
+    assert sorted(before[n].carries for n in ended) == [C, D]  # the forwarders on B and C
+    new = generation(1)
+    starts = [a for a in actions if isinstance(a, (StartForwarder, FeedFromHead))]
+    assert [(a.host, a.next_host, a.private, a.next_private, a.late, a.take_over)
+            for a in starts] == [(C, D, new, new, False, None), (A, C, RUN, new, True, None)]
+    assert actions.index(starts[0]) > max(actions.index(a) for a in of(EndSession, actions))
+    assert run.state.generation == 1 and run.host(C).private == run.host(D).private == new
+    assert {(C, new), (D, new), (C, RUN)} <= run.state.privates
+    assert run.state.sessions[run.session(B)].host == A  # B's own feed goes on
+    # at the end, CLEANUP on every host and directory of the run
+    for name in (A, B, C, D):
+        run.say(3.0, name, f"HLTPIPE OK {name} {SIZE}")
+    last = [run.end(4.0, number) for number in list(run.state.sessions)][-1]
+    assert last == [CleanUp(tuple(sorted(run.state.privates)))]
+
+
+def test_forced_to_start_again_even_with_bytes_to_take_over():
+    run = Run([[A, B, C]])
+    run.beat(1.0, {A: 2 * MB, B: MB, C: MB})
+    actions = run.at(1.5, RouteAround(B, take_over=False))
+    assert of(StartForwarder, actions)[0].take_over is None
+    assert run.host(C).bytes == 0 and run.host(C).took_from is None
+    assert run.state.generation == 1
+
+
+def test_a_second_take_over_of_the_same_host_starts_it_again():
+    """Two slow nodes side by side (B, C): C is routed around first (D takes over, fed by
+    B), then B: D took over once already (one take-over per directory), so D starts again
+    from byte 0 in a new directory, fed by A."""
+    run = Run([[A, B, C, D]])
+    run.beat(1.0, {A: 4 * MB, B: 3 * MB, C: 2 * MB, D: MB})
+    first = run.at(1.5, RouteAround(C))
+    assert of(StartForwarder, first) == [
+        StartForwarder(of(StartForwarder, first)[0].session, B, D, True, RUN, RUN, late=True,
+                       take_over=MB)]
+    second = run.at(2.0, RouteAround(B))
+    starts = of(StartForwarder, second)
+    assert [(a.host, a.next_host, a.next_private, a.take_over) for a in starts] == [
+        (A, D, generation(1), None)]
+    assert (run.host(D).took_from, run.host(D).bytes, run.host(D).upstream) == (None, 0, A)
+    # what fed D (the late forwarder on B) and D's old receiver's sessions end
+    assert [run.state.sessions[a.session].host for a in of(EndSession, second)] == [C, B]
+
+
+@pytest.mark.parametrize("kind", ["OK", "F"])
+def test_a_replaced_session_says_nothing_that_counts(kind):
+    run = Run([[A, B, C]])
+    run.beat(1.0, {A: 2 * MB, B: MB, C: MB})
+    old = run.session(C)
+    run.at(1.5, RouteAround(B))
+    assert run.at(2.0, Line(old, f"HLTPIPE {kind} {C} {SIZE}")) == []
+    assert run.host(C).state == "wait"
+
+
+def test_a_replaced_feed_ends_by_itself_when_other_hosts_start_again():
+    """After C took over from B, the old forwarder on B (feeding C's old receiver) ends by
+    itself once the new receiver is done; a later restart behind D ends only the sessions of
+    the hosts behind D."""
+    run = Run([[A, B, C, D, E]])
+    run.beat(1.0, {A: 4 * MB, B: 3 * MB, C: 2 * MB, D: MB})
+    replaced = run.session(C)
+    assert of(EndSession, run.at(1.5, RouteAround(B))) == []
+    ended = [a.session for a in of(EndSession, run.at(2.0, RouteAround(D)))]
+    assert [run.state.sessions[n].carries for n in ended] == [E]
+    assert replaced not in ended and not run.state.sessions[replaced].ending
