@@ -102,14 +102,7 @@ def parser(command=None):
         help="site configuration (default $HLTCLOUD_CONFIG, /etc/hltcloud.conf)")
     add("--os-cloud", metavar="NAME", default=None,
         help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* variables)")
-    runvms_too = ("runvms", "listwns", "vmstats")  # listwns: --name; vmstats: --flavor
-    add("--flavor", metavar="F", only=runvms_too, help="runvms: flavor (site default)")
-    add("--image", metavar="I", only=("runvms",), help="runvms: image name or id (site default)")
-    add("--key-name", metavar="K", only=("runvms",), help="runvms: key pair (site default)")
-    add("--user-data", metavar="FILE", only=("runvms",),
-        help="runvms: user data file (site default)")
-    add("--name", metavar="PREFIX", only=runvms_too, help="runvms: VM name prefix (site default)")
-    add("--count", type=_count, metavar="N", only=("runvms",), help="runvms: boot at most N VMs")
+    _add_runvms_switches(add)
     if command is None or command in ONE_BY_ONE:
         add_switches(p)  # --failed-hosts FILE, --ok-hosts FILE: enable and disable
     add("--no-syslog", action="store_true", only=ACTING,
@@ -121,6 +114,19 @@ def parser(command=None):
     p.add_argument("hosts", nargs="*", metavar="HOSTS",
                    help="host names, pdsh-style ranges (cn[43-45].internal), @list files")
     return p
+
+
+def _add_runvms_switches(add):
+    """What runvms boots (the site's [runvms] keys by default); listwns looks for --name,
+    vmstats counts room for --flavor."""
+    runvms_too = ("runvms", "listwns", "vmstats")
+    add("--flavor", metavar="F", only=runvms_too, help="runvms: flavor (site default)")
+    add("--image", metavar="I", only=("runvms",), help="runvms: image name or id (site default)")
+    add("--key-name", metavar="K", only=("runvms",), help="runvms: key pair (site default)")
+    add("--user-data", metavar="FILE", only=("runvms",),
+        help="runvms: user data file (site default)")
+    add("--name", metavar="PREFIX", only=runvms_too, help="runvms: VM name prefix (site default)")
+    add("--count", type=_count, metavar="N", only=("runvms",), help="runvms: boot at most N VMs")
 
 
 def command_help(argv):
