@@ -97,6 +97,7 @@ def parser(command=None):
         help="status/listwns/vmstats: only this column (again for more; its JSON key or its "
              "heading)")
     add("-x", "--exclude", action="append", default=[], metavar="HOSTS",
+        only=ONE_BY_ONE + LISTING_COMMANDS,
         help="leave out these hosts (the host list syntax; again for more)")
     add("--config", default=None, metavar="FILE",
         help="site configuration (default $HLTCLOUD_CONFIG, /etc/hltcloud.conf)")
@@ -169,6 +170,8 @@ def _check_output_switches(args):
                                       ("--json", args.json)) if value]
     if given and args.command not in LISTING_COMMANDS:
         raise UsageError(f"{given[0]} is for {', '.join(LISTING_COMMANDS)}, not {args.command}")
+    if args.exclude and args.command == "runvms":
+        raise UsageError("--exclude is not for runvms: it fills every enabled, up hypervisor")
     if args.reason is not None and args.command != "disable":
         raise UsageError(f"--reason is for disable, not {args.command}")
     if args.long and args.command != "status":
