@@ -535,7 +535,7 @@ class _SteadyHeartbeats(pipeline.ChainCommands):
 
 
 def test_checks_run_while_news_keeps_coming():
-    """A stall is found even when heartbeats arrive more often than the loop's 0.2 s tick
+    """A stall is found even when heartbeats arrive more often than the loop's 0.1 s tick
     (16 hosts' heartbeats did that): the checks run after every batch of news."""
     cmds = _SteadyHeartbeats(runner.Ssh("", "root", 5), "/var/lib/nova/instances/img", 1234,
                              ("sha1", "ab" * 20), 1, None, run_id="feed")

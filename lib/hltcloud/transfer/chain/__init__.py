@@ -27,7 +27,7 @@ Sessions:
 - head -> every host H but the last of its chain: FORWARD, which runs
   `tail -f TMP | ssh NEXT RECV` on H; the ssh to NEXT carries NEXT's RECV. A chain's
   forwarders all start at once (the handshakes do not add up along it) as soon as its first
-  host has spoken (or a second after the start).
+  host has spoken (or 0.3 s after the start).
 RECV on a host: dd writes what arrives into TMP from the first byte on and stops at the
 file's size; a "P host bytes" heartbeat at once, then twice a second (the shell reads dd's
 count from /proc: no process started for it); then size and checksum (read from TMP) are

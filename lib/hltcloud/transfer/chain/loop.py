@@ -28,7 +28,7 @@ from hltcloud.transfer.common import (DEFAULT_TIMEOUT, HostResult, TransferError
                                       check_bounds, check_node_path, check_request,
                                       check_source, format_rate, prepare_copy, say_delivered)
 
-TICK = 0.2  # seconds between two checks of the state when no news comes
+TICK = 0.1  # seconds between two checks of the state when no news comes
 CLEANUP_SECONDS = 15  # CLEANUP on every host, at most this long
 
 

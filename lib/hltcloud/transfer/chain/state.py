@@ -35,7 +35,7 @@ from hltcloud.transfer.common import format_rate
 
 UPSTREAM_GRACE = 5.0  # seconds a host may go without data once the host before it failed
 WATCH_EVERY = 0.5  # seconds between two applications of the slow-node rule
-CONNECT_AFTER = 1.0  # seconds after the start when the rest of every chain connects anyway
+CONNECT_AFTER = 0.3  # seconds after the start when the rest of every chain connects anyway
 
 
 @dataclass
