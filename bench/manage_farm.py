@@ -60,14 +60,17 @@ def prepare(farm, tool, hosts, delay):
 
 
 def measured(farm, tool, args, hosts):
-    """One run of TOOL ARGS HOSTS: (wall, {part: CPU seconds}, seconds from the start to the
-    last DELETE of a VM: until then some host had not yet begun its wait)."""
+    """One run of TOOL ARGS HOSTS: (wall, {part: CPU seconds, and "other work": what the
+    machine spent on other processes meanwhile}, seconds from the start to the last DELETE of
+    a VM: until then some host had not yet begun its wait)."""
     farm.sim("DELETE", "/sim/requests")
-    before = farm.cpu()
+    before, busy = farm.cpu(), farm_cluster.machine_cpu()
     launched = time.time()
     wall = _run(farm, tool, *args, *hosts)
+    busy = farm_cluster.machine_cpu() - busy
     time.sleep(0.3)  # the nodes' sshds reap the last sessions (their CPU joins cutime)
     cpu = farm.cpu().since(before)
+    cpu["other work"] = max(0.0, busy - sum(cpu.values()))  # not ours: it slowed us down
     if farm.sim("GET", "/sim/servers")["servers"]:
         raise SystemExit("bench: VMs left after the disable")
     deletes = [r["time"] for r in farm.sim("GET", "/sim/requests") if r["method"] == "DELETE"]
@@ -93,6 +96,8 @@ def part_farm(after, sizes, delays, before_dir=None):
         print(f"farm: skipped ({reason})")
         return
     farm = farm_cluster.Farm(largest)
+    print("  (the nodes' ssh sessions without root's ~/.bashrc, the tools started by the "
+          "interpreter, not a pyenv shim: farm_cluster.py)")
     print(f"  load average at the start: {_load()}", flush=True)
     try:
         farm.add_image("CentOS6-build13")  # the configured runvms image
@@ -132,20 +137,23 @@ def report(rows, one_host):
           f"({cores} cores; CPU: every process of the run)")
     print(f"{'D s':>4} {'N':>4}  {'tool':<24}{'wall s':>8}{'1 host s':>9}{'CPU s':>8}"
           f"{'CPU/cores':>10}{'ratio':>7}{'last DELETE s':>14}   CPU: head / node sessions / "
-          f"agents+simulator")
+          f"agents+simulator; other work")
     for delay, count, label, wall, cpu, last in rows:
         one_wall = one_host[delay][0]
+        other = cpu.pop("other work")
         total = sum(cpu.values())
         bound = max(one_wall, total / cores)
         print(f"{delay:>4} {count:>4}  {label:<24}{wall:>8.2f}{one_wall:>9.2f}{total:>8.2f}"
               f"{total / cores:>10.2f}{wall / bound:>6.2f}x{last:>14.2f}   {cpu['head']:.1f} / "
-              f"{cpu['node sessions']:.1f} / {cpu['agents'] + cpu['simulator'] + cpu['relay']:.1f}")
+              f"{cpu['node sessions']:.1f} / {cpu['agents'] + cpu['simulator'] + cpu['relay']:.1f}"
+              f"; {other:.1f}")
     print("  ratio: wall / max(1 host's wall, CPU / cores), goal at most 1.3x; "
           "1 host: `--for-real disable` of one host, same D;")
-    print("  last DELETE: from the start, when the last host began to wait for its VMs")
+    print("  last DELETE: from the start, when the last host began to wait for its VMs; other "
+          "work: CPU s of other processes on the machine meanwhile (they slow the run down)")
     for delay, (wall, cpu, last) in sorted(one_host.items()):
-        print(f"  1 host, D={delay}: {wall:.2f} s wall, {sum(cpu.values()):.2f} CPU s, "
-              f"last DELETE at {last:.2f} s")
+        print(f"  1 host, D={delay}: {wall:.2f} s wall, {sum(cpu.values()) - cpu['other work']:.2f}"
+              f" CPU s, last DELETE at {last:.2f} s; other work {cpu['other work']:.1f} s")
 
 
 def _processes():
