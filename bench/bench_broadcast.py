@@ -25,7 +25,7 @@ the pipeline with DIR's rsync-wave.py too, in turn with this checkout's, --repea
 
 Two more cases (issue 14), in the same run and the same table style:
   slow  --slow-nodes N nodes at 20mbit, one of them (the 4th) at 2mbit, 16 MiB: every host's
-        completion time (when its "[ ok ]" line came) as a multiple of one plain copy at
+        completion time (when its "[ OK ]" line came) as a multiple of one plain copy at
         20mbit, beside the same chain's without a slow node (its floor here: 2N-1 ssh
         handshakes at once on this machine's cores), the slow host against its own link's
         time (size at 2mbit), and when the tool said a host was slow;

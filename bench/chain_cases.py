@@ -2,7 +2,7 @@
 bench_*.py only), and the helpers both files use.
 
   SlowCase  N nodes at 20mbit, one of them (the 4th) at 2mbit, 16 MiB: when each host's
-            "[ ok ]" line came, as a multiple of one plain copy at 20mbit (T1), and the slow
+            "[ OK ]" line came, as a multiple of one plain copy at 20mbit (T1), and the slow
             host against its own link's time (size at 2mbit);
   CpuCase   the CPU of one forwarding node of a pipeline, per MB, against one plain copy
             (`ssh NODE 'cat > FILE; sha1sum FILE'` from the head, the issue's "ssh in, file
@@ -107,7 +107,7 @@ class SlowCase:
                 "slow_own": done.get(slow, ("", float("nan")))[1] / own, "wall": wall / t1}
 
     def pipeline(self, tool, dest):
-        """Run the pipeline; when each host's "[ ok ]" line came, from the start."""
+        """Run the pipeline; when each host's "[ OK ]" line came, from the start."""
         bench = self.bench
         t0 = time.monotonic()
         proc = subprocess.Popen([str(tool), "--ssh-config", bench.ssh_config(), "--pipeline",
@@ -117,7 +117,7 @@ class SlowCase:
         done, out = {}, []
         for line in proc.stdout:
             out.append((time.monotonic() - t0, line.rstrip("\n")))
-            match = re.match(r"\[ ok \] (\S+) --> (\S+) ", line)
+            match = re.match(r"\[ OK \] (\S+) --> (\S+) ", line)
             if match and match.group(2) not in done:
                 done[match.group(2)] = (match.group(1), time.monotonic() - t0)
         proc.wait()

@@ -159,8 +159,8 @@ def table_rows(text):
 
 
 def transfer_lines(out):
-    """(source, target, rate) of each "[ ok ] SOURCE --> TARGET (RATE)" line of rsync-wave.py."""
-    return re.findall(r"^\[ ok \] (\S+) --> (\S+) \(([\d.]+ [kMG]B/s)\)$", out, re.M)
+    """(source, target, rate) of each "[ OK ] SOURCE --> TARGET (RATE)" line of rsync-wave.py."""
+    return re.findall(r"^\[ OK \] (\S+) --> (\S+) \(([\d.]+ [kMG]B/s)\)$", out, re.M)
 
 
 # ------------------------------------------------------------------ Nova scenarios (both clouds)

@@ -25,7 +25,7 @@ from hltcloud.printable import printable, printable_lines
 OUTCOME_MARK = "@hltcloud-outcome "  # starts a subworker's last line: its outcome as JSON
 _COLORS = {"ok": "32", "fail": "31", "warn": "33", "dry": "36", "bold": "1"}
 _TAGS = {"ok": "[ OK ]", "fail": "[FAIL]", "warn": "[WARN]", "dry": "[DRY ]",
-         "delivered": "[ ok ]"}
+         "delivered": "[ OK ]"}
 _TAG_COLORS = {"delivered": "ok"}
 # Exactly the codes paint() writes: the only escape sequences a line may keep.
 _OWN_PAINT = re.compile(r"(\033\[(?:%s)m)" % "|".join(sorted({"0", *_COLORS.values()})))
@@ -101,7 +101,7 @@ class Reporter:
         self._tagged("dry", message)
 
     def delivered(self, message):
-        """A transfer that worked: "[ ok ] MESSAGE"."""
+        """A transfer that worked: "[ OK ] MESSAGE"."""
         self._tagged("delivered", message)
 
     def info(self, message):

@@ -148,7 +148,7 @@ def test_transfer_tools_record_real_runs_only(cluster, syslog, tmp_path):
     wave_lines = by_tag["rsync-wave.py"]
     assert wave_lines[0].startswith("start: user root (uid 0): rsync-wave.py --config ")
     for host in hosts:
-        assert any(re.fullmatch(rf"\[ ok \] \S+ --> {re.escape(host)} \(.*\)", l) for l in wave_lines)
+        assert any(re.fullmatch(rf"\[ OK \] \S+ --> {re.escape(host)} \(.*\)", l) for l in wave_lines)
     assert wave_lines[-1] == f"end: exit status 0 (all good); failed: -; ok: {fold(hosts)}"
     prefill_lines = by_tag["openstack-prefill-cache"]
     assert prefill_lines[0].endswith(f"openstack-prefill-cache --config {conf} audit-img "

@@ -3,7 +3,7 @@
 A run that changes something (openstack-hlt-manage --for-real enable/disable/runvms, a
 real openstack-prefill-cache or rsync-wave.py run) calls start() once its configuration is
 known, and gives the function it returns to its Reporter (record=): every status line the
-Reporter prints ([ OK ], [FAIL], [WARN], the transfer lines "[ ok ] a --> b") is sent to
+Reporter prints ([ OK ], [FAIL], [WARN], the transfer lines "[ OK ] a --> b") is sent to
 syslog as it is printed. The hosts' outcomes (note_outcomes(), from rerun.HostLists.finish)
 make the closing record, which errors.run_main() sends with the run's exit status. Records:
 
@@ -34,7 +34,7 @@ SEND_TIMEOUT = 2.0  # seconds a record may wait for room in a stalled daemon's s
 MAX_TEXT = 4000  # characters of one record (a huge host list on the command line)
 _USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TAGS = ("[ OK ]", "[FAIL]", "[WARN]", "[ ok ]")
+_TAGS = ("[ OK ]", "[FAIL]", "[WARN]")
 _LEVELS = {"[FAIL]": logging.ERROR, "[WARN]": logging.WARNING}
 _STATUS_WORDS = {0: "all good", 1: "some host failed", 2: "bad usage or input",
                  3: "the cloud cannot be used", 130: "interrupted"}

@@ -76,8 +76,9 @@ def print_summary(result, reporter):
     if not missing:
         reporter.write_line(reporter.paint("ok", f"All {len(outcomes)} host(s) have the file."))
         return True
+    # the words of the other tools' summaries: one style for every tool
     reporter.write_line(reporter.paint(
-        "fail", f"{len(missing)} of {len(outcomes)} host(s) did not get the file: "
+        "fail", f"Failed on {len(missing)} host(s): "
                 f"{hostlist.fold([outcome.host for outcome in missing])}"))
     for outcome in missing:
         reporter.write_line(f"  {outcome.host}: {printable(outcome.reason)}")  # a node's words

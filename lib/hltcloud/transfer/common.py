@@ -161,7 +161,7 @@ def format_size(nbytes):
 
 
 def say_delivered(reporter, source, target, size, seconds):
-    """The line of a transfer that worked: "[ ok ] SOURCE --> TARGET (rate)"."""
+    """The line of a transfer that worked: "[ OK ] SOURCE --> TARGET (rate)"."""
     reporter.delivered(f"{source} --> {target} ({format_rate(size, seconds)})")
 
 

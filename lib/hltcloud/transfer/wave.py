@@ -26,7 +26,7 @@ Reusable engine (the pipelined broadcast of issue 7 falls back to it):
   renames it into place (never through a link nor into a directory).
 - Ctrl-C (KeyboardInterrupt) kills every child process group, removes the temporary files it
   can reach, and re-raises.
-- Prints "transferring ...", one "[ ok ] a --> b (rate)" / "[FAIL] a --> b: reason" line per
+- Prints "transferring ...", one "[ OK ] a --> b (rate)" / "[FAIL] a --> b: reason" line per
   transfer, "file size:" and "elapsed time:"; print_summary() prints the closing summary.
 
 The command line of rsync-wave.py is wave_cli.py; broadcast.py chooses between the engines.

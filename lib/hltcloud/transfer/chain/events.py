@@ -16,7 +16,7 @@ Actions, carried out by the loop (loop.py) in order:
 - FeedFromHead: ssh HOST RECV with the file on its stdin from byte OFFSET (a new session);
 - a take-over is either start with TAKE_OVER, the byte the new sender starts at;
 - EndSession: kill a session's process group;
-- Delivered / Failed: a host is done (its line: "[ ok ] UP --> HOST" or a warning);
+- Delivered / Failed: a host is done (its line: "[ OK ] UP --> HOST" or a warning);
 - Note: a line of information (a slow node routed around);
 - CleanUp: run CLEANUP on these (host, private directory) pairs (after route-arounds).
 """
