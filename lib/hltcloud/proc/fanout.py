@@ -12,11 +12,12 @@ bound() is pure (a table of inputs tests it); head_limits() reads this machine.
 import resource
 
 HARD_CAP = 512  # hosts at once at most by default: a farm is some hundreds
-# Measured per subworker at 100 at once (bench_manage.py farm, 2026-12): memory of its own
-# (private pages, with its share of what it shares) and tasks (processes and threads).
+# Per subworker, measured with 100 at once (bench_manage.py farm, 2026-12-06): 15 MiB of
+# private memory (its Python 14, its ssh master 1.3) and 3 tasks (those two, a pdsh thread),
+# one or two more while a session runs. Taken twice over: it grows with the answers it reads.
 SUBWORKER_BYTES = 32 << 20
 SUBWORKER_TASKS = 5
-MEMORY_SHARE = 0.5  # of MemAvailable: the rest stays for everything else on the head
+MEMORY_SHARE = 0.75  # of MemAvailable, at twice the measured size: at most 3/8 of it used
 TASK_SHARE = 0.5  # of RLIMIT_NPROC: the user's other processes count against it too
 PDSH_FDS_PER_HOST = 4  # pdsh -R exec: two socket pairs a host (measured: 1024 fds, 266 hosts)
 PDSH_FDS_SPARE = 64

@@ -23,9 +23,11 @@ MANY = 40  # more hosts than pdsh's own default fanout (32)
     (40, None, None, None, 40),  # nothing known to bound it: every host
     (400, None, None, None, 400),  # the farm at once
     (5000, None, None, None, fanout.HARD_CAP),
-    (400, 24 * GIB, 96368, 20000, 384),  # this kind of machine: half its memory, 32 MiB each
-    (400, 4 * GIB, None, None, 64),  # a small head: memory bounds it
-    (400, 100 << 20, None, None, 1),  # almost no memory left: one at a time, never 0
+    (400, 24 * GIB, 96368, 20000, 400),  # this kind of machine holds a farm of 400
+    (1000, 24 * GIB, 96368, 20000, fanout.HARD_CAP),  # 1000: the cap (memory: 576)
+    (400, 4 * GIB, None, None, 96),  # a small head: memory bounds it
+    (400, 100 << 20, None, None, 2),  # almost no memory left
+    (400, 40 << 20, None, None, 1),  # none: one at a time, never 0
     (400, None, 1000, None, 100),  # half of RLIMIT_NPROC, 5 tasks a subworker
     (400, None, None, 1024, 240),  # pdsh's 4 descriptors a host, 64 spare
     (400, None, None, 128, 16),
