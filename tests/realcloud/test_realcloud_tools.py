@@ -90,7 +90,10 @@ def test_status_json_and_an_unknown_host(rcloud, nova):
     result = tool(rcloud, MANAGE, "--json", "--nvms", "status", first, "nosuch.internal")
     assert result.returncode == 1
     data = json.loads(result.stdout)
-    assert data == [{"hypervisor": first, "enabled": True, "alive": True, "nvms": 0, "vms": []}]
+    updated = data[0].pop("updated_at")  # every key, whatever the switches (man page, JSON)
+    assert data == [{"hypervisor": first, "enabled": True, "alive": True, "forced_down": False,
+                     "disabled_reason": None, "nvms": 0, "vms": []}]
+    assert isinstance(updated, str) and updated[:4].isdigit()  # ISO 8601, as Nova gives it
     assert "[FAIL] nosuch.internal: not a compute host known to Nova" in result.stderr
 
 
