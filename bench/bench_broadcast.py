@@ -44,6 +44,10 @@ hops at once (~1-1.6 CPU s per node for 64 MiB: sshd decrypt, tee, sha1sum, cat,
 encrypt, the kernel's veth/bridge/tbf path, two ssh handshakes). On 2 cores it is CPU-bound
 at 200mbit (N=32: 7.9 x T1 with 1.4 cores busy, 2026-11-25); at 20mbit the links are the
 limit and it lands at 1.09 / 1.16 / 1.34 x T1 for N = 8 / 16 / 32 (the wave 4.2 / 5.2 / 6.3).
+Side by side with --before, N = 16, 64 MiB, an idle machine: at 20mbit 987d6ba 1.15 x T1
+(18.6 CPU s, first byte at the first / last host 2.02 / 2.87 s), f98a3ca 1.37 (24.3 CPU s,
+2.04 / 4.09 s), the chain package 1.14 (18.1 CPU s, 0.34 / 3.52 s; a plain copy's first byte
+0.23 s); at 200mbit 2.76-3.52 / 2.58-2.90 / 2.52-2.54 x T1.
 """
 import argparse
 import hashlib

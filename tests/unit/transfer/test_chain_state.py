@@ -330,14 +330,27 @@ def test_a_second_take_over_of_the_same_host_starts_it_again():
     assert [run.state.sessions[a.session].host for a in of(EndSession, second)] == [C, B]
 
 
-@pytest.mark.parametrize("kind", ["OK", "F"])
+@pytest.mark.parametrize("kind", ["P", "F", "GONE"])
 def test_a_replaced_session_says_nothing_that_counts(kind):
     run = Run([[A, B, C]])
     run.beat(1.0, {A: 2 * MB, B: MB, C: MB})
     old = run.session(C)
     run.at(1.5, RouteAround(B))
     assert run.at(2.0, Line(old, f"HLTPIPE {kind} {C} {SIZE}")) == []
-    assert run.host(C).state == "wait"
+    assert (run.host(C).state, run.host(C).bytes) == ("wait", MB)
+
+
+def test_a_host_whose_old_receiver_was_done_as_it_was_taken_over_has_the_file():
+    """The route-around race the other way: C's old receiver had its copy complete and in
+    place as C was taken over; its OK still counts (under load the new receiver then finds
+    no receiver to take over, and its failure must not send C to the wave)."""
+    run = Run([[A, B, C]])
+    run.beat(1.0, {A: 2 * MB, B: MB, C: MB})
+    old = run.session(C)
+    run.at(1.5, RouteAround(B))
+    assert run.at(2.0, Line(old, f"HLTPIPE OK {C} {SIZE}")) == [Delivered(A, C, 2.0)]
+    assert run.say(2.5, C, f"HLTPIPE F {C} no receiver to take over in {RUN}") == []
+    assert run.host(C).state == "ok"
 
 
 def test_a_replaced_feed_ends_by_itself_when_other_hosts_start_again():

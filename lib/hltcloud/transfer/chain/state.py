@@ -12,7 +12,8 @@ Every change of the chains' shape is decided here, and only here.
 
 The rules (see the package's docstring for the whole design):
 - a status line counts only for the host whose receiver its session carries; a replaced
-  (stale) session's lines no longer count;
+  (stale) session's lines no longer count, but for an OK (that copy was complete and in place
+  before the take-over could stop it);
 - a host fails on its "F", when its session ends without its "OK", after TIMEOUT s without
   a new byte, or UPSTREAM_GRACE s without one once its upstream failed; the sessions that
   carry it end then (those that run on it too, for a stall);
@@ -167,8 +168,10 @@ class ChainState:
 
     # ---------------------------------------------------------------- news
     def _line(self, session, text, now):
-        words = None if session.stale else status_words(text)
-        if words is None:
+        words = status_words(text)
+        # A replaced session's news no longer count, but for its host's OK: that host's copy
+        # was complete and in place before a take-over (or a start again) could stop it.
+        if words is None or (session.stale and words[0] != "OK"):
             return
         kind, name, rest = words
         if (kind, name) == ("GONE", session.carries):
