@@ -2,6 +2,7 @@
 bash does on Tab: switches, commands, @files, switch values, host names from the cache that
 status refreshes, image names only from a cloud that answers in time."""
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -171,6 +172,9 @@ def test_hostile_image_names_from_glance_are_never_run_nor_offered(cluster):
     try:
         offered = complete(PREFILL, "img-", env=cluster.env)
         assert not os.path.exists(served["marker"])
-        assert offered == [f"img-{'cn' + '9' * 298}"]  # the one name of letters and digits
+        # of the hostile names, the one of letters and digits (other tests' img-* may be there)
+        hostile = [name for name in offered if name.startswith("img-cn")]
+        assert hostile == [f"img-{'cn' + '9' * 298}"], offered
+        assert all(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]*", name) for name in offered)
     finally:
         cluster.sim("PUT", "/sim/hostile", {"names": False})
