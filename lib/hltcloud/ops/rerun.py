@@ -15,7 +15,6 @@ by descriptor), then renamed over FILE. A rename replaces a link, it does not wr
 through it, so whatever FILE pointed to is left as it was.
 """
 import os
-import secrets
 import shlex
 import sys
 import time
@@ -55,6 +54,7 @@ def write_list(path, hosts, header):
     directory, name = os.path.split(path)
     dir_fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
+        import secrets  # here: hashlib's start-up is not every run's
         temporary = f".{name[:200]}.{secrets.token_hex(6)}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dir_fd)

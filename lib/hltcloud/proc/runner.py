@@ -19,7 +19,6 @@ import threading
 import time
 
 from hltcloud import filetrust, polling
-from hltcloud.proc import procfs
 from hltcloud.errors import UsageError
 from hltcloud.proc.fanout import default_fanout, hosts_in
 from hltcloud.validate import check_name
@@ -315,6 +314,7 @@ def stop_with_children(proc):
         os.kill(proc.pid, signal.SIGSTOP)
     except ProcessLookupError:
         return
+    from hltcloud.proc import procfs  # here: its dataclass would cost every start-up
     children = procfs.children(proc.pid)
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         for child in children:
