@@ -75,7 +75,6 @@ def check_switches(parser, argv):
     PARSER, nor the start of exactly one: "unknown switch --vm-timout (did you mean
     --vm-timeout?)". argparse would often say something else first: in `--vm-timout 10
     disable`, that 10 is no command."""
-    import difflib
     switches = [s for s in parser._option_string_actions if s.startswith("--")]
     for word in argv or ():
         if word == "--":
@@ -85,6 +84,7 @@ def check_switches(parser, argv):
             continue
         if len([s for s in switches if s.startswith(name)]) == 1:
             continue  # argparse takes an unambiguous abbreviation
+        import difflib  # here, not in every run: only a mistyped switch needs it
         # compared without the dashes every switch shares: --bogus is not near --long
         near = difflib.get_close_matches(name[2:], [s[2:] for s in switches], n=1)
         raise UsageError(f"unknown switch {name}" + (f" (did you mean --{near[0]}?)" if near else ""))

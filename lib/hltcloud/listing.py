@@ -63,6 +63,14 @@ def select(columns, wanted):
     return chosen
 
 
+def chosen(columns, opts, shown):
+    """The columns a listing prints: -c's (OPTS.columns), every one for JSON, else those
+    whose keys the table SHOWN by default."""
+    if opts.columns:
+        return select(columns, opts.columns)
+    return list(columns) if opts.format == "json" else [c for c in columns if c.key in shown]
+
+
 def render(fmt, columns, records):
     """RECORDS (dicts holding every column's key) in format FMT, COLUMNS only."""
     if fmt == "json":

@@ -43,13 +43,6 @@ TABLE_KEYS = ("id", "name", "status", "hypervisor", "ips", "age")
 HOST_COLUMNS = (listing.Column("hypervisor", "Host"), listing.Column("nvms", "VMs", "r"))
 
 
-def _columns(opts, every, table_keys):
-    """-c's columns, every one for JSON, else the table's."""
-    if opts.columns:
-        return listing.select(every, opts.columns)
-    return list(every) if opts.format == "json" else [c for c in every if c.key in table_keys]
-
-
 def _selected(ctx, hosts):
     """Every server, or those on HOSTS; never those on a host -x left out."""
     servers = ctx.nova.servers()
@@ -69,7 +62,7 @@ def listwns(ctx, hosts):
              "hypervisor": computes.server_host(s), "ips": computes.server_ips(s),
              "created": s.get("created", ""), "age": _seconds(s.get("created", ""), now)}
             for s in workers]
-    ctx.emit(listing.render(ctx.opts.format, _columns(ctx.opts, WORKER_COLUMNS, TABLE_KEYS),
+    ctx.emit(listing.render(ctx.opts.format, listing.chosen(WORKER_COLUMNS, ctx.opts, TABLE_KEYS),
                             data))
     if ctx.opts.format == "table":
         ctx.emit(f"{len(data)} worker VM(s) named {prefix}*")

@@ -26,16 +26,12 @@ COLUMNS = {column.key: column for column in (
 
 def columns(opts):
     """The columns to print: -c's, every one for JSON, else as --nvms and --long ask."""
-    if opts.columns:
-        return listing.select(COLUMNS.values(), opts.columns)
-    if opts.format == "json":
-        return list(COLUMNS.values())
-    keys = ["hypervisor", "enabled", "alive"]
+    keys = {"hypervisor", "enabled", "alive"}
     if opts.long:
-        keys += ["forced_down", "disabled_reason", "updated_at", "nvms"]
+        keys |= {"forced_down", "disabled_reason", "updated_at", "nvms"}
     if opts.nvms:
-        keys += [key for key in ("nvms", "vms") if key not in keys]
-    return [COLUMNS[key] for key in keys]
+        keys |= {"nvms", "vms"}
+    return listing.chosen(COLUMNS.values(), opts, keys)
 
 
 def records(ctx, hosts, with_vms):
