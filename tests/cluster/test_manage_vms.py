@@ -112,6 +112,28 @@ def test_listwns_lists_only_workers_in_host_order(cluster, nova):
     assert hosts[0] == '"Host","VMs"' and f'"{b}",2' in hosts and f'"{a}",2' in hosts
 
 
+def test_listwns_and_vmstats_take_short_host_names_and_exclude_them(cluster, nova):
+    """As status does: cn01 means the one compute host cn01.DOMAIN; -x takes short names
+    too; a name Nova does not know is one [FAIL] line and exit 1."""
+    a, b = cluster.names[:2]
+    start_compute(cluster, nova, [a, b])
+    on_a = boot_on(cluster, nova, a, 1)
+    boot_on(cluster, nova, b, 1)
+    short_a, short_b = a.split(".")[0], b.split(".")[0]
+    listed = tool(cluster, "-f", "value", "-c", "id", "listwns", short_a)
+    assert listed.returncode == 0 and listed.stdout.split() == on_a, listed.stdout + listed.stderr
+    left = tool(cluster, "-f", "value", "-c", "hypervisor", "listwns", "-x", short_b)
+    assert b not in left.stdout.split() and a in left.stdout.split(), left.stdout
+    counted = json.loads(tool(cluster, "--json", "vmstats", short_b).stdout)
+    assert counted["by_host"] == {b: 1} and counted["capacity"]["hypervisors"] == 1
+    dry = tool(cluster, "disable", a, b, "-x", short_b)  # a full name left out by its short one
+    assert dry.returncode == 0 and f"hypervisor {a}" in dry.stdout, dry.stdout + dry.stderr
+    assert b not in dry.stdout
+    unknown = tool(cluster, "listwns", "nosuchnode")
+    assert unknown.returncode == 1
+    assert "[FAIL] nosuchnode: not a compute host known to Nova" in unknown.stdout
+
+
 def test_vmstats_counts_and_capacity(cluster, nova):
     a, b = cluster.names[:2]
     start_compute(cluster, nova, [a, b])

@@ -43,3 +43,23 @@ def match_host(name, services):
             raise LookupError(f"{name}: {len(found)} compute hosts have that name: "
                               f"{', '.join(found)} (give the full name)")
     raise LookupError(f"{name}: not a compute host known to Nova")
+
+
+def match_hosts(names, services):
+    """The compute hosts of SERVICES that NAMES mean (match_host), in order, each once, and
+    (name, reason) for each name that means none."""
+    found, unknown = [], []
+    for name in names:
+        try:
+            host = match_host(name, services)
+        except LookupError as err:
+            unknown.append((name, str(err)))
+            continue
+        if host not in found:
+            found.append(host)
+    return found, unknown
+
+
+def left_out(names, services):
+    """The compute hosts -x NAMES leaves out: a name Nova does not know leaves none out."""
+    return set(match_hosts(names, services)[0])

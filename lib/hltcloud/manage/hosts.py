@@ -14,7 +14,7 @@ from hltcloud.ops import rerun
 from hltcloud.ops.outcomes import INTERRUPTED as HOST_INTERRUPTED
 from hltcloud.ops.outcomes import NOT_STARTED, UNKNOWN_HOST, Outcome, all_ok, gathered, in_order
 from hltcloud.cloud.session import CloudError, describe_error
-from hltcloud.errors import FAILED, INTERRUPTED, OK
+from hltcloud.errors import FAILED, INTERRUPTED, OK, UsageError
 from hltcloud.manage.options import PROG
 
 ACTIONS = {"enable": enable_disable.enable, "disable": enable_disable.disable}
@@ -30,6 +30,7 @@ def each_host(ctx, command):
     except ApiError as err:
         raise CloudError(f"cannot list the compute services: {describe_error(err)}") from None
     outcomes, known, named = [], [], []  # named: the command line's hosts, as Nova names them
+    left_out = computes.left_out(opts.exclude, services)  # -x cn02 leaves out cn02.DOMAIN
     for host in opts.hosts:
         try:
             full = computes.match_host(host, services)
@@ -38,9 +39,11 @@ def each_host(ctx, command):
             outcomes.append(Outcome(host, UNKNOWN_HOST, str(err)))
             named.append(host)
             continue
-        if full not in known:
+        if full not in known and full not in left_out:
             known.append(full)
             named.append(full)
+    if not known and not outcomes:
+        raise UsageError("no hosts left after --exclude")
     interrupted = False
     try:
         if opts.parallel and not opts.subworker and known:

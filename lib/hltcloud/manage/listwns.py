@@ -9,6 +9,7 @@ from hltcloud.hostlist import natural_key
 from hltcloud.cloud.capacity import flavor_needs, placement_fits
 from hltcloud.printable import printable
 from hltcloud.manage.runvms import RunvmsError, find_flavor, params
+from hltcloud.manage.status import named_hosts
 
 
 def _seconds(created, now):
@@ -43,20 +44,28 @@ TABLE_KEYS = ("id", "name", "status", "hypervisor", "ips", "age")
 HOST_COLUMNS = (listing.Column("hypervisor", "Host"), listing.Column("nvms", "VMs", "r"))
 
 
-def _selected(ctx, hosts):
-    """Every server, or those on HOSTS; never those on a host -x left out."""
+def _hosts(ctx, hosts, services):
+    """The compute hosts HOSTS and -x name (short names resolved as status does): (wanted,
+    left out); wanted is None when HOSTS is empty (every host)."""
+    wanted = named_hosts(ctx, hosts, services) if hosts else None
+    return wanted, computes.left_out(ctx.opts.exclude, services)
+
+
+def _selected(ctx, wanted, left_out):
+    """Every server, or those on the WANTED hosts; never those on a host -x LEFT_OUT."""
     servers = ctx.nova.servers()
-    if hosts:
-        wanted = set(hosts)
-        servers = [s for s in servers if computes.server_host(s) in wanted]
-    left_out = set(ctx.opts.exclude)
+    if wanted is not None:
+        servers = [s for s in servers if computes.server_host(s) in set(wanted)]
     return [s for s in servers if computes.server_host(s) not in left_out]
 
 
 def listwns(ctx, hosts):
     prefix = params(ctx)["name"]
     now = datetime.datetime.now(datetime.timezone.utc)
-    workers = [s for s in _selected(ctx, hosts) if s["name"].startswith(prefix)]
+    # the services only to resolve names: a plain listwns asks Nova one listing
+    services = ctx.nova.services(warn=ctx.rep.warn) if hosts or ctx.opts.exclude else {}
+    wanted, left_out = _hosts(ctx, hosts, services)
+    workers = [s for s in _selected(ctx, wanted, left_out) if s["name"].startswith(prefix)]
     workers.sort(key=lambda s: (natural_key(computes.server_host(s)), natural_key(s["name"])))
     data = [{"id": s["id"], "name": s["name"], "status": s["status"],
              "hypervisor": computes.server_host(s), "ips": computes.server_ips(s),
@@ -70,7 +79,9 @@ def listwns(ctx, hosts):
 
 
 def vmstats(ctx, hosts):
-    servers = _selected(ctx, hosts)
+    services = ctx.nova.services(warn=ctx.rep.warn)
+    wanted, left_out = _hosts(ctx, hosts, services)
+    servers = _selected(ctx, wanted, left_out)
     by_status = collections.Counter(s["status"] for s in servers)
     by_host = collections.Counter(computes.server_host(s) or "(none)" for s in servers)
     data = {"total": len(servers), "by_status": dict(sorted(by_status.items())),
@@ -81,9 +92,8 @@ def vmstats(ctx, hosts):
         ctx.rep.warn(f"capacity not shown: {err}")
         flavor = None
     if flavor is not None:
-        services = ctx.nova.services(warn=ctx.rep.warn)
         usable = [h for h, s in services.items() if computes.usable(s)
-                  and (not hosts or h in hosts) and h not in ctx.opts.exclude]
+                  and (wanted is None or h in wanted) and h not in left_out]
         fits = placement_fits(ctx.cloud, usable, flavor_needs(flavor))
         total = sum(empty for _, empty in fits.values())
         free = sum(now for now, _ in fits.values())

@@ -39,14 +39,9 @@ def records(ctx, hosts, with_vms):
     the unknown ones reported. WITH_VMS: count and list their VMs (one more listing)."""
     services = ctx.nova.services(warn=ctx.rep.warn)
     hostcache.save(computes.natural(services))  # for tab completion: checked names only
-    wanted = []
-    for host in hosts:
-        try:
-            wanted.append(computes.match_host(host, services))
-        except LookupError as err:
-            ctx.rep.fail(str(err), host=host)
-    known = computes.natural({h for h in (wanted if hosts else services)
-                              if h not in ctx.opts.exclude})
+    wanted = named_hosts(ctx, hosts, services)
+    left_out = computes.left_out(ctx.opts.exclude, services)
+    known = computes.natural({h for h in (wanted if hosts else services) if h not in left_out})
     vms = {host: [] for host in known}
     if with_vms:
         for server in ctx.nova.servers():
@@ -63,6 +58,15 @@ def records(ctx, hosts, with_vms):
                       "updated_at": _text(service.get("updated_at")),
                       "nvms": len(vms[host]) if with_vms else None,
                       "vms": sorted(vms[host], key=natural_key) if with_vms else None})
+    return found
+
+
+def named_hosts(ctx, hosts, services):
+    """The compute hosts HOSTS name (a short name: the one NAME.DOMAIN), each unknown name
+    reported as a failure (exit 1)."""
+    found, unknown = computes.match_hosts(hosts, services)
+    for name, reason in unknown:
+        ctx.rep.fail(reason, host=name)
     return found
 
 
