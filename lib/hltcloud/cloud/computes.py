@@ -16,6 +16,11 @@ def server_ips(server):
     return ips
 
 
+def deleting(server):
+    """Is Nova deleting SERVER (a DELETE was accepted; the compute has not finished)?"""
+    return server.get("OS-EXT-STS:task_state") == "deleting"
+
+
 def natural(names):
     return sorted(names, key=natural_key)
 

@@ -17,6 +17,9 @@ class Context:
         self.ssh = Ssh(opts.ssh_config or config.ssh_config, config.ssh_user,
                        config.connect_timeout)
         self.connections = {}  # host -> its sshmaster.Master while its action runs
+        # Hosts that disable's first phases (takeback.py) disabled and sent the deletes of:
+        # a --parallel subworker's host when its parent says so, else filled by the phases.
+        self.prepared = set(opts.hosts) if opts.prepared else set()
         self._cloud = None
         self._nova = None
 

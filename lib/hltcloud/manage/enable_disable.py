@@ -14,22 +14,16 @@ import getpass
 import json
 import os
 import socket
-import time
 
 from hltcloud.cloud import computes
 from hltcloud.manage import daemons
+from hltcloud.manage.countdown import countdown
 from hltcloud.ops import hostlock
 from hltcloud.ops.outcomes import HostState, Outcome
 from hltcloud.cloud.session import describe_error
 from hltcloud.cloud.jsonapi import ApiError
 
 TOOL = "openstack-hlt-manage"
-# Seconds between two looks at the host's VMs (or its compute service): FIRST_POLL after the
-# first look, then 1.5 times longer each time up to POLL. A delete the cloud finishes within a
-# second is seen within about a tenth of a second of it; a long wait costs one request a second.
-FIRST_POLL = 0.1
-POLL = 1.0
-LINE_EVERY = 10.0  # off a TTY: a progress line when the count changes or this often
 
 
 def enable(ctx, host, service):
@@ -59,9 +53,21 @@ def disable(ctx, host, service):
         return _disable(ctx, service, now)
 
 
+def lock_and_disable(ctx, host, service):
+    """takeback.py's first phase for HOST: locked (for the whole run) and disabled in Nova."""
+    now = _lock(ctx, starting_point(host, service))
+    if now.ok:
+        now = _set_status(ctx, now, service, enable=False, reason=disable_reason(ctx.opts.reason))
+    return now
+
+
 def _disable(ctx, service, now):
     host = now.host
-    now = _set_status(ctx, now, service, enable=False, reason=disable_reason(ctx.opts.reason))
+    prepared = host in ctx.prepared  # disabled, and its VMs' deletes sent, by takeback.py
+    if not prepared:
+        now = _set_status(ctx, now, service, enable=False, reason=disable_reason(ctx.opts.reason))
+    elif not ctx.dry:
+        now = now.then(nova="disabled")
     if now.ok:
         now = daemons.start_or_stop(ctx, now, "start")
     if not now.ok:
@@ -79,7 +85,8 @@ def _disable(ctx, service, now):
         now = _wait_compute_up(ctx, now, timeout)
     if not now.ok:
         return now
-    now = _delete(ctx, now, vms)
+    # Not again what takeback.py has just sent: one DELETE a VM (a later run sends it again).
+    now = _delete(ctx, now, [vm for vm in vms if not (prepared and computes.deleting(vm))])
     if ctx.dry:
         ctx.rep.dry(f"Waiting max {timeout} s for VMs to be deleted on {host}")
         return _shut_down(ctx, now, service)
@@ -163,6 +170,8 @@ def _change_service(ctx, now, service, message, body):
 def _lock(ctx, now):
     if ctx.dry:
         return now  # a dry run changes nothing: it may run beside a real one
+    if ctx.opts.subworker and now.host in ctx.prepared:
+        return now  # the --parallel parent holds the host's lock for the whole run
     try:
         hostlock.acquire(ctx.cloud.endpoints["compute"], now.host)
     except hostlock.Busy as err:
@@ -190,30 +199,6 @@ def _delete(ctx, now, vms):
     return now
 
 
-def _countdown(ctx, prefix, timeout, look):
-    """Poll LOOK() -> (done, text) until done or TIMEOUT; returns (done, elapsed seconds)."""
-    progress = ctx.rep.progress(prefix)
-    start = time.monotonic()
-    last_text, last_line = None, 0.0
-    interval = FIRST_POLL
-    while True:
-        done, text = look()
-        elapsed = time.monotonic() - start
-        if done:
-            progress.done(text.format(elapsed=f"{elapsed:.0f}s"))
-            return True, elapsed
-        left = max(0, timeout - elapsed)
-        if left <= 0:
-            progress.done(f"{text} after {timeout} s: timeout!")
-            return False, elapsed
-        now = time.monotonic()
-        if progress.in_place or text != last_text or now - last_line >= LINE_EVERY:
-            progress.update(f"{text} ({left:.0f} s left)")
-            last_text, last_line = text, now
-        time.sleep(min(interval, left))
-        interval = min(POLL, interval * 1.5)
-
-
 def _wait_gone(ctx, host, timeout):
     """Wait for the host's VMs to vanish: [] when gone, the remaining VMs at the timeout, or
     the reason (shown) when the API failed meanwhile."""
@@ -226,7 +211,7 @@ def _wait_gone(ctx, host, timeout):
         return False, f"{len(remaining)} running"
 
     try:
-        _countdown(ctx, f"Waiting max {timeout} s for VMs to be deleted on {host}", timeout, look)
+        countdown(ctx.rep, f"Waiting max {timeout} s for VMs to be deleted on {host}", timeout, look)
     except ApiError as err:
         reason = f"Waiting for VMs on {host}: {describe_error(err)}"
         ctx.rep.show_fail(reason)
@@ -246,7 +231,7 @@ def _wait_compute_up(ctx, now, timeout):
         return False, "down"
 
     try:
-        up, _ = _countdown(ctx, f"Waiting max {timeout} s for nova-compute on {host} to report up",
+        up, _ = countdown(ctx.rep, f"Waiting max {timeout} s for nova-compute on {host} to report up",
                            timeout, look)
     except ApiError as err:
         return _failed(ctx, now, f"Waiting for nova-compute on {host}: {describe_error(err)}")

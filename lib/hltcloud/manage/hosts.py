@@ -10,6 +10,7 @@ from hltcloud.cloud.jsonapi import ApiError
 from hltcloud.hostlist import fold
 from hltcloud.manage import enable_disable
 from hltcloud.manage import parallel
+from hltcloud.manage import takeback
 from hltcloud.ops import rerun
 from hltcloud.ops.outcomes import INTERRUPTED as HOST_INTERRUPTED
 from hltcloud.ops.outcomes import NOT_STARTED, UNKNOWN_HOST, Outcome, all_ok, gathered, in_order
@@ -46,10 +47,18 @@ def each_host(ctx, command):
         raise UsageError("no hosts left after --exclude")
     interrupted = False
     try:
+        if takeback.wanted(ctx, command):
+            failed = takeback.prepare(ctx, services, known)  # Interrupted: see below
+            outcomes += failed
+            known = [host for host in known if host in ctx.prepared]
         if opts.parallel and not opts.subworker and known:
-            parallel.run_through_pdsh(ctx, command, known, outcomes)
+            parallel.run_through_pdsh(ctx, command, known, outcomes,
+                                      prepared=bool(ctx.prepared))
         else:
             one_by_one(ctx, ACTIONS[command], services, known, outcomes)
+    except takeback.Interrupted as stop:
+        outcomes += stop.outcomes
+        interrupted = True
     except KeyboardInterrupt:
         interrupted = True
     if opts.subworker:
@@ -57,6 +66,7 @@ def each_host(ctx, command):
     if interrupted:
         rep.info("")
         rep.warn("Interrupted: no new action was started")
+        outcomes = takeback.left_disabled(ctx, outcomes)
     if opts.parallel and len(known) > 1:
         show_gathered(rep, in_order(outcomes, named))
     ok = rep.summary(outcomes, dry="add --for-real to act" if ctx.dry else None)

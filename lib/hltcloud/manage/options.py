@@ -21,7 +21,7 @@ DEFAULT_VM_TIMEOUT = 300
 DEFAULT_FANOUT = None  # every host at once, as many as the head holds (hltcloud.proc.fanout)
 
 USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output] [--parallel] "
-         "[--fanout N] [--vm-timeout SECONDS] [--reason TEXT] [--force-shutoff] [--ssh-config FILE] [--nvms] "
+         "[--fanout N] [--vm-timeout SECONDS] [--drain SECONDS] [--reason TEXT] [--force-shutoff] [--ssh-config FILE] [--nvms] "
          "[--long] [--json] [-f FORMAT] [-c COLUMN]... [-x HOSTS] [--config FILE] [--os-cloud NAME] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
          "[--name PREFIX] [--count N] [--failed-hosts FILE] [--ok-hosts FILE] [--no-syslog] "
          "enable|disable|status|runvms|listwns|vmstats [HOSTS...]")
@@ -36,11 +36,13 @@ FORWARDED = (("for_real", "--for-real", False), ("no_colors", "--no-colors", Fal
 # Upper bounds: far above any real use, low enough that no value exhausts memory or time.
 MAX_FANOUT = 1024
 MAX_VM_TIMEOUT = 86_400  # a day
+MAX_DRAIN = 7 * 86_400  # a week: a take-back planned from the LHC schedule
 MAX_COUNT = 100_000
 MAX_REASON = 128  # characters: Nova keeps 255, with "user@head 2026-12-06T03:00Z: " before it
 
 _fanout = whole_number(1, MAX_FANOUT)
 _seconds = whole_number(0, MAX_VM_TIMEOUT, " of seconds")
+_drain = whole_number(0, MAX_DRAIN, " of seconds")
 _count = whole_number(1, MAX_COUNT)
 
 
@@ -79,6 +81,8 @@ def parser(command=None):
     add("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
         only=("disable",),
         help=f"disable: how long to wait for the VMs to go (default {DEFAULT_VM_TIMEOUT})")
+    add("--drain", metavar="SECONDS", type=_drain, only=("disable",),
+        help="disable: first wait up to SECONDS for the VMs to end on their own")
     add("--reason", metavar="TEXT", type=_reason, only=("disable",),
         help="disable: why, in Nova's disabled reason (after who and when)")
     add("--force-shutoff", action="store_true", only=("disable",),
@@ -110,6 +114,8 @@ def parser(command=None):
         help="no record of a --for-real run in the system log")
     # A --parallel parent starts us with this: no summary, the parent prints the only one.
     add("--subworker", action="store_true", only=ONE_BY_ONE, help=argparse.SUPPRESS)
+    # ... and this when it has disabled the hosts and sent their deletes (takeback.py).
+    add("--prepared", action="store_true", only=("disable",), help=argparse.SUPPRESS)
     if command is None:
         p.add_argument("command", choices=COMMANDS, metavar="COMMAND", help=", ".join(COMMANDS))
     p.add_argument("hosts", nargs="*", metavar="HOSTS",
@@ -174,6 +180,10 @@ def _check_output_switches(args):
         raise UsageError("--exclude is not for runvms: it fills every enabled, up hypervisor")
     if args.reason is not None and args.command != "disable":
         raise UsageError(f"--reason is for disable, not {args.command}")
+    if args.drain is not None and args.command != "disable":
+        raise UsageError(f"--drain is for disable, not {args.command}")
+    if args.prepared and not args.subworker:
+        raise UsageError("--prepared is for the subworkers of a --parallel disable")
     if args.long and args.command != "status":
         raise UsageError(f"--long is for status, not {args.command}")
     if args.json and args.format not in (None, "json"):

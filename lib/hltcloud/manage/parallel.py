@@ -50,11 +50,13 @@ def label_map(hosts):
     return mapping
 
 
-def run_through_pdsh(ctx, command, hosts, outcomes):
+def run_through_pdsh(ctx, command, hosts, outcomes, prepared=False):
     """Run COMMAND on HOSTS through pdsh: each host's outcome is added to OUTCOMES (in the
-    order of HOSTS); after Ctrl-C too, and KeyboardInterrupt goes on."""
+    order of HOSTS); after Ctrl-C too, and KeyboardInterrupt goes on. PREPARED: this parent
+    has disabled HOSTS and sent their deletes (takeback.py) and holds their locks."""
+    more = ["--prepared"] if prepared else []
     with host_file(hosts) as path:
-        argv = pdsh_exec_argv(path, [*worker_command(), "--line-output", "--subworker",
+        argv = pdsh_exec_argv(path, [*worker_command(), "--line-output", "--subworker", *more,
                                      *forwarded_switches(ctx.opts), command, "%h"],
                               ctx.opts.fanout)
         _run_pdsh(ctx, argv, hosts, outcomes)

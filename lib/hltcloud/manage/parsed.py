@@ -24,6 +24,8 @@ class ManageOptions:
     parallel: bool = False
     force_shutoff: bool = False
     reason: str = None  # disable --reason TEXT
+    drain: int = None  # disable --drain SECONDS
+    prepared: bool = False  # a --parallel subworker: the parent ran takeback.py's phases
     ssh_config: str = None
     nvms: bool = False
     long: bool = False

@@ -12,6 +12,8 @@ Beyond the README's table:
   POST /sim/delete-delay            {"seconds": D} (0..3600): each VM deleted from now on stays
                                     listed, task_state "deleting", D seconds before its agent is
                                     asked to remove it; /sim/reset sets it back to 0
+  POST /sim/servers/<id>/end        {"after": S} (0..3600, default 0): the VM's grid job ends in S
+                                    seconds and the VM goes away on its own (job_end.py)
   POST /sim/agent/<host>/heartbeat  {"created": [ids], "removed": [ids]} (work done since the last
                                     beat) -> {"create": [{"id","name","instance_name",...}],
                                     "remove": [ids]} (all work still pending for this host);
@@ -30,7 +32,7 @@ POST /sim/reset also removes the virtual hosts (each test adds its own); node-ba
 import os
 import time
 
-from . import delete_delay, model
+from . import delete_delay, job_end, model
 from .base import Service
 from .http import Response
 from .model import ApiError
@@ -60,6 +62,7 @@ class Control(Service):
         r.add("POST", "/images", self.add_image)
         r.add("GET", "/servers", self.servers)
         r.add("POST", "/servers/([^/]+)/stuck", self.stuck)
+        r.add("POST", "/servers/([^/]+)/end", self.end_job)
         r.add("POST", "/fail-next-boots", self.fail_next_boots)
         r.add("GET", "/delete-delay", self.get_delete_delay)
         r.add("POST", "/delete-delay", self.set_delete_delay)
@@ -123,6 +126,7 @@ class Control(Service):
 
     def servers(self, req):
         with self.cloud.lock:
+            job_end.end_due_jobs(self.cloud)
             return Response(200, {"servers": [
                 {"id": vm["id"], "name": vm["name"], "host": vm["host"], "vm_state": vm["vm_state"],
                  "task_state": vm["task_state"], "stuck": vm["stuck"]}
@@ -132,6 +136,17 @@ class Control(Service):
         with self.cloud.lock:
             self.cloud.set_stuck(vm_id)
         return Response(200, {"id": vm_id, "stuck": True})
+
+    def end_job(self, req, vm_id):
+        after = job_end.check_after(req.json().get("after"))
+        if after is None:
+            raise ApiError(400, f"after must be a number from 0 to {job_end.MAX_AFTER:g}")
+        with self.cloud.lock:
+            vm = self.cloud.vms.get(vm_id)
+            if vm is None:
+                raise ApiError(404, f"Instance {vm_id} could not be found.")
+            job_end.end_after(self.cloud, vm, after)
+        return Response(200, {"id": vm_id, "after": after})
 
     def fail_next_boots(self, req):
         count = req.json().get("count")

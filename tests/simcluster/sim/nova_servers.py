@@ -7,6 +7,7 @@ import re
 import secrets
 import time
 
+from . import job_end
 from .base import int_arg
 from .http import Response
 from .model import ADMIN_PROJECT_ID, ADMIN_USER_ID, KEYPAIRS, NETWORK, ApiError, now_iso
@@ -147,6 +148,7 @@ class ServersMixin:
         limit = int_arg(req, "limit", None, 0)
         marker = req.arg("marker")
         with self.cloud.lock:
+            job_end.end_due_jobs(self.cloud)
             vms = self._filtered_servers(req)
             page, links = self._page_servers(req, "servers" + ("/detail" if detail else ""),
                                              vms, limit, marker)
@@ -180,6 +182,7 @@ class ServersMixin:
 
     def server_show(self, req, vm_id):
         with self.cloud.lock:
+            job_end.end_due_jobs(self.cloud)
             view = self._server_view(req, self._vm(vm_id), True)
         return Response(200, {"server": view})
 
