@@ -55,8 +55,8 @@ def test_drain_deletes_what_remains_at_the_deadline(cluster, nova):
     result = tool(cluster, "--for-real", "--drain", "3", "disable", host)
     assert result.returncode == 0, result.stdout + result.stderr
     out = lines(result)
-    assert (f"Draining 1 host(s), max 3 s...1 VM(s) left on 1 host(s) after 3 s: "
-            f"deleting them") in out, out
+    assert ("Draining 1 host(s), max 3 s...1 VM(s) left on 1 host(s) after 3 s: "
+            "deleting them") in out, out
     assert deletes(cluster) == [stays]  # only the one still there at the deadline
     assert f"[ OK ] Deleting VM {stays} on hypervisor {host}" in out
     assert taken_back(cluster, nova, host)
