@@ -61,7 +61,8 @@ def disable(ctx, host, service):
 
 def _disable(ctx, service, now):
     host = now.host
-    now = _set_status(ctx, now, service, enable=False, reason=disable_reason(ctx.opts.reason))
+    if service.get("status") != "disabled" or ctx.opts.reason:  # keep who disabled it and why
+        now = _set_status(ctx, now, service, enable=False, reason=disable_reason(ctx.opts.reason))
     if now.ok:
         now = daemons.start_or_stop(ctx, now, "start")
     if not now.ok:
