@@ -76,15 +76,17 @@ def parser(command=None):
     add("--parallel", action="store_true", only=PER_HOST,
         help="per-host work through pdsh -R exec")
     add("--fanout", type=_fanout, default=DEFAULT_FANOUT, metavar="N", only=PER_HOST,
-        help="hosts at once with --parallel (default: all, as many as the head holds)")
+        help="hosts at once with --parallel (default: all, as many as the head holds); "
+             "reconcile: also the nodes asked at once (default 32)")
     add("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
         only=("disable", "reconcile"),
         help=f"disable, reconcile: how long to wait for the VMs to go; reconcile: a VM deleting "
              f"longer is stuck (default {DEFAULT_VM_TIMEOUT})")
     add("--reason", metavar="TEXT", type=_reason, only=("disable",),
         help="disable: why, in Nova's disabled reason (after who and when)")
-    add("--force-shutoff", action="store_true", only=("disable",),
-        help="disable: stop the daemons even if VMs remain at the timeout")
+    add("--force-shutoff", action="store_true", only=("disable", "reconcile"),
+        help="disable (and reconcile's disable steps): stop the daemons even if VMs remain at "
+             "the timeout")
     add("--ssh-config", default=None, metavar="FILE", only=PER_HOST,
         help="ssh -F FILE (absolute path)")
     add("--nvms", action="store_true", only=("status",), help="status: VM counts and addresses")

@@ -5,8 +5,8 @@ still says otherwise (the Nova request itself failed, unknown host, not started)
 command's own re-run line (rerun.py).
 
 The reconcile line carries the switches of the run that reconcile takes, --for-real
-included (the operator ran for real: the line finishes that run), and leaves out those it
-does not take (--reason, --force-shutoff) and the list files (--failed-hosts and --ok-hosts
+included (the operator ran for real: the line finishes that run), and leaves out the one it
+does not take (--reason: the host is disabled already, with its reason) and the list files (--failed-hosts and --ok-hosts
 would be overwritten by the re-run).
 """
 from hltcloud.manage.options import DEFAULT_VM_TIMEOUT
@@ -15,6 +15,7 @@ from hltcloud.manage.options import DEFAULT_VM_TIMEOUT
 KEPT = (("for_real", "--for-real", False), ("no_colors", "--no-colors", False),
         ("line_output", "--line-output", False), ("parallel", "--parallel", False),
         ("fanout", "--fanout", True), ("vm_timeout", "--vm-timeout", True),
+        ("force_shutoff", "--force-shutoff", False),
         ("ssh_config", "--ssh-config", True), ("config", "--config", True),
         ("os_cloud", "--os-cloud", True), ("no_syslog", "--no-syslog", False))
 
