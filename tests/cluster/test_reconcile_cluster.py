@@ -138,7 +138,7 @@ def test_failed_disable_left_half_way_then_reconciled(cluster, nova):
     assert f"{host}: left disabled in Nova, not forced down" in out, out
     again = [line for line in out.splitlines() if line.startswith("Re-run on the")]
     assert len(again) == 2, out
-    assert re.fullmatch(r"Re-run on the 1 failed host\(s\) left disabled in Nova, to reconcile: "
+    assert re.fullmatch(r"Re-run on the 1 failed host\(s\): "
                         r"\S*openstack-hlt-manage --for-real --vm-timeout 8 reconcile @\S+",
                         again[0]), again
     listed = again[0].rsplit("@", 1)[1]

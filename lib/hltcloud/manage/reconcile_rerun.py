@@ -36,8 +36,7 @@ def reconcile_argv(opts):
 
 def route(opts):
     """For enable and disable: failed outcomes -> (the hosts Nova lists as the command
-    wanted, the reconcile argv, where its hosts go, the words of the line); None for the
-    other commands."""
+    wanted, the reconcile argv, where its hosts go); None for the other commands."""
     wanted = {"enable": "enabled", "disable": "disabled"}.get(opts.command)
     if wanted is None:
         return None
@@ -45,5 +44,5 @@ def route(opts):
     def reroute(failed):
         hosts = [outcome.host for outcome in failed if outcome.state.nova == wanted]
         argv = reconcile_argv(opts)
-        return hosts, argv, (len(argv), len(argv)), f"left {wanted} in Nova, to reconcile"
+        return hosts, argv, (len(argv), len(argv))
     return reroute

@@ -104,7 +104,7 @@ class HostLists:
         self.ok_path = args.ok_path
         self.save = save  # False (a dry run, --check): no list unless --failed-hosts asks
         self.drop = drop  # switches the re-run line leaves out (--check: the repair runs)
-        # failed outcomes -> (hosts, argv, span, why): those hosts re-run by another command
+        # failed outcomes -> (hosts, argv, span): those hosts re-run by another command
         self.reroute = reroute
 
     def invoked(self):
@@ -141,10 +141,10 @@ class HostLists:
                 written = self._write(reporter, path, listed, what) and written
         other = self.reroute([o for o in outcomes if not o.ok]) if bad and self.reroute else None
         if other and other[0]:
-            hosts, argv, span, why = other
+            hosts, argv, span = other
             word = self._word(reporter, hosts, whole=len(hosts) == len(bad), written=written)
             if word:
-                reporter.write_line(f"Re-run on the {len(hosts)} failed host(s) {why}: "
+                reporter.write_line(f"Re-run on the {len(hosts)} failed host(s): "
                                     f"{self.command(word, argv, span)}")
             bad = [host for host in bad if host not in set(hosts)]
         if bad:

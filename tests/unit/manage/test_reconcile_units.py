@@ -140,13 +140,13 @@ def test_a_failed_disable_left_disabled_is_re_run_with_reconcile(capsys, monkeyp
     argv = ["--for-real", "--vm-timeout", "8", "--reason", "fill", "--force-shutoff", "disable",
             "cn[04-06].internal"]
     assert _lines(argv, [left, still, fine], capsys) == [
-        "Re-run on the 1 failed host(s) left disabled in Nova, to reconcile: "
+        "Re-run on the 1 failed host(s): "
         "openstack-hlt-manage --for-real --vm-timeout 8 --force-shutoff reconcile cn04.internal",
         "Re-run on the 1 failed host(s): openstack-hlt-manage --for-real --vm-timeout 8 "
         "--reason fill --force-shutoff disable cn05.internal"]
     enabled = Outcome("cn04.internal", state=HostState(nova="enabled")).failed("ssh")
     assert _lines(["--parallel", "enable", "cn04.internal"], [enabled], capsys) == [
-        "Re-run on the 1 failed host(s) left enabled in Nova, to reconcile: "
+        "Re-run on the 1 failed host(s): "
         "openstack-hlt-manage --parallel reconcile cn04.internal"]
     reconciled = Outcome("cn04.internal").failed("node unreachable")
     assert _lines(["--for-real", "reconcile"], [reconciled], capsys) == [
