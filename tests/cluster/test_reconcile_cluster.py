@@ -72,6 +72,24 @@ def test_disabled_with_daemons_running_and_not_forced_down(cluster, nova):
     assert daemons(cluster, first) == set()
     assert daemons(cluster, hosts[1]) == set(SERVICES)  # the consistent hosts: untouched
     assert_consistent(cluster, hosts)
+    csv = tool(cluster, "-f", "csv", "-c", "host", "-c", "Consistent", "reconcile", *hosts)
+    assert csv.returncode == 0 and csv.stdout.splitlines() == [
+        '"Host","Consistent"', *(f'"{host}","yes"' for host in hosts)]
+    bad = tool(cluster, "-c", "nosuch", "reconcile")
+    assert bad.returncode == 2 and "no column 'nosuch'" in bad.stderr
+
+
+def test_disable_of_a_host_already_disabled_keeps_its_reason(cluster, nova):
+    """reconcile hands a disabled host to disable: who disabled it and why must stay (a new
+    --reason replaces it)."""
+    host = cluster.names[0]
+    nova.services.disable_log_reason(service(nova, host).id, "by hand: disk check")
+    done = tool(cluster, "--for-real", "disable", host)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"[ OK ] Disabling hypervisor {host}" not in done.stdout
+    assert service(nova, host).disabled_reason == "by hand: disk check"
+    again = tool(cluster, "--for-real", "--reason", "fill", "disable", host)
+    assert again.returncode == 0 and service(nova, host).disabled_reason.endswith(": fill")
 
 
 def test_enabled_with_a_dead_daemon_or_forced_down_fixed_in_parallel(cluster, nova):

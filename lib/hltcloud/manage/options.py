@@ -98,8 +98,8 @@ def parser(command=None):
         help=f"status/listwns/vmstats/reconcile: {'|'.join(FORMATS)} (default table)")
     add("-c", "--column", dest="columns", action="append", default=[], metavar="COLUMN",
         only=LISTING_COMMANDS,
-        help="status/listwns/vmstats/reconcile: only this column (again for more; its JSON key or its "
-             "heading)")
+        help="status/listwns/vmstats/reconcile: only this column (again for more; its JSON key "
+             "or its heading)")
     add("-x", "--exclude", action="append", default=[], metavar="HOSTS",
         only=ONE_BY_ONE + LISTING_COMMANDS,
         help="leave out these hosts (the host list syntax; again for more)")

@@ -76,10 +76,10 @@ def record(plan, service, servers, node, configured):
 
 def run(ctx):
     """The command: its exit status."""
+    columns = listing.chosen(COLUMNS, ctx.opts, SHOWN)  # a bad -c: exit 2 before any look
     services = ctx.nova.services(warn=ctx.rep.warn)
     hosts, unknown = chosen_hosts(ctx, services)
     found, on_host, nodes = plans(ctx, services, hosts)
-    columns = listing.chosen(COLUMNS, ctx.opts, SHOWN)
     ctx.emit(listing.render(ctx.opts.format, columns, [
         record(plan, services[plan.host], on_host[plan.host], nodes[plan.host],
                ctx.config.services)

@@ -115,7 +115,8 @@ def _disabled(service, servers, node, vm_timeout, now):
     if unknown:
         found.append(f"disabled, daemons of unknown state: {' '.join(unknown)}")
     if servers:
-        found.append(f"disabled, but {_vms(len(servers), ' left')}{_stuck_words(servers, vm_timeout, now)}")
+        late = _stuck_words(servers, vm_timeout, now)
+        found.append(f"disabled, but {_vms(len(servers), ' left')}{late}")
     if not service.get("forced_down"):
         found.append("disabled, but not forced down")
     would = []

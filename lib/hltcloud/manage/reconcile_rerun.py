@@ -5,9 +5,9 @@ still says otherwise (the Nova request itself failed, unknown host, not started)
 command's own re-run line (rerun.py).
 
 The reconcile line carries the switches of the run that reconcile takes, --for-real
-included (the operator ran for real: the line finishes that run), and leaves out the one it
-does not take (--reason: the host is disabled already, with its reason) and the list files (--failed-hosts and --ok-hosts
-would be overwritten by the re-run).
+included (the operator ran for real: the line finishes that run). It leaves out --reason
+(reconcile does not take it: the host is disabled already, with its reason) and the list
+files (--failed-hosts and --ok-hosts: the re-run would overwrite them).
 """
 from hltcloud.manage.options import DEFAULT_VM_TIMEOUT
 
