@@ -151,7 +151,7 @@ _hltcloud_complete() {
     fi
     case $(_hltcloud_positional "$tool" "$positional") in
         command) _hltcloud_filter "" "$cur" < <(printf '%s\n' enable disable status runvms \
-                     listwns vmstats) ;;
+                     listwns vmstats reconcile) ;;
         hosts) _hltcloud_hosts "$cur" ;;
         image) _hltcloud_listed images "$tool" "$cur" ;;
         role) _hltcloud_listed roles "$tool" "$cur" ;;

@@ -322,3 +322,37 @@ def test_parallel_disable_for_real(rcloud, nova):
             assert f"[ OK ] Deleting VM {vm} on hypervisor {host}" in mine
         assert service(nova, host).status == "disabled" and servers_on(nova, host) == []
         assert not rcloud.service_running(host, COMPUTE)
+
+
+# ------------------------------------------------------------------ reconcile (issue 21, item 4)
+
+def test_reconcile_of_a_host_disabled_with_its_compute_running(rcloud, nova):
+    """Disabled in Nova by hand, its real nova-compute still running and a VM left: the dry
+    run names it half-way (exit 1), --for-real runs disable's steps (the reason kept), and a
+    second run finds it consistent."""
+    host = rcloud.names[0]
+    [vm] = boot_on(rcloud, nova, host, 1)
+    nova.services.disable_log_reason(service(nova, host).id, "by hand: disk check")
+    dry = tool(rcloud, MANAGE, "-f", "json", "reconcile", host)
+    assert dry.returncode == 1, dry.stdout + dry.stderr
+    [record] = json.loads(dry.stdout)
+    assert (record["host"], record["enabled"], record["reachable"], record["nvms"]) == (
+        host, False, True, 1)
+    assert record["daemons"][COMPUTE] == "running"
+    assert record["found"][0].startswith("disabled, but daemons running: ")
+    assert record["found"][1:] == ["disabled, but 1 VM left", "disabled, but not forced down"]
+    assert record["would_do"] == ["disable: delete 1 VM, stop the daemons, force down"]
+    assert [s.id for s in servers_on(nova, host)] == [vm]  # the dry run changed nothing
+
+    done = tool(rcloud, MANAGE, "--for-real", "--vm-timeout", "60", "reconcile", host)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"[ OK ] Deleting VM {vm} on hypervisor {host}" in lines(done)
+    assert lines(done)[-1] == "All commands executed successfully."
+    svc = service(nova, host)
+    assert (svc.status, svc.forced_down, svc.disabled_reason) == (
+        "disabled", True, "by hand: disk check")
+    assert servers_on(nova, host) == []
+    assert not any(rcloud.service_running(host, s) for s in SERVICES)
+    again = tool(rcloud, MANAGE, "-f", "json", "reconcile", host)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)[0]["consistent"] is True

@@ -106,6 +106,11 @@ class Nova:
         """DELETE the server (ApiError with code 404: it is gone already)."""
         self._request("DELETE", f"/servers/{server_id}")
 
+    def reset_state(self, server_id, state="error"):
+        """Set the server's vm_state to STATE ("error" or "active") and clear its task (the
+        admin action os-resetState): what makes Nova take a delete of a VM stuck deleting."""
+        self._request("POST", f"/servers/{server_id}/action", {"os-resetState": {"state": state}})
+
     def flavors(self):
         """Every flavor, public or not (as novaclient's flavors.list(is_public=None))."""
         found = self._listing("/flavors/detail", "flavors", [("is_public", "None")])

@@ -1,4 +1,4 @@
-"""openstack-hlt-manage: enable, disable, status, runvms, listwns, vmstats.
+"""openstack-hlt-manage: enable, disable, status, runvms, listwns, vmstats, reconcile.
 
 Parse, build the context, dispatch, return the exit status (errors.py: 0 all good, 1 some
 host or action failed, 2 bad usage or input, 3 the cloud cannot be used, 130 interrupted).
@@ -14,7 +14,7 @@ from hltcloud.manage import options
 from hltcloud.errors import FAILED, OK, USAGE, ToolError, UsageError, run_main
 
 PROG = options.PROG
-LOCKING_COMMANDS = ("enable", "disable", "runvms")  # take locks when run --for-real
+LOCKING_COMMANDS = ("enable", "disable", "runvms", "reconcile")  # take locks when run --for-real
 
 
 def _whole_cloud_action(command):
@@ -22,6 +22,9 @@ def _whole_cloud_action(command):
     if command == "status":
         from hltcloud.manage import status as hosts_status
         return lambda ctx: hosts_status.show(ctx, ctx.opts.hosts)
+    if command == "reconcile":
+        from hltcloud.manage import reconcile
+        return reconcile.run  # its own exit status
     from hltcloud.manage import listwns
     from hltcloud.manage import runvms
     return {"listwns": lambda ctx: listwns.listwns(ctx, ctx.opts.hosts),
@@ -84,7 +87,7 @@ def _whole_cloud(ctx, command):
     rep = ctx.rep
     action = _whole_cloud_action(command)
     try:
-        action(ctx)
+        status = action(ctx)
     except runvms.RunvmsError as err:  # a missing flavor, image or user data file
         raise ToolError(f"{command}: {err}") from None
     except UsageError:  # a -c COLUMN the command does not have: one line, exit 2
@@ -93,6 +96,8 @@ def _whole_cloud(ctx, command):
         raise CloudError(f"{command}: cloud request failed: {describe_error(err)}") from None
     except (OSError, ValueError, KeyError) as err:  # e.g. an answer without an expected field
         raise ToolError(f"{command}: {type(err).__name__}: {err}", FAILED) from None
+    if type(status) is int:  # reconcile: from its outcomes
+        return status
     if command == "runvms" or rep.failures:
         return OK if rep.summary() else FAILED
     return OK

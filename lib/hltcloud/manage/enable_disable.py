@@ -56,18 +56,23 @@ def disable(ctx, host, service):
 def lock_and_disable(ctx, host, service):
     """takeback.py's first phase for HOST: locked (for the whole run) and disabled in Nova."""
     now = _lock(ctx, starting_point(host, service))
-    if now.ok:
+    if now.ok and _disabling_needed(ctx, service):
         now = _set_status(ctx, now, service, enable=False, reason=disable_reason(ctx.opts.reason))
     return now
+
+
+def _disabling_needed(ctx, service):
+    """A host Nova lists disabled keeps who disabled it and why, unless --reason says anew."""
+    return service.get("status") != "disabled" or bool(ctx.opts.reason)
 
 
 def _disable(ctx, service, now):
     host = now.host
     prepared = host in ctx.prepared  # disabled, and its VMs' deletes sent, by takeback.py
-    if not prepared:
+    if prepared:
+        now = now if ctx.dry else now.then(nova="disabled")
+    elif _disabling_needed(ctx, service):
         now = _set_status(ctx, now, service, enable=False, reason=disable_reason(ctx.opts.reason))
-    elif not ctx.dry:
-        now = now.then(nova="disabled")
     if now.ok:
         now = daemons.start_or_stop(ctx, now, "start")
     if not now.ok:

@@ -11,6 +11,7 @@ from hltcloud.hostlist import fold
 from hltcloud.manage import enable_disable
 from hltcloud.manage import parallel
 from hltcloud.manage import takeback
+from hltcloud.manage import reconcile_rerun
 from hltcloud.ops import rerun
 from hltcloud.ops.outcomes import INTERRUPTED as HOST_INTERRUPTED
 from hltcloud.ops.outcomes import NOT_STARTED, UNKNOWN_HOST, Outcome, all_ok, gathered, in_order
@@ -101,7 +102,8 @@ def finish_lists(ctx, outcomes):
     of the command line: every host whose outcome is not ok (unknown, failed, interrupted
     or not started) failed. False: a list was not written."""
     opts = ctx.opts
-    lists = rerun.HostLists(PROG, opts.argv, opts.host_span, opts, save=not ctx.dry)
+    lists = rerun.HostLists(PROG, opts.argv, opts.host_span, opts, save=not ctx.dry,
+                            reroute=reconcile_rerun.route(opts))  # issue 21, item 5
     return lists.finish(ctx.rep, outcomes)
 
 

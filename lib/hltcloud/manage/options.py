@@ -13,9 +13,9 @@ from hltcloud.proc.runner import check_ssh_config
 from hltcloud.validate import BadValue, check_name
 
 PROG = "openstack-hlt-manage"
-COMMANDS = ("enable", "disable", "status", "runvms", "listwns", "vmstats")
+COMMANDS = ("enable", "disable", "status", "runvms", "listwns", "vmstats", "reconcile")
 HOST_COMMANDS = ("enable", "disable")  # need HOSTS
-LISTING_COMMANDS = ("status", "listwns", "vmstats")  # print data: -f, -c
+LISTING_COMMANDS = ("status", "listwns", "vmstats", "reconcile")  # print data: -f, -c
 FORMATS = ("table", "json", "value", "csv")  # as listing.FORMATS (not imported: --help stays light)
 DEFAULT_VM_TIMEOUT = 300
 DEFAULT_FANOUT = None  # every host at once, as many as the head holds (hltcloud.proc.fanout)
@@ -24,7 +24,7 @@ USAGE = ("usage: openstack-hlt-manage [--for-real] [--no-colors] [--line-output]
          "[--fanout N] [--vm-timeout SECONDS] [--drain SECONDS] [--reason TEXT] [--force-shutoff] [--ssh-config FILE] [--nvms] "
          "[--long] [--json] [-f FORMAT] [-c COLUMN]... [-x HOSTS] [--config FILE] [--os-cloud NAME] [--flavor F] [--image I] [--key-name K] [--user-data FILE] "
          "[--name PREFIX] [--count N] [--failed-hosts FILE] [--ok-hosts FILE] [--no-syslog] "
-         "enable|disable|status|runvms|listwns|vmstats [HOSTS...]")
+         "enable|disable|status|runvms|listwns|vmstats|reconcile [HOSTS...]")
 
 # Switches forwarded unchanged to --parallel subworkers: (dest, flag, takes a value).
 FORWARDED = (("for_real", "--for-real", False), ("no_colors", "--no-colors", False),
@@ -57,8 +57,9 @@ def _reason(text):
     return text
 
 
-ACTING = ("enable", "disable", "runvms")  # change something: --for-real
+ACTING = ("enable", "disable", "runvms", "reconcile")  # change something: --for-real
 ONE_BY_ONE = ("enable", "disable")  # per host, through pdsh with --parallel
+PER_HOST = ONE_BY_ONE + ("reconcile",)  # reconcile hands its hosts to enable and disable
 
 
 def parser(command=None):
@@ -74,32 +75,35 @@ def parser(command=None):
     add("--for-real", action="store_true", only=ACTING, help="act (default: dry run)")
     add("--no-colors", action="store_true", help="no colors (also: NO_COLOR set)")
     add("--line-output", action="store_true", help="one whole line a message")
-    add("--parallel", action="store_true", only=ONE_BY_ONE,
+    add("--parallel", action="store_true", only=PER_HOST,
         help="per-host work through pdsh -R exec")
-    add("--fanout", type=_fanout, default=DEFAULT_FANOUT, metavar="N", only=ONE_BY_ONE,
-        help="hosts at once with --parallel (default: all, as many as the head holds)")
+    add("--fanout", type=_fanout, default=DEFAULT_FANOUT, metavar="N", only=PER_HOST,
+        help="hosts at once with --parallel (default: all, as many as the head holds); "
+             "reconcile: also the nodes asked at once (default 32)")
     add("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
-        only=("disable",),
-        help=f"disable: how long to wait for the VMs to go (default {DEFAULT_VM_TIMEOUT})")
+        only=("disable", "reconcile"),
+        help=f"disable, reconcile: how long to wait for the VMs to go; reconcile: a VM deleting "
+             f"longer is stuck (default {DEFAULT_VM_TIMEOUT})")
     add("--drain", metavar="SECONDS", type=_drain, only=("disable",),
         help="disable: first wait up to SECONDS for the VMs to end on their own")
     add("--reason", metavar="TEXT", type=_reason, only=("disable",),
         help="disable: why, in Nova's disabled reason (after who and when)")
-    add("--force-shutoff", action="store_true", only=("disable",),
-        help="disable: stop the daemons even if VMs remain at the timeout")
-    add("--ssh-config", default=None, metavar="FILE", only=ONE_BY_ONE,
+    add("--force-shutoff", action="store_true", only=("disable", "reconcile"),
+        help="disable (and reconcile's disable steps): stop the daemons even if VMs remain at "
+             "the timeout")
+    add("--ssh-config", default=None, metavar="FILE", only=PER_HOST,
         help="ssh -F FILE (absolute path)")
     add("--nvms", action="store_true", only=("status",), help="status: VM counts and addresses")
     add("--long", action="store_true", only=("status",),
         help="status: also forced down, reason, since, #VMs")
     add("--json", action="store_true", only=LISTING_COMMANDS,
-        help="status/listwns/vmstats as JSON (-f json)")
+        help="status/listwns/vmstats/reconcile as JSON (-f json)")
     add("-f", "--format", choices=FORMATS, default=None, metavar="FORMAT", only=LISTING_COMMANDS,
-        help=f"status/listwns/vmstats: {'|'.join(FORMATS)} (default table)")
+        help=f"status/listwns/vmstats/reconcile: {'|'.join(FORMATS)} (default table)")
     add("-c", "--column", dest="columns", action="append", default=[], metavar="COLUMN",
         only=LISTING_COMMANDS,
-        help="status/listwns/vmstats: only this column (again for more; its JSON key or its "
-             "heading)")
+        help="status/listwns/vmstats/reconcile: only this column (again for more; its JSON key "
+             "or its heading)")
     add("-x", "--exclude", action="append", default=[], metavar="HOSTS",
         only=ONE_BY_ONE + LISTING_COMMANDS,
         help="leave out these hosts (the host list syntax; again for more)")
@@ -108,8 +112,8 @@ def parser(command=None):
     add("--os-cloud", metavar="NAME", default=None,
         help="the clouds.yaml entry to use (default $OS_CLOUD, else the OS_* variables)")
     _add_runvms_switches(add)
-    if command is None or command in ONE_BY_ONE:
-        add_switches(p)  # --failed-hosts FILE, --ok-hosts FILE: enable and disable
+    if command is None or command in PER_HOST:
+        add_switches(p)  # --failed-hosts FILE, --ok-hosts FILE: enable, disable, reconcile
     add("--no-syslog", action="store_true", only=ACTING,
         help="no record of a --for-real run in the system log")
     # A --parallel parent starts us with this: no summary, the parent prints the only one.
@@ -151,8 +155,8 @@ def parse(argv):
         raise UsageError(f"{args.command} needs HOSTS")
     if args.command == "runvms" and args.hosts:
         raise UsageError("runvms takes no HOSTS: it fills every enabled, up hypervisor")
-    if args.command not in HOST_COMMANDS and (args.failed_path or args.ok_path):
-        raise UsageError(f"--failed-hosts and --ok-hosts are for enable and disable, "
+    if args.command not in PER_HOST and (args.failed_path or args.ok_path):
+        raise UsageError(f"--failed-hosts and --ok-hosts are for enable, disable and reconcile, "
                          f"not {args.command}")
     _check_output_switches(args)
     check_paths(args)

@@ -96,7 +96,7 @@ class HostLists:
     ARGV: the tool's arguments (no program name); SPAN: (start, end) of its host list
     words; ARGS: the parsed options (failed_path, ok_path)."""
 
-    def __init__(self, prog, argv, span, args, save=True, drop=()):
+    def __init__(self, prog, argv, span, args, save=True, drop=(), reroute=None):
         self.prog = prog
         self.argv = list(argv)
         self.span = span
@@ -104,16 +104,20 @@ class HostLists:
         self.ok_path = args.ok_path
         self.save = save  # False (a dry run, --check): no list unless --failed-hosts asks
         self.drop = drop  # switches the re-run line leaves out (--check: the repair runs)
+        # failed outcomes -> (hosts, argv, span): those hosts re-run by another command
+        self.reroute = reroute
 
     def invoked(self):
         """The program as the operator started it (its path), else its name."""
         exe = sys.argv[0] if sys.argv else ""
         return exe if os.path.basename(exe) == self.prog else self.prog
 
-    def command(self, hosts_word):
-        """The run again, HOSTS_WORD (@FILE, or the hosts folded) for the host list words."""
-        start, end = self.span
-        words = [*self.argv[:start], hosts_word, *self.argv[end:]]
+    def command(self, hosts_word, argv=None, span=None):
+        """The run again (or ARGV, its host list words at SPAN), HOSTS_WORD (@FILE, or the
+        hosts folded) for the host list words."""
+        argv = self.argv if argv is None else argv
+        start, end = self.span if span is None else span
+        words = [*argv[:start], hosts_word, *argv[end:]]
         return shlex.join([self.invoked(), *(w for w in words if w not in self.drop)])
 
     def header(self, what):
@@ -135,18 +139,30 @@ class HostLists:
                                    (self.ok_path, good, "succeeded")):
             if path is not None:
                 written = self._write(reporter, path, listed, what) and written
+        other = self.reroute([o for o in outcomes if not o.ok]) if bad and self.reroute else None
+        if other and other[0]:
+            hosts, argv, span = other
+            word = self._word(reporter, hosts, whole=len(hosts) == len(bad), written=written)
+            if word:
+                reporter.write_line(f"Re-run on the {len(hosts)} failed host(s): "
+                                    f"{self.command(word, argv, span)}")
+            bad = [host for host in bad if host not in set(hosts)]
         if bad:
-            if self.failed_path is not None and written:
-                word = f"@{self.failed_path}"
-            elif self.save:
-                word = self._saved_list(reporter, bad)
-            else:  # nothing to keep: the hosts themselves
-                from hltcloud.hostlist import fold
-                word = fold(bad)
+            word = self._word(reporter, bad, whole=other is None or not other[0], written=written)
             if word:
                 reporter.write_line(f"Re-run on the {len(bad)} failed host(s): "
                                     f"{self.command(word)}")
         return written
+
+    def _word(self, reporter, hosts, whole, written):
+        """The host list word of a re-run line for HOSTS: --failed-hosts' @FILE when it holds
+        just them (WHOLE: every failed host), else a list kept for it, else the hosts."""
+        if whole and self.failed_path is not None and written:
+            return f"@{self.failed_path}"
+        if self.save:
+            return self._saved_list(reporter, hosts)
+        from hltcloud.hostlist import fold  # nothing to keep: the hosts themselves
+        return fold(hosts)
 
     def _write(self, reporter, path, hosts, what):
         try:

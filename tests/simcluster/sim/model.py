@@ -433,6 +433,14 @@ class Cloud:
         if host:
             host.want_remove.discard(vm_id)
 
+    def reset_state(self, vm_id, state):
+        """os-resetState: vm_state STATE (error or active), no task. A VM stuck deleting (its
+        delete lost on the way to the compute) takes the next delete again."""
+        if state not in ("error", "active"):
+            raise ApiError(400, f"Invalid state: {state!r}")
+        vm = self.vms[vm_id]
+        vm.update(vm_state=state, task_state=None, stuck=False, updated=time.time())
+
     # ----- agents
     def has_work(self, name):
         host = self.hosts.get(name)

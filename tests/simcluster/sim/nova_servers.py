@@ -198,6 +198,9 @@ class ServersMixin:
             if "forceDelete" in body:
                 self.cloud.delete(vm_id)
                 return Response(202)
+            if "os-resetState" in body:  # admin: the state set, the task (a delete) dropped
+                self.cloud.reset_state(vm_id, (body["os-resetState"] or {}).get("state"))
+                return Response(202)
         raise ApiError(400, "There is no such action: %s" % ",".join(body) or "none")
 
     def servers_create(self, req):

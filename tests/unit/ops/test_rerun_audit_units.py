@@ -36,7 +36,7 @@ def test_log_keys_default_and_validated(tmp_path):
 def test_list_switches_are_checked_before_anything(tmp_path):
     def parse(*argv):
         return manage_cli.parse(list(argv))
-    with pytest.raises(UsageError, match="for enable and disable, not status"):
+    with pytest.raises(UsageError, match="for enable, disable and reconcile, not status"):
         parse("--failed-hosts", str(tmp_path / "f"), "status")
     with pytest.raises(UsageError, match="no such directory"):
         parse("--failed-hosts", str(tmp_path / "nodir" / "f"), "enable", "cn01")
