@@ -101,6 +101,13 @@ def _in_state(node, state):
     return [name for name, now in node.daemons if now == state]
 
 
+def _daemons(names, node):
+    """NAMES (daemons of NODE) as a cell says them: "all 4" when they are every one."""
+    if len(names) > 1 and len(names) == len(node.daemons):
+        return f"all {len(names)}"
+    return " ".join(names)
+
+
 def _stuck_words(servers, vm_timeout, now):
     late = len(stuck(servers, vm_timeout, now))
     return f" ({late} deleting for more than {vm_timeout} s)" if late else ""
@@ -111,9 +118,9 @@ def _disabled(service, servers, node, vm_timeout, now):
     running = _in_state(node, RUNNING)
     unknown = _in_state(node, UNKNOWN)
     if running:
-        found.append(f"disabled, but daemons running: {' '.join(running)}")
+        found.append(f"disabled, but daemons running: {_daemons(running, node)}")
     if unknown:
-        found.append(f"disabled, daemons of unknown state: {' '.join(unknown)}")
+        found.append(f"disabled, daemons of unknown state: {_daemons(unknown, node)}")
     if servers:
         late = _stuck_words(servers, vm_timeout, now)
         found.append(f"disabled, but {_vms(len(servers), ' left')}{late}")
@@ -133,9 +140,9 @@ def _enabled(service, servers, node, vm_timeout, now):
     unknown = _in_state(node, UNKNOWN)
     forced = bool(service.get("forced_down"))
     if dead:
-        found.append(f"enabled, but daemons not running: {' '.join(dead)}")
+        found.append(f"enabled, but daemons not running: {_daemons(dead, node)}")
     if unknown:
-        found.append(f"enabled, daemons of unknown state: {' '.join(unknown)}")
+        found.append(f"enabled, daemons of unknown state: {_daemons(unknown, node)}")
     if forced:
         found.append("enabled, but forced down")
     if dead or unknown or forced:
