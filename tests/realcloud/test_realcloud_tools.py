@@ -174,12 +174,19 @@ def assert_down_before_its_heartbeats_say_so(svc):
 
 def test_status_is_true_right_after_disable_and_enable(rcloud, nova):
     host = rcloud.names[0]
-    result = tool(rcloud, MANAGE, "--for-real", "disable", host)
+    result = tool(rcloud, MANAGE, "--for-real", "--reason", "LHC fill 9999", "disable", host)
     assert result.returncode == 0, result.stdout + result.stderr
     status = tool(rcloud, MANAGE, "status", host)
     svc = service(nova, host)
     assert table_rows(status.stdout)[0][:3] == [host, "no", "dead"], status.stdout
     assert_down_before_its_heartbeats_say_so(svc)
+    # Nova's own disabled_reason and forced_down, as status --long and -f json show them
+    assert re.fullmatch(r"\S+@\S+ \d{4}-\d\d-\d\dT\d\d:\d\dZ: LHC fill 9999", svc.disabled_reason)
+    record, = json.loads(tool(rcloud, MANAGE, "-f", "json", "status", host).stdout)
+    assert (record["forced_down"], record["disabled_reason"]) == (True, svc.disabled_reason)
+    assert record["updated_at"] == svc.updated_at
+    long = table_rows(tool(rcloud, MANAGE, "--long", "status", host).stdout)[0]
+    assert long[3:5] == ["yes", svc.disabled_reason], long
     result = tool(rcloud, MANAGE, "--for-real", "enable", host)
     assert result.returncode == 0, result.stdout + result.stderr
     assert lines(result)[-3] == f"[ OK ] Clearing the forced down state of hypervisor {host}"
