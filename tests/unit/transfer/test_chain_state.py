@@ -254,6 +254,10 @@ def test_a_slow_host_moves_to_the_end_of_its_chain_once_the_last_host_holds_as_m
     assert (run.host(B).upstream, run.host(B).took_from, run.state.next_of[D]) == (D, 3 * MB, B)
     assert run.state.moving == [] and run.state.sessions[old_feed].stale
     assert run.at(3.0, Line(old_feed, f"HLTPIPE F {B} taken over")) == []
+    # Once the new receiver speaks (it has taken over: the old one cannot complete), the
+    # old feed ends: ssh's window would fill B's link with bytes dropped for seconds.
+    assert run.say(3.5, B, f"HLTPIPE P {B} {3 * MB}") == [EndSession(old_feed)]
+    assert run.say(4.0, B, f"HLTPIPE P {B} {4 * MB}") == []
     assert run.say(9.0, B, f"HLTPIPE OK {B} {SIZE}") == [Delivered(D, B, 9.0)]
     assert run.beat(9.5, {C: 5 * MB, D: 4 * MB}) == []  # once
 

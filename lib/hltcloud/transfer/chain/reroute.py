@@ -119,11 +119,20 @@ class Rerouting:
                 self.moving.remove(name)  # done, failed, taken over once already, or no end
             elif not end.slow and end.bytes >= slow.bytes > 0:
                 self.moving.remove(name)
+                self.old_feeds[name] = [s for s in self.sessions.values()
+                                        if not s.done and s.carries == name]
                 self._out.append(Note(f"{name} moves to the end of its chain: "
                                       f"{end.name} --> {name} now"))
                 self._resume(slow, end, now)
                 return True
         return False
+
+    def _end_old_feed(self, name):
+        """The receiver that took over on NAME (moved) has spoken, so the old one can no longer
+        complete: its feed ends, which would still fill NAME's link for seconds (what ssh's
+        window holds, megabytes) with bytes the new receiver drops."""
+        old = self.old_feeds.pop(name, ())
+        self._end_sessions(lambda s: s in old)
 
     def _chain_end(self, name):
         """The last host of the chain from NAME on (past the hosts routed around there, to the

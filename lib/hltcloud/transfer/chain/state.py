@@ -89,6 +89,7 @@ class ChainState(Rerouting):
         self.last_watch = now
         self.skipped_to = {}  # a slow host routed around -> the host after it then
         self.moving = []  # slow hosts to move to the end of their chain
+        self.old_feeds = {}  # a slow host moved -> the sessions that fed it before
         self.pending = {index for index, chain in enumerate(self.chains) if len(chain) > 1}
         self.finished = False
         self._out = []
@@ -183,6 +184,8 @@ class ChainState(Rerouting):
             return  # a host of the chain (or a banner) speaking for another: never counted
         elif kind == "P":
             self._progress(self.hosts[name], rest, now)
+            if name in self.old_feeds:  # a slow host moved: its new receiver has taken over
+                self._end_old_feed(name)
         elif kind == "OK":
             self._finish(name, True, "", now)
         elif kind == "F":
