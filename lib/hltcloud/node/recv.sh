@@ -75,8 +75,9 @@ ddpid=$!
 echo "$ddpid" >| dd.pid
 # The checksum as the file grows (read back from the page cache), not once it is complete:
 # a chain's hosts all complete within a second or so, and every host hashing its whole file
-# then bunched that work into the run's last second.
-tail -c +1 -f -s 0.05 --pid="$ddpid" data 2>/dev/null | "$tool" > "sum.$$" &
+# then bunched that work into the run's last second. On a descriptor tail polls (10 times
+# a second, whatever came) rather than waking up at every block dd writes (inotify).
+tail -c +1 -f -s 0.1 --pid="$ddpid" < data 2>/dev/null | "$tool" > "sum.$$" &
 hashpid=$!
 (
   trap "" PIPE
