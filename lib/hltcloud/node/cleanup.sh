@@ -28,7 +28,7 @@ while pids=$(working_here) && [ -n "$pids" ] && [ "$n" -lt 40 ]; do
 done
 cd -P -- "./${1##*/}" 2>/dev/null || exit 0
 [ "$(stat -c %d:%i .)" = "$here" ] || exit 1
-rm -f -- data .data.* recv.pid fwd.in dd.pid took stop sum.*  # .data.*: an rsync cut short
+rm -f -- data .data.* recv.pid fwd.in dd.pid took stop  # .data.*: an rsync cut short
 leave "$1"
 [ -z "$pids" ] || { echo "still running in $1: $pids" >&2; exit 1; }
 exit 0

@@ -6,7 +6,8 @@
 # the byte the sender starts at. One process (dd) writes what arrives into the file from the
 # first byte on (small blocks: little latency per hop) and stops at SIZE bytes by itself (no
 # end of input needed); the forwarders on this host follow that file, so a slow next host
-# never slows this one down; the checksum is read from the file as it grows (page cache).
+# never slows this one down; the checksum is read from the file once it is complete (page
+# cache).
 # A take-over (issue 14: this host's upstream was slow and is taken out of the chain): a
 # receiver runs in the private directory already, and the forwarders here follow its file and
 # its pid. The new receiver says so ("took", with its pid), stops the old one's dd, keeps the
@@ -16,7 +17,7 @@
 # file to its end. One take-over per directory.
 host=$1 dest=$2 priv=$3 feed=$4 size=$5 sum=$6 tool=$7 stall=$8 from=$9
 # shellcheck disable=SC1007  # several variables emptied on one line, on purpose
-mon= inside= entered= stop= skip=0 count=$5 ddpid= base=0 hashpid=
+mon= inside= entered= stop= skip=0 count=$5 ddpid= base=0
 say() { printf "HLTPIPE %s %s %s\n" "$1" "$host" "$2"; }
 # size: the bytes in our file in $n, what our dd wrote so far while it runs (read from its
 # /proc entry by the shell itself: no process started twice a second), else from stat.
@@ -31,8 +32,7 @@ size() {
 clean() {
   trap "" HUP INT TERM PIPE
   if [ -n "$ddpid" ]; then kill "$ddpid" 2>/dev/null; ddpid=; fi
-  if [ -n "$hashpid" ]; then kill "$hashpid" 2>/dev/null; hashpid=; fi
-  if [ -n "$inside" ]; then inside=; rm -f -- data recv.pid fwd.in dd.pid "sum.$$"; fi
+  if [ -n "$inside" ]; then inside=; rm -f -- data recv.pid fwd.in dd.pid; fi
   if [ -n "$entered" ]; then entered=; leave "$priv"; fi
 }
 fail() { say F "$1"; clean; if [ -n "$mon" ]; then kill "$mon" 2>/dev/null; fi; exit 1; }
@@ -73,12 +73,6 @@ dd bs=16K skip="$skip" count="$count" iflag=skip_bytes,count_bytes,fullblock sta
   <&3 >> data &
 ddpid=$!
 echo "$ddpid" >| dd.pid
-# The checksum as the file grows (read back from the page cache), not once it is complete:
-# a chain's hosts all complete within a second or so, and every host hashing its whole file
-# then bunched that work into the run's last second. On a descriptor tail polls (10 times
-# a second, whatever came) rather than waking up at every block dd writes (inotify).
-tail -c +1 -f -s 0.1 --pid="$ddpid" < data 2>/dev/null | "$tool" > "sum.$$" &
-hashpid=$!
 (
   trap "" PIPE
   last=-1 idle=0
@@ -108,8 +102,6 @@ if [ -z "$from" ] && [ -e took ]; then
   case "$new" in ""|*[!0-9]*) exit 1;; esac
   while kill -0 "$new" 2>/dev/null; do sleep 0.2; done
   kill "$mon" 2>/dev/null
-  wait "$hashpid"
-  rm -f -- "sum.$$"
   rm -f -- took
   leave "$priv"
   exit 0
@@ -117,12 +109,7 @@ fi
 [ "$st" = 0 ] || fail "write error on $priv/data"
 n=$(stat -c %s data 2>/dev/null)
 [ "$n" = "$size" ] || fail "got $n of $size bytes"
-wait "$hashpid"
-hashpid=
-got=
-read -r got _ < "sum.$$"
-rm -f -- "sum.$$"
-[ -n "$got" ] || fail "cannot checksum $priv/data"
+got=$("$tool" data) || fail "cannot checksum $priv/data"
 [ "${got%% *}" = "$sum" ] || fail "checksum mismatch"
 # The planned forwarder opens our file before we may rename it away (bounded: without it
 # this copy still counts, and the head handles the next host).

@@ -436,19 +436,6 @@ def test_cleanup_after_a_take_over_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_cleanup_removes_what_a_receiver_killed_hard_left(tmp_path):
-    """A receiver that got SIGKILL (CLEANUP's last resort) left its file, its records and
-    its checksum as far as it got (sum.PID): CLEANUP removes them, and the directory goes."""
-    private = private_dir(str(tmp_path / "img"))
-    os.mkdir(private, 0o700)
-    for name in ("data", "recv.pid", "dd.pid", "sum.12345"):
-        with open(os.path.join(private, name), "w") as out:
-            out.write("12345\n")
-    res = cleanup(private)
-    assert res.returncode == 0, res.stderr
-    assert os.listdir(tmp_path) == []
-
-
 def test_cleanup_ends_a_forwarder_still_waiting_for_its_receiver(tmp_path):
     """No receiver yet, nothing recorded: the forwarder waiting in the directory goes too."""
     private = private_dir(str(tmp_path / "img"))

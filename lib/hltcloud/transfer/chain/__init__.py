@@ -31,10 +31,8 @@ Sessions:
   host has spoken (or 0.3 s after the start).
 RECV on a host: dd writes what arrives into TMP from the first byte on and stops at the
 file's size; a "P host bytes" heartbeat at once, then twice a second (the shell reads dd's
-count from /proc: no process started for it); then size and checksum (read from TMP as it
-grows: the hosts of a chain all complete within a second, and hashing every whole file then
-would bunch that work at the end) are checked, and TMP is renamed into place once the
-forwarder there has opened it. The forwarder
+count from /proc: no process started for it); then size and checksum (read from TMP) are
+checked, and TMP is renamed into place once the forwarder there has opened it. The forwarder
 polls TMP every 10 ms (tail cannot wait on a descriptor): a hop adds about that much, and
 the link behind it does not idle between two polls. TMP lives in a private directory of the
 run (root only, hidden beside DEST), the working directory of every process of the run on
