@@ -7,14 +7,16 @@ from byte 0 in a new private directory. The slow host itself then still shares i
 uplink with the hosts behind it (at its own pace: a tenth of it at a tenth of the speed, but
 half of it when the verdict was wrong, as under a burst of load: a host starved of CPU for a
 second looks slow), so it moves to the end of its chain as soon as the chain's last host holds
-more than it does: a take-over of its own receiver, fed by that last host, whose uplink is
-idle. The hosts behind it go on at full speed, whatever it is.
+what it holds (MOVE_AFTER seconds after the verdict at the latest: from what that host holds,
+the new receiver drops the bytes it has already): a take-over of its own receiver, fed by that
+last host, whose uplink is idle. The hosts behind it go on at full speed, whatever it is.
 """
 from hltcloud.transfer.chain.events import Note
 from hltcloud.transfer.chain.rates import UP_WINDOW
 from hltcloud.transfer.common import format_rate
 
 WATCH_EVERY = 0.5  # seconds between two applications of the slow-node rule
+MOVE_AFTER = 2.0  # seconds after its verdict when a slow host moves in any case
 
 
 class Rerouting:
@@ -83,7 +85,7 @@ class Rerouting:
         else:
             self._start_again(slow, up, behind, now, rate)
         self.skipped_to[slow.name] = first.name
-        self.moving.append(slow.name)
+        self.moving[slow.name] = now
 
     def _take_over(self, slow, up, first, now, rate):
         """FIRST, the host after SLOW, gets a new receiver fed by SLOW's upstream (or the head)
@@ -92,15 +94,16 @@ class Rerouting:
         self._say_routed(slow, up, self._feeder(up), first.name, rate, now)
         self._resume(first, up, now)
 
-    def _resume(self, host, up, now):
-        """HOST gets a new receiver that keeps its file, fed from the byte it holds by UP's
-        file (the head, once UP's copy is complete, or UP None). What fed HOST before stops
-        by itself once the new receiver ends; its news no longer count."""
+    def _resume(self, host, up, now, start=None):
+        """HOST gets a new receiver that keeps its file, fed by UP's file (the head, once UP's
+        copy is complete, or UP None) from the byte it holds (or START, before it: the new
+        receiver drops what it holds already). What fed HOST before stops by itself once the
+        new receiver ends; its news no longer count."""
         for session in self.sessions.values():
             if not session.done and session.carries == host.name:
                 session.stale = True
         feeder = self._feeder(up)
-        host.took_from, host.upstream = host.bytes, feeder
+        host.took_from, host.upstream = host.bytes if start is None else start, feeder
         self._fresh_start(host, now)
         last = self.next_of[host.name] is None
         if feeder == self.head_name:
@@ -112,18 +115,21 @@ class Rerouting:
 
     def _move_slow_hosts(self, now):
         """A slow host routed around moves to the end of its chain (the module's docstring)
-        once the last host there holds at least what it holds. True when one moved."""
-        for name in list(self.moving):
+        once the last host there holds what it holds, or MOVE_AFTER seconds after the verdict
+        (a host wrongly found slow is never caught up with: the hosts behind it share their
+        feeder's uplink with it), from the byte the last host holds. True when one moved."""
+        for name, routed in list(self.moving.items()):
             slow, end = self.hosts[name], self._chain_end(self.skipped_to[name])
             if slow.state != "wait" or slow.took_from is not None or end is None:
-                self.moving.remove(name)  # done, failed, taken over once already, or no end
-            elif not end.slow and end.bytes >= slow.bytes > 0:
-                self.moving.remove(name)
+                del self.moving[name]  # done, failed, taken over once already, or no end
+            elif not end.slow and slow.bytes > 0 and (
+                    end.bytes >= slow.bytes or (end.bytes and now - routed >= MOVE_AFTER)):
+                del self.moving[name]
                 self.old_feeds[name] = [s for s in self.sessions.values()
                                         if not s.done and s.carries == name]
                 self._out.append(Note(f"{name} moves to the end of its chain: "
                                       f"{end.name} --> {name} now"))
-                self._resume(slow, end, now)
+                self._resume(slow, end, now, min(end.bytes, slow.bytes))
                 return True
         return False
 

@@ -88,7 +88,7 @@ class ChainState(Rerouting):
         self.privates = {(name, private) for name in self.hosts}  # for CLEANUP
         self.last_watch = now
         self.skipped_to = {}  # a slow host routed around -> the host after it then
-        self.moving = []  # slow hosts to move to the end of their chain
+        self.moving = {}  # a slow host to move to its chain's end -> when it was routed around
         self.old_feeds = {}  # a slow host moved -> the sessions that fed it before
         self.pending = {index for index, chain in enumerate(self.chains) if len(chain) > 1}
         self.finished = False
