@@ -48,6 +48,15 @@ Side by side with --before, N = 16, 64 MiB, an idle machine: at 20mbit 987d6ba 1
 (18.6 CPU s, first byte at the first / last host 2.02 / 2.87 s), f98a3ca 1.37 (24.3 CPU s,
 2.04 / 4.09 s), the chain package 1.14 (18.1 CPU s, 0.34 / 3.52 s; a plain copy's first byte
 0.23 s); at 200mbit 2.76-3.52 / 2.58-2.90 / 2.52-2.54 x T1.
+The simulated nodes' sshds run this machine's root login shell, and bash sources root's
+~/.bashrc under sshd: here that runs pyenv init (about 100 processes, 0.1 CPU s and 0.22 s
+per ssh session; a session alone takes 0.24 s, 16 at once 1.6 s, 32 at once 3.3 s), which
+no real node pays. That is most of a chain's start (2N-1 sessions) on 2 cores: the last
+host's first byte at 3.4-3.9 s for the chain package (987d6ba 2.4-3.2 s), 1.15-1.18 x T1
+(987d6ba 1.11-1.13), 2026-12-06. With `SetEnv SHLVL=1` added to the nodes' sshd_config (bash
+then skips ~/.bashrc) the same comparison gives 1.08-1.09 x T1 (last host's first byte
+1.5 s) against 1.05-1.08 (0.6-0.9 s). Each host starting the next one's ssh instead (N
+sessions, one after the other) costs 0.24-0.36 s a hop here: 3.8-5.7 s for 16 hops.
 """
 import argparse
 import hashlib

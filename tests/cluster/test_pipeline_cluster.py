@@ -197,8 +197,9 @@ def test_prefill_pipelines_by_default_and_waves_on_request(cluster):
 def test_a_slow_node_is_taken_out_of_the_chain(cluster, payload, slow_at):
     """Every link at 10mbit but the slow nodes' at 2mbit: the slow nodes are routed around
     (the host after them takes over from the host before them, keeping what it got; the
-    hosts behind keep their sessions), finish on their own, and every host ends with the
-    verified file; the others are done well before the slow ones."""
+    hosts behind keep their sessions), finish on their own (the first one fed by the last
+    host, once that host holds what it holds), and every host ends with the verified file;
+    the others are done well before the slow ones."""
     source, dest = payload(8 * 1024 * 1024)
     slow = [cluster.names[i] for i in slow_at]
     for name in cluster.names:
@@ -223,18 +224,22 @@ def test_a_slow_node_is_taken_out_of_the_chain(cluster, payload, slow_at):
     fast = [n for n in cluster.names if n not in slow]
     assert max(order.index(n) for n in fast) < min(order.index(n) for n in slow), order
     # The host before the first slow node feeds the hosts behind the slow ones now (or the
-    # head, when that host's copy was complete already).
+    # head, when that host's copy was complete already). The first slow node moves to the
+    # end of the chain (it took nothing over): the last host feeds it.
     pairs = {target: src for src, target, _ in done}
-    before = cluster.names[slow_at[0] - 1]
+    before, last = cluster.names[slow_at[0] - 1], cluster.names[-1]
     feeders = (before, pairs[cluster.names[0]])
     assert pairs[cluster.names[slow_at[-1] + 1]] in feeders
-    assert pairs[slow[0]] == before and all(pairs[n] in feeders for n in slow)
+    assert re.search(rf"^{re.escape(slow[0])} moves to the end of its chain: "
+                     rf"{re.escape(last)} --> {re.escape(slow[0])} now$", res.stdout, re.M)
+    assert pairs[slow[0]] == last and all(pairs[n] in feeders for n in slow[1:])
     # Connections each node accepted (counted by the node): the host after the slow ones one
     # more (its new receiver), the hosts behind it none (a forwarder and a receiver each, the
-    # last host a receiver only), as if there had been no slow node.
+    # last host a receiver only), as if there had been no slow node, but the last host one
+    # more (the forwarder that feeds the first slow node).
     new = {name: cluster.connections(name) - opened[name] for name in cluster.names}
     behind = cluster.names[slow_at[-1] + 1:]
-    assert [new[name] for name in behind] == [3] + [2] * (len(behind) - 2) + [1], new
+    assert [new[name] for name in behind] == [3] + [2] * (len(behind) - 2) + [2], new
     assert eventually(lambda: twins(cluster, dest), 10) == []
     assert eventually(lambda: our_processes(dest), 10) == []
 

@@ -9,6 +9,7 @@ from hltcloud.transfer.chain.events import (CleanUp, Delivered, EndSession, Ende
                                             FeedFromHead, Line, Note, RouteAround,
                                             StartForwarder, Tick)
 from hltcloud.transfer.chain.rates import CONFIRM, WINDOW
+from hltcloud.transfer.chain.reroute import MOVE_AFTER
 from hltcloud.transfer.chain.state import CONNECT_AFTER, UPSTREAM_GRACE, ChainState
 
 MB = 1_000_000
@@ -233,6 +234,76 @@ def test_a_slow_last_host_just_finishes_at_its_own_pace():
     assert run.at(1.0, RouteAround(B)) == [
         Note(f"{B} is slow (0.0 kB/s): last of its chain, it finishes at its own pace")]
     assert run.host(B).slow and run.state.sessions[run.session(B)].role == "fwd"
+
+
+def test_a_slow_host_moves_to_the_end_of_its_chain_once_the_last_host_holds_as_much():
+    """B is routed around (C takes over, fed by A), but B's old feed still shares A's uplink
+    with C: once D, the chain's last host, holds what B holds, B moves there: a take-over of
+    its own receiver, fed by D from the byte B holds; the old feed's news no longer count."""
+    run = Run([[A, B, C, D]])
+    run.beat(1.0, {A: 4 * MB, B: 2 * MB, C: 2 * MB, D: MB})
+    old_feed = run.session(B)
+    assert of(StartForwarder, run.at(1.5, RouteAround(B)))[0].next_host == C
+    assert (list(run.state.moving), run.state.skipped_to) == ([B], {B: C})
+    # D still holds less than B: B stays where it is (the check runs twice a second)
+    assert run.beat(2.0, {A: 5 * MB, B: 3 * MB, C: 3 * MB, D: 2 * MB}) == []
+    actions = run.beat(2.5, {A: 6 * MB, B: 3 * MB, C: 4 * MB, D: 3 * MB})
+    moved = of(StartForwarder, actions)
+    assert actions == [Note(f"{B} moves to the end of its chain: {D} --> {B} now"),
+                       StartForwarder(moved[0].session, D, B, True, RUN, RUN, late=True,
+                                      take_over=3 * MB)]
+    assert (run.host(B).upstream, run.host(B).took_from, run.state.next_of[D]) == (D, 3 * MB, B)
+    assert run.state.moving == {} and run.state.sessions[old_feed].stale
+    assert run.at(3.0, Line(old_feed, f"HLTPIPE F {B} taken over")) == []
+    # Once the new receiver speaks (it has taken over: the old one cannot complete), the
+    # old feed ends: ssh's window would fill B's link with bytes dropped for seconds.
+    assert run.say(3.5, B, f"HLTPIPE P {B} {3 * MB}") == [EndSession(old_feed)]
+    assert run.say(4.0, B, f"HLTPIPE P {B} {4 * MB}") == []
+    assert run.say(9.0, B, f"HLTPIPE OK {B} {SIZE}") == [Delivered(D, B, 9.0)]
+    assert run.beat(9.5, {C: 5 * MB, D: 4 * MB}) == []  # once
+
+
+def test_a_host_wrongly_found_slow_moves_after_move_after_seconds_from_what_the_end_holds():
+    """B was only starved of CPU for a second: it keeps up with A, shares A's uplink with C
+    and is never caught up with. MOVE_AFTER seconds after the verdict it moves all the same,
+    fed by D from the byte D holds (B's new receiver drops what it has already)."""
+    run = Run([[A, B, C, D]])
+    run.beat(1.0, {A: 4 * MB, B: 3 * MB, C: 2 * MB, D: MB})
+    run.at(1.5, RouteAround(B))
+    assert run.beat(1.5 + MOVE_AFTER - 0.5, {A: 6 * MB, B: 5 * MB, C: 3 * MB, D: 2 * MB}) == []
+    moved = of(StartForwarder, run.beat(1.5 + MOVE_AFTER, {A: 7 * MB, B: 6 * MB, C: 4 * MB,
+                                                          D: 3 * MB}))
+    assert [(a.host, a.next_host, a.take_over) for a in moved] == [(D, B, 3 * MB)]
+    assert (run.host(B).upstream, run.host(B).took_from) == (D, 3 * MB)
+
+
+def test_a_slow_host_that_took_over_once_or_whose_chain_is_done_stays_where_it_is():
+    """One take-over per directory: C, which took over from B's upstream, is slow too and
+    never moves; and a slow host whose chain's last host is done has nowhere to move."""
+    run = Run([[A, B, C, D]])
+    run.beat(1.0, {A: 4 * MB, B: 3 * MB, C: 2 * MB, D: MB})
+    run.at(1.5, RouteAround(B))  # C takes over (fed by A)
+    run.at(1.6, RouteAround(C))  # D took nothing over yet: D takes over (fed by A)
+    assert (list(run.state.moving), run.state.skipped_to) == ([B, C], {B: C, C: D})
+    run.say(2.0, D, f"HLTPIPE OK {D} {SIZE}")
+    assert of(StartForwarder, run.beat(2.5, {A: 5 * MB, B: MB, C: MB})) == []
+    assert run.state.moving == {} and run.host(B).upstream == A and run.host(C).upstream == A
+
+
+def test_a_slow_host_moves_past_a_slow_host_after_it():
+    """Two slow nodes side by side (B, C): C took over from A, then was routed around too (D
+    takes over); C never moves (one take-over per directory), and B moves to E, the end of
+    the chain behind both of them."""
+    run = Run([[A, B, C, D, E]])
+    run.beat(1.0, {A: 4 * MB, B: 3 * MB, C: 2 * MB, D: MB, E: MB // 2})
+    run.at(1.5, RouteAround(B))
+    run.at(1.6, RouteAround(C))
+    assert of(StartForwarder, run.beat(2.0, {A: 5 * MB, B: 3 * MB, C: 2 * MB, D: 2 * MB,
+                                             E: 2 * MB})) == []
+    assert list(run.state.moving) == [B]
+    moved = of(StartForwarder, run.beat(2.5, {A: 6 * MB, D: 4 * MB, E: 4 * MB}))
+    assert [(a.host, a.next_host, a.take_over) for a in moved] == [(E, B, 3 * MB)]
+    assert (run.host(B).upstream, run.host(C).upstream) == (E, A)
 
 
 # ---------------------------------------------------------------- the races

@@ -11,7 +11,8 @@ The package, one job a module:
 - commands: the command lines of a run (the node scripts are hltcloud/node/*.sh);
 - events: what goes into the state machine (a session's line, its end, a tick) and what comes
   out (start a forwarder, feed a host from the head, end a session, a host done, CLEANUP);
-- state: ChainState, the state machine (pure): every decision, every change of the chains;
+- state: ChainState, the state machine (pure): every decision, every change of the chains
+  (reroute: its slow-node part);
 - rates: HopRates, the slow-node rule (pure);
 - sessions: SessionPool, the ssh processes, their output turned into events on one queue;
 - loop: ChainRun between the two (the clock, progress, Ctrl-C, CLEANUP) and distribute().
@@ -38,7 +39,7 @@ run (root only, hidden beside DEST), the working directory of every process of t
 that host. Status lines travel back to the head on the stdout of the session that carries
 the RECV.
 
-Slow nodes (rates.py, state.py): the forwarders follow the file, so a host receives at the
+Slow nodes (rates.py, reroute.py): the forwarders follow the file, so a host receives at the
 pace of its own upstream hop. A host far slower than its upstream is taken out of the chain,
 while it keeps its own session and finishes at its own pace. The host after it takes over: a
 new RECV there, fed by the slow host's upstream (a new FORWARD there, reading the upstream's
@@ -47,7 +48,11 @@ file and appends the rest; the hosts behind keep their sessions, which follow th
 new ssh session, not two per host behind). Where no take-over is possible (no byte written
 yet, or that host took over once already) the hosts behind start again from byte 0, in a new
 private directory (cheap: behind a slow node they got only what it could pass on at its
-pace). An upstream whose copy is complete (or whose receiver has just ended: its forwarder
+pace). The slow host, still fed by its old upstream, shares that host's uplink with the
+hosts behind (half of it when the verdict was wrong: a host starved of CPU for a second under
+load looks slow); so once the chain's last host holds what it holds it moves there: a
+take-over of its own receiver, fed by that last host, whose uplink is idle (one new session).
+An upstream whose copy is complete (or whose receiver has just ended: its forwarder
 says "GONE", having sent nothing) is never read from: the head feeds the next host then.
 After a run with such restarts the head runs CLEANUP on every host and directory of the run,
 so that what the replaced sessions were still ending leaves nothing behind.

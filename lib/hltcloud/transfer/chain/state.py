@@ -2,7 +2,8 @@
 clock of its own, no I/O). It keeps every host (how many bytes it holds, when that last
 changed, who feeds it, its private directory) and every session (which host it runs on, whose
 receiver it carries), takes the events of events.py and returns the actions to carry out.
-Every change of the chains' shape is decided here, and only here.
+Every change of the chains' shape is decided here, and only here (the slow-node part in
+reroute.py, a mixin of ChainState).
 
     state = ChainState(chains, size=..., timeout=..., head_name=..., private=...,
                        new_private=lambda generation: ..., now=t0)
@@ -20,7 +21,8 @@ The rules (see the package's docstring for the whole design):
 - twice a second the slow-node rule (rates.py) is applied; a slow host is routed around:
   the host after it takes over (a new receiver fed by the slow host's upstream from the byte
   it holds), or, where it cannot (no byte yet, or a take-over there already), the hosts
-  behind start again from byte 0 in a new private directory;
+  behind start again from byte 0 in a new private directory; the slow host itself moves to
+  the end of its chain (fed by the last host there) once that host holds what it holds;
 - an upstream whose copy is complete is never read from: the head feeds instead; so too when
   a route-around forwarder finds no receiver on its host ("GONE");
 - when every session has ended, a host still waiting fails ("no status"), and after any
@@ -29,13 +31,12 @@ The rules (see the package's docstring for the whole design):
 from dataclasses import dataclass
 
 from hltcloud.transfer.chain.events import (CleanUp, Delivered, EndSession, Ended, Failed,
-                                            FeedFromHead, Line, Note, RouteAround,
-                                            StartForwarder, Tick, status_words)
-from hltcloud.transfer.chain.rates import UP_WINDOW, HopRates
-from hltcloud.transfer.common import format_rate
+                                            FeedFromHead, Line, RouteAround, StartForwarder,
+                                            Tick, status_words)
+from hltcloud.transfer.chain.rates import HopRates
+from hltcloud.transfer.chain.reroute import Rerouting
 
 UPSTREAM_GRACE = 5.0  # seconds a host may go without data once the host before it failed
-WATCH_EVERY = 0.5  # seconds between two applications of the slow-node rule
 CONNECT_AFTER = 0.3  # seconds after the start when the rest of every chain connects anyway
 
 
@@ -68,7 +69,7 @@ class Session:
     done: bool = False
 
 
-class ChainState:
+class ChainState(Rerouting):
     def __init__(self, chains, *, size, timeout, head_name, private, new_private, now):
         self.chains = [list(chain) for chain in chains]
         self.size, self.timeout, self.head_name = size, timeout, head_name
@@ -86,6 +87,9 @@ class ChainState:
         self.generation = 0
         self.privates = {(name, private) for name in self.hosts}  # for CLEANUP
         self.last_watch = now
+        self.skipped_to = {}  # a slow host routed around -> the host after it then
+        self.moving = {}  # a slow host to move to its chain's end -> when it was routed around
+        self.old_feeds = {}  # a slow host moved -> the sessions that fed it before
         self.pending = {index for index, chain in enumerate(self.chains) if len(chain) > 1}
         self.finished = False
         self._out = []
@@ -180,6 +184,8 @@ class ChainState:
             return  # a host of the chain (or a banner) speaking for another: never counted
         elif kind == "P":
             self._progress(self.hosts[name], rest, now)
+            if name in self.old_feeds:  # a slow host moved: its new receiver has taken over
+                self._end_old_feed(name)
         elif kind == "OK":
             self._finish(name, True, "", now)
         elif kind == "F":
@@ -247,129 +253,3 @@ class ChainState:
             # Stop what feeds it and what it feeds: the hosts after it fail fast, and get
             # the file from the fallback.
             self._end_sessions(lambda s, name=host.name: name in (s.carries, s.host))
-
-    # ---------------------------------------------------------------- slow nodes
-    def _watch_rates(self, now):
-        """Twice a second: the first host far slower than a host upstream of it is routed around."""
-        if now - self.last_watch < WATCH_EVERY:
-            return
-        self.last_watch = now
-        done = sorted(self.size / max(h.seconds - h.began, 1e-3)
-                      for h in self.hosts.values() if h.state == "ok" and not h.slow)
-        for host in self.hosts.values():
-            up = self.hosts.get(host.upstream)  # None: the head feeds it
-            if host.state != "wait" or host.slow or (up and up.state == "fail"):
-                continue
-            if up is None:  # against the hosts done (none at first: nothing to compare)
-                lead, up_rate = self.size - host.bytes, done[len(done) // 2] if done else None
-            else:
-                lead = up.bytes - host.bytes
-                up_rate = (self.rates.rate(up.name, now, UP_WINDOW) if up.state == "wait"
-                           else self.size / max(up.seconds - up.began, 1e-3))
-            if self.rates.slow(host.name, now, lead, up_rate):
-                self._route_around(host, up, now)
-                return  # one change a round: the next round measures the new chain
-
-    def _feeder(self, up):
-        """From the upstream's file while it receives; once that file is in place (a host reads
-        nothing there that nova could swap), from the head."""
-        return up.name if up and up.state == "wait" else self.head_name
-
-    def _behind(self, name):
-        """The hosts after NAME in its chain that still wait for the file, in order."""
-        behind, nxt = [], self.next_of[name]
-        while nxt and self.hosts[nxt].state == "wait":
-            behind.append(nxt)
-            nxt = self.next_of[nxt]
-        return behind
-
-    def _fresh_start(self, host, now):
-        """HOST gets a new sender: its handshake comes first, its rate is measured afresh."""
-        host.grace_until = 0.0
-        host.changed = now + self.timeout
-        self.rates.reset(host.name, now)
-
-    def _say_routed(self, slow, up, feeder, first, rate, now):
-        up_rate = self.rates.rate(up.name, now) if feeder != self.head_name else None
-        got = f"{up.name} gets {format_rate(up_rate, 1)}" if up_rate else "others got it faster"
-        self._out.append(Note(f"{slow.name} is slow ({rate}, {got}): taken out of the chain, "
-                              f"{feeder} --> {first} now; {slow.name} finishes on its own"))
-
-    def _route_around(self, slow, up, now, take_over=True):
-        slow.slow = True
-        behind = self._behind(slow.name)
-        rate = format_rate(self.rates.rate(slow.name, now) or 0, 1)
-        if not behind:
-            self._out.append(Note(f"{slow.name} is slow ({rate}): last of its chain, it "
-                                  "finishes at its own pace"))
-            return
-        first = self.hosts[behind[0]]
-        self.next_of[slow.name] = None
-        if take_over and first.took_from is None and first.bytes > 0:
-            self._take_over(slow, up, first, now, rate)
-        else:
-            self._start_again(slow, up, behind, now, rate)
-
-    def _take_over(self, slow, up, first, now, rate):
-        """FIRST, the host after SLOW, gets a new receiver fed by SLOW's upstream (or the head)
-        from the bytes it has: it keeps its file, and the hosts behind it keep their sessions,
-        which follow that file. What fed FIRST through SLOW stops by itself once the new
-        receiver ends; its news no longer count."""
-        for session in self.sessions.values():
-            if not session.done and session.carries == first.name:
-                session.stale = True
-        feeder = self._feeder(up)
-        first.took_from, first.upstream = first.bytes, feeder
-        self._fresh_start(first, now)
-        self._say_routed(slow, up, feeder, first.name, rate, now)
-        last = self.next_of[first.name] is None
-        if feeder == self.head_name:
-            self._feed(first.name, last, first.private, first.took_from)
-            return
-        self._forward(up.name, first.name, last, up.private, first.private, late=True,
-                      take_over=first.took_from)
-        self.next_of[up.name] = first.name
-
-    def _start_again(self, slow, up, behind, now, rate):
-        """The host after SLOW has no receiver to take over yet (no byte written), or it took
-        over once already (one take-over per directory): the hosts behind start again from
-        byte 0, in a new private directory. What fed them, and what they ran, ends (their
-        files go with them); their news no longer count."""
-        old = [s for s in self.sessions.values()
-               if not s.done and (s.carries in behind or s.host in behind)]
-        for session in old:
-            session.stale = True
-        self._end_sessions(lambda s: s in old)
-        feeder = self._feeder(up)
-        self.generation += 1
-        private = self.new_private(self.generation)
-        for name in behind:
-            host = self.hosts[name]
-            host.bytes, host.private, host.took_from = 0, private, None
-            host.began = now - self.started
-            self._fresh_start(host, now)
-            self.privates.add((name, private))
-        self.hosts[behind[0]].upstream = feeder
-        self._say_routed(slow, up, feeder, behind[0], rate, now)
-        for position, name in enumerate(behind[:-1]):
-            self._forward(name, behind[position + 1], position + 2 == len(behind), private,
-                          private)
-        if up is not None and feeder == up.name:
-            self._forward(up.name, behind[0], len(behind) == 1, up.private, private, late=True)
-            self.next_of[up.name] = behind[0]
-        else:
-            self._feed(behind[0], len(behind) == 1, private)
-
-    def _refeed_from_head(self, session, host, now):
-        """A route-around forwarder that found no receiver to follow on its host (that host's
-        copy completed, or ended, meanwhile) said so ("GONE") and sent nothing: HOST is then
-        fed by the head, as a chain of its own, whatever the state of that host (its own
-        status may still be on its way); nothing is ever read back from a final path."""
-        host.upstream = self.head_name
-        host.began = now - self.started
-        self._fresh_start(host, now)
-        if self.next_of.get(session.host) == host.name:
-            self.next_of[session.host] = None
-        self._out.append(Note(f"no receiver on {session.host} any more: "
-                              f"{self.head_name} --> {host.name} now"))
-        self._feed(host.name, self.next_of.get(host.name) is None, host.private, host.took_from)
