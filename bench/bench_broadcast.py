@@ -10,7 +10,9 @@ run, for a 64 MiB file:
   pipeline  rsync-wave.py --pipeline
 each as a ratio to T1, with the CPU seconds it cost: all of it (head tools and every node's
 sshd, ssh, tee, checksum: a cpuacct cgroup holding this script and the cluster's sshds) and
-the head tools alone (children's rusage). Needs root. Cleans up what it made.
+the head tools alone (children's rusage). Needs root. Cleans up what it made. Root's
+~/.bashrc of this machine (pyenv) is hidden from the nodes' ssh sessions, as a real node has
+none such (bench/node_quirks.py): before and after alike.
 
 usage: bench_broadcast.py [--rate 200mbit] [--size-mb 64] [--nodes 8,16,32] [--skip-head-only]
                           [--skip-wave]
@@ -77,6 +79,7 @@ DEST_DIR = "/var/lib/nova/instances"
 
 sys.path.insert(0, str(REPO / "lib"))
 from hltcloud.proc import runner  # noqa: E402
+import node_quirks  # noqa: E402
 from chain_cases import (CpuCase, CpuMeter, FirstBytes, SlowCase, checkout_label,  # noqa: E402
                          children_cpu, random_file, rate_bits, run)
 
@@ -101,6 +104,9 @@ class Bench:
         self.slot = match.group(1)
         self.state = Path(f"/tmp/hltsim-{self.slot}")
         self.names = [f"cn{i:02d}.internal" for i in range(1, count + 1)]
+        # root's ~/.bashrc of this machine out of the nodes' sessions (node_quirks.py)
+        if node_quirks.without_root_bashrc(self.state / "nodes" / name for name in self.names):
+            print("  (the nodes' ssh sessions without root's ~/.bashrc: bench/node_quirks.py)")
         rate = self.args.rate
         for name in self.names:
             res = run([str(CLUSTER), "--slot", self.slot, "shape", name, rate])

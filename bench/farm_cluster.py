@@ -21,7 +21,6 @@ the sessions it has reaped (cutime/cstime), each node's compute agent.
 """
 import os
 import resource
-import subprocess
 import select
 import shutil
 import socket
@@ -35,6 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "simcluster"))
 import fixture  # noqa: E402
 import netnodes  # noqa: E402
+import node_quirks  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -123,15 +123,9 @@ class Farm:
         self._without_bashrc()
 
     def _without_bashrc(self):
-        """/dev/null over root's ~/.bashrc in every node's mount namespace (its sshd's)."""
-        bashrc = Path("~root/.bashrc").expanduser()
-        if not bashrc.exists():
-            return
-        for part in self.parts:
-            for name in part.names:
-                sshd = netnodes.read_pid(part.layout.node_dir(name) / "sshd.pid")
-                subprocess.run(["nsenter", "--mount", f"--target={sshd}", "mount", "--bind",
-                                "/dev/null", str(bashrc)], check=True, capture_output=True)
+        """/dev/null over root's ~/.bashrc in every node's mount namespace (node_quirks.py)."""
+        node_quirks.without_root_bashrc(part.layout.node_dir(name)
+                                        for part in self.parts for name in part.names)
 
     def sim(self, method, path, body=None):
         return self.main.sim(method, path, body)
