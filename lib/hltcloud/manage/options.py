@@ -80,17 +80,7 @@ def parser(command=None):
     add("--fanout", type=_fanout, default=DEFAULT_FANOUT, metavar="N", only=PER_HOST,
         help="hosts at once with --parallel (default: all, as many as the head holds); "
              "reconcile: also the nodes asked at once (default 32)")
-    add("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
-        only=("disable", "reconcile"),
-        help=f"disable, reconcile: how long to wait for the VMs to go; reconcile: a VM deleting "
-             f"longer is stuck (default {DEFAULT_VM_TIMEOUT})")
-    add("--drain", metavar="SECONDS", type=_drain, only=("disable",),
-        help="disable: first wait up to SECONDS for the VMs to end on their own")
-    add("--reason", metavar="TEXT", type=_reason, only=("disable",),
-        help="disable: why, in Nova's disabled reason (after who and when)")
-    add("--force-shutoff", action="store_true", only=("disable", "reconcile"),
-        help="disable (and reconcile's disable steps): stop the daemons even if VMs remain at "
-             "the timeout")
+    _add_disable_switches(add)
     add("--ssh-config", default=None, metavar="FILE", only=PER_HOST,
         help="ssh -F FILE (absolute path)")
     add("--nvms", action="store_true", only=("status",), help="status: VM counts and addresses")
@@ -125,6 +115,21 @@ def parser(command=None):
     p.add_argument("hosts", nargs="*", metavar="HOSTS",
                    help="host names, pdsh-style ranges (cn[43-45].internal), @list files")
     return p
+
+
+def _add_disable_switches(add):
+    """How disable takes a host back (--vm-timeout: reconcile's too)."""
+    add("--vm-timeout", type=_seconds, default=DEFAULT_VM_TIMEOUT, metavar="SECONDS",
+        only=("disable", "reconcile"),
+        help=f"disable, reconcile: how long to wait for the VMs to go; reconcile: a VM deleting "
+             f"longer is stuck (default {DEFAULT_VM_TIMEOUT})")
+    add("--drain", metavar="SECONDS", type=_drain, only=("disable",),
+        help="disable: first wait up to SECONDS for the VMs to end on their own")
+    add("--reason", metavar="TEXT", type=_reason, only=("disable",),
+        help="disable: why, in Nova's disabled reason (after who and when)")
+    add("--force-shutoff", action="store_true", only=("disable", "reconcile"),
+        help="disable (and reconcile's disable steps): stop the daemons even if VMs remain at "
+             "the timeout")
 
 
 def _add_runvms_switches(add):
