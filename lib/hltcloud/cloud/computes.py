@@ -16,6 +16,16 @@ def server_ips(server):
     return ips
 
 
+def by_host(servers, hosts):
+    """{host: [its servers]} for each of HOSTS (every one listed, [] when none), from one
+    listing of SERVERS; servers on other hosts left out."""
+    found = {host: [] for host in hosts}
+    for server in servers:
+        if server_host(server) in found:
+            found[server_host(server)].append(server)
+    return found
+
+
 def deleting(server):
     """Is Nova deleting SERVER (a DELETE was accepted; the compute has not finished)?"""
     return server.get("OS-EXT-STS:task_state") == "deleting"

@@ -91,7 +91,8 @@ def _disable(ctx, service, now):
     if not now.ok:
         return now
     # Not again what takeback.py has just sent: one DELETE a VM (a later run sends it again).
-    now = _delete(ctx, now, [vm for vm in vms if not (prepared and computes.deleting(vm))])
+    now = delete_vms(ctx, now, [vm["id"] for vm in vms
+                                if not (prepared and computes.deleting(vm))])
     if ctx.dry:
         ctx.rep.dry(f"Waiting max {timeout} s for VMs to be deleted on {host}")
         return _shut_down(ctx, now, service)
@@ -186,16 +187,17 @@ def _lock(ctx, now):
     return now
 
 
-def _delete(ctx, now, vms):
-    """Ask Nova to delete VMS: NOW, failed for each delete Nova refused (the others go on)."""
+def delete_vms(ctx, now, ids):
+    """Ask Nova to delete the VMs IDS on NOW's host: NOW, failed for each delete Nova
+    refused (the others go on). A dry run only shows them."""
     host = now.host
-    for vm in vms:
-        message = f"Deleting VM {vm['id']} on hypervisor {host}"
+    for vm_id in ids:
+        message = f"Deleting VM {vm_id} on hypervisor {host}"
         if ctx.dry:
-            ctx.rep.dry(f"{message}: DELETE /servers/{vm['id']}")
+            ctx.rep.dry(f"{message}: DELETE /servers/{vm_id}")
             continue
         try:
-            ctx.nova.delete_server(vm["id"])
+            ctx.nova.delete_server(vm_id)
         except ApiError as err:
             if err.code != 404:  # 404: gone already, what we wanted
                 now = _failed(ctx, now, f"{message}: {describe_error(err)}")

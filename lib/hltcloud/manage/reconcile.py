@@ -40,24 +40,19 @@ def chosen_hosts(ctx, services):
     """(hosts, unknown): the compute hosts to look at, natural order: the command line's
     (short names resolved as enable and disable do) or every one Nova lists, less -x; and
     the outcomes of the command line's names Nova does not know (each shown)."""
-    opts, wanted, unknown = ctx.opts, [], []
-    for host in opts.hosts:
-        try:
-            wanted.append(computes.match_host(host, services))
-        except LookupError as err:
-            ctx.rep.show_fail(str(err))
-            unknown.append(Outcome(host, UNKNOWN_HOST, str(err)))
+    opts = ctx.opts
+    wanted, unknown = computes.match_hosts(opts.hosts, services)
+    for _, reason in unknown:
+        ctx.rep.show_fail(reason)
+    left_out = computes.left_out(opts.exclude, services)
     pool = wanted if opts.hosts else services
-    return computes.natural({host for host in pool if host not in opts.exclude}), unknown
+    return (computes.natural({host for host in pool if host not in left_out}),
+            [Outcome(name, UNKNOWN_HOST, reason) for name, reason in unknown])
 
 
 def plans(ctx, services, hosts):
     """Each host's Plan: Nova's view (services, one listing of every server) and its node's."""
-    on_host = {host: [] for host in hosts}
-    for server in ctx.nova.servers():
-        host = computes.server_host(server)
-        if host in on_host:
-            on_host[host].append(server)
+    on_host = computes.by_host(ctx.nova.servers(), hosts)
     nodes = daemon_probe.probe(ctx, hosts)
     now = time.time()
     return [reconcile_plan.plan(host, services[host], on_host[host], nodes[host],

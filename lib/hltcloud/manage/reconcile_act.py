@@ -17,6 +17,7 @@ from hltcloud import polling
 from hltcloud.cloud.jsonapi import ApiError
 from hltcloud.cloud.session import describe_error
 from hltcloud.errors import FAILED, INTERRUPTED, OK
+from hltcloud.manage import enable_disable
 from hltcloud.manage import hosts as per_host
 from hltcloud.manage import parallel
 from hltcloud.ops import hostlock
@@ -105,7 +106,7 @@ def _clean_vms(ctx, plans, outcomes):
         ctx.rep.show_fail(reason)
         outcomes.append(now.failed(reason))
     for host, (now, ids) in todo.items():
-        todo[host] = (_delete(ctx, now, ids), ids)
+        todo[host] = (enable_disable.delete_vms(ctx, now, ids), ids)
     outcomes += _wait_gone(ctx, todo)
 
 
@@ -137,21 +138,6 @@ def _wait_up(ctx, todo):
         return not down
     polling.until(look, ctx.opts.vm_timeout, first=0.1, most=1.0)
     return sorted(down)
-
-
-def _delete(ctx, now, ids):
-    host = now.host
-    for vm_id in ids:
-        message = f"Deleting VM {vm_id} on hypervisor {host}"
-        try:
-            ctx.nova.delete_server(vm_id)
-        except ApiError as err:
-            if err.code != 404:  # 404: gone already, what we wanted
-                ctx.rep.show_fail(f"{message}: {describe_error(err)}")
-                now = now.failed(f"{message}: {describe_error(err)}")
-                continue
-        ctx.rep.ok(message)
-    return now
 
 
 def _wait_gone(ctx, todo):

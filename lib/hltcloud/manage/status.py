@@ -44,10 +44,8 @@ def records(ctx, hosts, with_vms):
     known = computes.natural({h for h in (wanted if hosts else services) if h not in left_out})
     vms = {host: [] for host in known}
     if with_vms:
-        for server in ctx.nova.servers():
-            host = computes.server_host(server)
-            if host in vms:
-                vms[host].append(server_ips_or_id(server))
+        vms = {host: [server_ips_or_id(server) for server in on_it]
+               for host, on_it in computes.by_host(ctx.nova.servers(), known).items()}
     found = []
     for host in known:
         service = services[host]

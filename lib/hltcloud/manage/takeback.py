@@ -92,12 +92,7 @@ def left_disabled(ctx, outcomes):
 
 def _on_hosts(ctx, hosts):
     """Every VM on HOSTS, by host: one listing of all the cloud's VMs."""
-    by_host = {host: [] for host in hosts}
-    for server in ctx.nova.servers():
-        host = computes.server_host(server)
-        if host in by_host:
-            by_host[host].append(server)
-    return by_host
+    return computes.by_host(ctx.nova.servers(), hosts)
 
 
 def _drain(ctx, hosts):
