@@ -286,6 +286,16 @@ def case_placement_room_for_a_flavor(side, cloud):
     return {names[uuid]: resources for uuid, resources in room.items()}, placement.room({"VCPU": 1000})
 
 
+def case_placement_capacity_of_full_providers(side, cloud):
+    """Placement.capacities, as vmstats reads the hypervisors with no room for a flavor: one
+    unit of a class at microversion 1.27, whose summaries hold every class."""
+    from hltcloud.cloud.placement import Placement
+    placement = Placement(cloud)
+    names = {uuid: name for name, uuid in placement.providers().items()}
+    found = placement.capacities(list(names), {"DISK_GB": 1, "VCPU": 1000})
+    return {names[uuid]: inventories for uuid, inventories in found.items()}
+
+
 def case_glance_image_by_unknown_name(side, cloud):
     return cloud.glance().get("/v2/images", params={"name": "nosuch"}).json()["images"]
 

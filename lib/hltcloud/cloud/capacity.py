@@ -1,7 +1,7 @@
 """How many VMs of a flavor the cloud has room for: Placement's figures for the enabled, up
 hypervisors (placement.py), and the project's quota (the arithmetic itself is fit.py)."""
 from hltcloud.cloud import computes
-from hltcloud.cloud.placement import Placement
+from hltcloud.cloud.placement import Placement, as_inventories
 from hltcloud.manage import fit
 
 
@@ -16,15 +16,17 @@ def flavor_needs(flavor):
 
 def placement_fits(cloud, hosts, needs, when_empty=True):
     """{host: (fits now, fits when empty)} for HOSTS, from their resource providers (fits
-    when empty: None unless WHEN_EMPTY). Two requests, and with WHEN_EMPTY one more for
-    each host where nothing fits now (placement.Placement.inventories: concurrent)."""
+    when empty: None unless WHEN_EMPTY). Two requests, and with WHEN_EMPTY, where nothing
+    fits on some host now, one more a class of the flavor at most (placement.capacities)."""
     if not needs:  # a flavor of nothing: fit.fit_on_host counts none
         return {host: (0, 0 if when_empty else None) for host in hosts}
     placement = Placement(cloud)
     by_name = placement.providers()
     room = placement.room(needs)
     full = [by_name[h] for h in hosts if h in by_name and by_name[h] not in room]
-    inventories = placement.inventories(full) if when_empty else {}
+    # DISK_GB, MEMORY_MB, VCPU: a grid farm fills the CPUs first, the disks last
+    by_class = dict(sorted(needs.items()))
+    inventories = placement.capacities(full, by_class) if when_empty and full else {}
     fits = {}
     for host in hosts:
         uuid = by_name.get(host)
@@ -39,7 +41,7 @@ def placement_fits(cloud, hosts, needs, when_empty=True):
 def _fits_in(resources, needs):
     """(fits now, fits when empty) on a provider from its allocation candidate's summary:
     {class: {"capacity": (total - reserved) * allocation_ratio, "used": amount}}."""
-    capacities = {rc: {"total": r["capacity"]} for rc, r in resources.items()}
+    capacities = as_inventories(resources)
     used = {rc: r["used"] for rc, r in resources.items()}
     return fit.fit_on_host(capacities, used, needs), fit.fit_empty_host(capacities, needs)
 

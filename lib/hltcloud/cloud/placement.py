@@ -2,16 +2,32 @@
 session's adapter: token, renewal, TLS, timeouts); every failure is a jsonapi.ApiError, as
 Nova's are.
 
-The reads do not grow with the farm one request after another. The room for a flavor comes
-as the scheduler asks for it: GET /allocation_candidates names every provider where one VM
-of it fits now, with the capacity and use of each class, in one answer. Only the
-inventories of the providers it leaves out (full ones), for the capacity of an empty farm,
-are read one provider a request, READERS at a time on the session's kept-alive connections.
+The reads do not grow with the farm. The room for a flavor comes as the scheduler asks for
+it: GET /allocation_candidates names every provider where one VM of it fits now, with the
+capacity and use of each class, in one answer. The capacity of the providers it leaves out
+(full for the flavor), for the figures of an empty farm, comes the same way, one request a
+resource class: one unit of a class, at microversion 1.27 (every class in each summary),
+finds each provider with a unit of room left in that class. Only a provider full in every
+class (or a Placement older than 1.27) has its inventories read one provider a request,
+READERS at a time on the session's kept-alive connections.
 """
 from hltcloud.cloud.jsonapi import ApiError, error_message
 from hltcloud.cloud.session import POOL_SIZE, describe_error
 
 READERS = POOL_SIZE  # concurrent requests: one kept-alive connection each
+ALL_CLASSES = "1.27"  # the microversion whose provider summaries hold every class
+
+
+def as_inventories(resources):
+    """A provider summary's {class: {"capacity", "used"}} as inventories fit.py reads:
+    {class: {"total": capacity}} (reserved and the allocation ratio already applied)."""
+    return {rc: {"total": r["capacity"]} for rc, r in resources.items()}
+
+
+def _room_for(resources, needs):
+    """Does a provider summary show room for one VM of NEEDS?"""
+    return all(rc in resources and resources[rc]["capacity"] - resources[rc]["used"] >= amount
+               for rc, amount in needs.items())
 
 
 class Placement:
@@ -20,10 +36,11 @@ class Placement:
     def __init__(self, cloud):
         self._api = cloud.placement()
 
-    def _get(self, path, params=None):
+    def _get(self, path, params=None, microversion=None):
         from keystoneauth1 import exceptions as ks_exc
         try:
-            resp = self._api.get(path, params=params, raise_exc=False)
+            resp = self._api.get(path, params=params, raise_exc=False,
+                                 **({"microversion": microversion} if microversion else {}))
         except ks_exc.ClientException as err:
             raise ApiError(describe_error(err)) from None
         try:
@@ -47,11 +64,39 @@ class Placement:
         class from another provider (shared storage) does not count, as the inventories of
         a host's own provider would not."""
         resources = ",".join(f"{rc}:{amount}" for rc, amount in sorted(needs.items()))
-        answer = self._get("/allocation_candidates", {"resources": resources})
+        return self._candidates(resources)
+
+    def _candidates(self, resources, microversion=None):
+        answer = self._get("/allocation_candidates", {"resources": resources}, microversion)
         alone = {uuid for request in answer["allocation_requests"]
                  for uuid in request["allocations"] if len(request["allocations"]) == 1}
         return {uuid: summary["resources"] for uuid, summary in answer["provider_summaries"].items()
                 if uuid in alone}
+
+    def capacities(self, uuids, needs):
+        """{uuid: {class: {"total": capacity, ...}}} of UUIDS, providers with no room for a VM
+        of NEEDS ({class: amount}): one request a class, in the order of NEEDS, until each
+        provider is found; the inventories of the others (fit.py reads both). A provider
+        whose summary shows room for the VM was refused for what no summary shows (a
+        max_unit below the flavor's amount): its inventories are read too."""
+        found, missing, unexplained = {}, set(uuids), set()
+        for rc in needs:
+            if not missing:
+                break
+            try:
+                room = self._candidates(f"{rc}:1", ALL_CLASSES)
+            except ApiError as err:
+                if err.code != 406:  # 406: a Placement older than 1.27
+                    raise
+                break
+            for uuid in missing & room.keys():
+                if _room_for(room[uuid], needs):
+                    unexplained.add(uuid)
+                else:
+                    found[uuid] = as_inventories(room[uuid])
+            missing -= room.keys()
+        found.update(self.inventories(sorted(missing | unexplained)))
+        return found
 
     def inventories(self, uuids):
         """{uuid: its inventories} of UUIDS, READERS requests at a time. The first failure is

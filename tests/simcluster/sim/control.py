@@ -12,6 +12,8 @@ Beyond the README's table:
   POST /sim/delete-delay            {"seconds": D} (0..3600): each VM deleted from now on stays
                                     listed, task_state "deleting", D seconds before its agent is
                                     asked to remove it; /sim/reset sets it back to 0
+  POST /sim/placement-max           {"version": "1.N"} (10 <= N <= 39): Placement answers as a cloud
+                                    of that age (a newer microversion: 406); /sim/reset: the newest
   POST /sim/servers/<id>/end        {"after": S} (0..3600, default 0): the VM's grid job ends in S
                                     seconds and the VM goes away on its own (job_end.py)
   POST /sim/agent/<host>/heartbeat  {"created": [ids], "removed": [ids]} (work done since the last
@@ -26,7 +28,8 @@ Beyond the README's table:
                                     (the id of the queued image with hostile names)
   PUT  /sim/hostile                 a JSON object merged into the cloud's `hostile` dict: each key
                                     a hostile behaviour (README, "Hostile mode"); answers as GET
-Request log entries also carry "duration" (seconds); reading or clearing the log is not logged.
+Request log entries also carry "duration" (seconds) and, when the request had one, "query"
+({name: its last value}); reading or clearing the log is not logged.
 POST /sim/reset also removes the virtual hosts (each test adds its own); node-backed hosts stay.
 """
 import os
@@ -68,6 +71,7 @@ class Control(Service):
         r.add("POST", "/delete-delay", self.set_delete_delay)
         r.add("GET", "/hostile", self.get_hostile)
         r.add("PUT", "/hostile", self.put_hostile)
+        r.add("POST", "/placement-max", self.set_placement_max)
         r.add("GET", "/quota", self.get_quota)
         r.add("POST", "/quota", self.set_quota)
         r.add("POST", "/agent/([^/]+)/heartbeat", self.heartbeat)
@@ -167,6 +171,15 @@ class Control(Service):
         with self.cloud.lock:
             self.cloud.delete_delay = seconds
         return Response(200, {"seconds": seconds})
+
+    def set_placement_max(self, req):
+        version = str(req.json().get("version"))
+        major, _, minor = version.partition(".")
+        if major != "1" or not minor.isdigit() or not 10 <= int(minor) <= 39:
+            raise ApiError(400, "version must be 1.N, N from 10 to 39")
+        with self.cloud.lock:
+            self.cloud.placement_max = (1, int(minor))
+        return Response(200, {"version": version})
 
     def _hostile_view(self):
         view = {"hostile": dict(self.cloud.hostile)}

@@ -124,7 +124,8 @@ class Placement(Service):
 
     def serve(self, req, sub):
         self.check_token(req, sub)
-        req.mv = parse_microversion(req, "placement", None, PLACEMENT_MIN, PLACEMENT_MAX)
+        req.mv = parse_microversion(req, "placement", None, PLACEMENT_MIN,
+                                    self.cloud.placement_max or PLACEMENT_MAX)
         resp = self.router.dispatch(req, sub)
         resp.headers["OpenStack-API-Version"] = "placement " + vtext(req.mv)
         resp.headers["Vary"] = "OpenStack-API-Version"
@@ -138,8 +139,9 @@ class Placement(Service):
             "detail": webob_detail(err.status, err.message), "request_id": None}]})
 
     def root(self, req):
+        newest = self.cloud.placement_max or PLACEMENT_MAX
         return Response(200, {"versions": [{
-            "id": "v1.0", "max_version": vtext(PLACEMENT_MAX), "min_version": vtext(PLACEMENT_MIN),
+            "id": "v1.0", "max_version": vtext(newest), "min_version": vtext(PLACEMENT_MIN),
             "status": "CURRENT", "links": [{"rel": "self", "href": ""}]}]})
 
     def _provider_view(self, req, host):

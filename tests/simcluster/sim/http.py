@@ -110,6 +110,8 @@ class Simulator:
         entry = {"service": getattr(service, "name", "unknown"), "method": method,
                  "path": req.path, "status": resp.status, "time": started,
                  "duration": round(time.time() - started, 6)}
+        if req.query:
+            entry["query"] = {key: values[-1] for key, values in req.query.items()}
         if req.path == "/sim/requests":
             return  # reading or clearing the log is not part of it
         with self.cloud.lock:

@@ -145,6 +145,7 @@ class Cloud:
         self.requests = []
         self.fail_next_boots = 0  # /sim/fail-next-boots: requests to fail as if capacity was taken
         self.delete_delay = 0.0  # /sim/delete-delay: seconds a node-backed compute takes a delete
+        self.placement_max = None  # /sim/placement-max: (1, n), an older Placement; None: newest
         self.app_credentials = {}  # id -> {"id", "name", "secret", "user_id"} (Keystone's)
         for host in self.hosts.values():
             host.reset()
