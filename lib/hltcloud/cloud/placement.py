@@ -11,6 +11,7 @@ finds each provider with a unit of room left in that class. Only a provider full
 class (or a Placement older than 1.27) has its inventories read one provider a request,
 READERS at a time on the session's kept-alive connections.
 """
+from hltcloud.cloud import placement_answers as answers
 from hltcloud.cloud.jsonapi import ApiError, error_message
 from hltcloud.cloud.session import POOL_SIZE, describe_error
 
@@ -56,7 +57,7 @@ class Placement:
 
     def providers(self):
         """{name: uuid} of every resource provider."""
-        return {p["name"]: p["uuid"] for p in self._get("/resource_providers")["resource_providers"]}
+        return answers.providers(self._get("/resource_providers"), "/resource_providers")
 
     def room(self, needs):
         """{uuid: {class: {"capacity": c, "used": u}}} of the providers that hold one VM of
@@ -67,11 +68,8 @@ class Placement:
         return self._candidates(resources)
 
     def _candidates(self, resources, microversion=None):
-        answer = self._get("/allocation_candidates", {"resources": resources}, microversion)
-        alone = {uuid for request in answer["allocation_requests"]
-                 for uuid in request["allocations"] if len(request["allocations"]) == 1}
-        return {uuid: summary["resources"] for uuid, summary in answer["provider_summaries"].items()
-                if uuid in alone}
+        path = "/allocation_candidates"
+        return answers.candidates(self._get(path, {"resources": resources}, microversion), path)
 
     def capacities(self, uuids, needs):
         """{uuid: {class: {"total": capacity, ...}}} of UUIDS, providers with no room for a VM
@@ -104,7 +102,8 @@ class Placement:
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
         def read(uuid):
-            return uuid, self._get(f"/resource_providers/{uuid}/inventories")["inventories"]
+            path = f"/resource_providers/{uuid}/inventories"  # a uuid checked where it entered
+            return uuid, answers.inventories(self._get(path), path)
 
         found = {}
         if not uuids:

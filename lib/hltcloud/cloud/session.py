@@ -247,8 +247,31 @@ def _pinned_requests(origins):
     # as keystoneauth1's own, with a connection for each of Placement's concurrent readers
     for scheme in ("https://", "http://"):
         session.mount(scheme, ks_session.TCPKeepAliveAdapter(pool_maxsize=POOL_SIZE))
-    session.hooks["response"].append(refuse_foreign_redirect)
+    session.hooks["response"].extend([refuse_foreign_redirect, _read_bounded_answer])
     return session
+
+
+def _read_bounded_answer(resp, *args, stream=False, **kwargs):
+    """An answer read whole (Keystone's, Placement's, Glance's JSON) is read here, before
+    requests would, at most jsonapi.MAX_ANSWER bytes: an endpoint cannot fill the head's
+    memory. A streamed answer (an image's data) is left to its reader and its own bounds."""
+    if stream:
+        return resp
+    limit = jsonapi.MAX_ANSWER
+    declared = resp.headers.get("Content-Length", "")
+    too_big = declared.isdigit() and int(declared) > limit
+    pieces, total = [], 0
+    for piece in () if too_big else resp.iter_content(1 << 20):
+        pieces.append(piece)
+        total += len(piece)
+        if total > limit:
+            too_big = True
+            break
+    if too_big:
+        resp.close()
+        raise CloudError(f"{jsonapi.shown(resp.url)} answered with more than {limit} bytes")
+    resp._content = b"".join(pieces)  # what requests' own read would have kept
+    return resp
 
 
 def _short(err):
