@@ -182,20 +182,41 @@ def test_the_run_is_over_when_every_session_has_ended():
 
 # ---------------------------------------------------------------- the slow-node rule
 
+HEARTBEAT = 0.5  # seconds between two of a receiver's "P" lines (node/recv.sh)
+
+
 def rates_until_routed(run, seconds, counts_at):
     """Heartbeats twice a second with COUNTS_AT(t); the time of the first route-around."""
-    for tick in range(int(seconds * 2)):
-        now = 1.0 + tick / 2
+    for tick in range(int(seconds / HEARTBEAT)):
+        now = 1.0 + tick * HEARTBEAT
         notes = of(Note, run.beat(now, counts_at(now)))
         if notes:
             return now, notes
     return None, []
 
 
+def test_the_verdict_is_the_answer_to_the_heartbeat_that_confirms_it():
+    """The rule is applied at each heartbeat of a host, as it comes: the route-around is
+    decided on B's own line, not at the next tick (half a second later at most)."""
+    run = Run([[A, B, C, D]])
+    for beat in range(20):
+        now = 0.75 + beat * HEARTBEAT  # between the ticks, which come at whole halves
+        t = max(0.0, now - 1.0)
+        for host, rate in ((A, 2.5), (C, 0.24), (D, 0.23)):
+            run.say(now, host, f"HLTPIPE P {host} {int(rate * MB * t)}")
+        notes = of(Note, run.say(now, B, f"HLTPIPE P {B} {int(0.25 * MB * t)}"))
+        if notes:
+            break
+        assert of(Note, run.at(now + 0.25, Tick())) == []
+    assert notes[0].text.startswith(f"{B} is slow") and run.host(B).slow
+    assert now == 1.25 + CONFIRM * HEARTBEAT  # its first byte at 1.25, a rate at the next beat
+
+
 def test_a_host_far_below_its_upstream_is_routed_around_after_confirm_checks():
-    """B gets a tenth of A's rate from the start (t=1): its rate exists one WINDOW after its
-    first byte, and the verdict comes CONFIRM checks (half a second apart) later; C, which
-    already holds bytes, takes over: a late forwarder on A from the byte C holds."""
+    """B gets a tenth of A's rate from the start (t=1): its rate exists at its next heartbeat
+    after its first byte (WINDOW: just under their half second), and the verdict comes at its
+    CONFIRM-th heartbeat measured so; C, which already holds bytes, takes over: a
+    late forwarder on A from the byte C holds."""
     run = Run([[A, B, C, D]])
 
     def counts(now):
@@ -203,9 +224,9 @@ def test_a_host_far_below_its_upstream_is_routed_around_after_confirm_checks():
         return {A: int(2.5 * MB * t), B: int(0.25 * MB * t), C: int(0.24 * MB * t),
                 D: int(0.23 * MB * t)}
     at, notes = rates_until_routed(run, 10, counts)
-    first_byte = 1.5  # the first heartbeat with a byte: a rate one WINDOW later
-    assert at == first_byte + WINDOW + (CONFIRM - 1) * 0.5
-    held = counts(at)[C]
+    first_byte = 1.5  # the first heartbeat with a byte: a rate at the next one
+    assert WINDOW < HEARTBEAT and at == first_byte + HEARTBEAT + (CONFIRM - 1) * HEARTBEAT
+    held = counts(at - HEARTBEAT)[C]  # B's heartbeat decided, before C's of the same beat
     assert notes == [Note(f"{B} is slow (250.0 kB/s, {A} gets 2.5 MB/s): taken out of the "
                           f"chain, {A} --> {C} now; {B} finishes on its own")]
     assert (run.host(B).slow, run.host(C).took_from, run.host(C).upstream) == (True, held, A)

@@ -13,25 +13,27 @@ behind it keep up with their (slow) upstream and are not blamed.
 
 The rule, robust to the CPU noise of many nodes sharing few cores: over the last WINDOW
 seconds the host got less than SLOW_FRACTION of its upstream's rate, its upstream is at least
-MIN_LEAD bytes ahead of it, and this held at CONFIRM checks in a row (half a second apart).
+MIN_LEAD bytes ahead of it, and this held at CONFIRM of its heartbeats in a row (each a new
+measure, half a second apart).
 A rate is measured from a host's first new byte on (beyond what it held at its first
 heartbeat: nothing, or what a take-over keeps): a host whose sessions are still starting (a
 loaded head opens many at once) is not slow, nor a new receiver that has not had a byte of
-its new sender yet, and a slow one is seen one window after its first new byte; its
+its new sender yet, and a slow one is seen at its next heartbeat after its first new byte; its
 upstream's rate is taken over UP_WINDOW seconds, so that an upstream that started just
 before it does not delay the verdict.
 A host the head feeds is measured against the hosts done so far (none at first: the first
 host of a chain is never blamed, its slowness could be the head's uplink).
 
-ChainState (state.py) applies the rule twice a second and acts on it; this module is pure: no
+ChainState (state.py) applies the rule at each heartbeat and acts on it; this module is pure: no
 clock of its own (every call is given the time), no I/O.
 """
 
-WINDOW = 1.0  # seconds of heartbeats a host's rate is measured over
+WINDOW = 0.4  # seconds a host's rate is measured over at least: its last two heartbeats
 UP_WINDOW = 0.5  # and its upstream's
+NEWS_WITHIN = 1.0  # seconds since a host's last heartbeat beyond which it has no rate
 SLOW_FRACTION = 0.3  # a host below this fraction of its upstream's rate is slow...
 MIN_LEAD = 1 << 20  # ...once its upstream is this many bytes ahead of it...
-CONFIRM = 2  # ...at this many checks in a row
+CONFIRM = 2  # ...at this many of its heartbeats in a row
 
 
 class HopRates:
@@ -54,7 +56,7 @@ class HopRates:
             self.floors.pop(host, None)
         self.floors.setdefault(host, count)
         samples.append((now, count))
-        while len(samples) > 2 and samples[1][0] < now - 3 * WINDOW:
+        while len(samples) > 2 and samples[1][0] < now - 3 * NEWS_WITHIN:
             samples.pop(0)
 
     def rate(self, host, now, window=WINDOW):
@@ -65,7 +67,7 @@ class HopRates:
         t1, b1 = samples[-1]
         floor = self.floors.get(host, 0)
         older = [s for s in samples if s[0] <= t1 - window and s[1] > floor]
-        if not older or now - t1 > max(window, WINDOW):  # too young, or no news for a while
+        if not older or now - t1 > max(window, NEWS_WITHIN):  # too young, or no news for a while
             return None
         t0, b0 = older[-1]
         return (b1 - b0) / max(t1 - t0, 1e-3)

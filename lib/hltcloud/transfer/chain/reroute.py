@@ -23,27 +23,28 @@ class Rerouting:
     """ChainState's methods for slow nodes (a mixin: the state is ChainState's)."""
 
     def _watch_rates(self, now):
-        """Twice a second: the first host far slower than a host upstream of it is routed around."""
+        """Twice a second: a slow host routed around moves to the end of its chain once it can."""
         if now - self.last_watch < WATCH_EVERY:
             return
         self.last_watch = now
-        if self._move_slow_hosts(now):
-            return  # one change a round
-        done = sorted(self.size / max(h.seconds - h.began, 1e-3)
-                      for h in self.hosts.values() if h.state == "ok" and not h.slow)
-        for host in self.hosts.values():
-            up = self.hosts.get(host.upstream)  # None: the head feeds it
-            if host.state != "wait" or host.slow or (up and up.state == "fail"):
-                continue
-            if up is None:  # against the hosts done (none at first: nothing to compare)
-                lead, up_rate = self.size - host.bytes, done[len(done) // 2] if done else None
-            else:
-                lead = up.bytes - host.bytes
-                up_rate = (self.rates.rate(up.name, now, UP_WINDOW) if up.state == "wait"
-                           else self.size / max(up.seconds - up.began, 1e-3))
-            if self.rates.slow(host.name, now, lead, up_rate):
-                self._route_around(host, up, now)
-                return  # one change a round: the next round measures the new chain
+        self._move_slow_hosts(now)
+
+    def _judge(self, host, now):
+        """At each heartbeat of HOST: is it far slower than the host upstream of it? Each
+        strike of the rule (rates.py) is then a new measure, not a second look at the last."""
+        up = self.hosts.get(host.upstream)  # None: the head feeds it
+        if host.state != "wait" or host.slow or (up and up.state == "fail"):
+            return
+        if up is None:  # against the hosts done (none at first: nothing to compare)
+            done = sorted(self.size / max(h.seconds - h.began, 1e-3)
+                          for h in self.hosts.values() if h.state == "ok" and not h.slow)
+            lead, up_rate = self.size - host.bytes, done[len(done) // 2] if done else None
+        else:
+            lead = up.bytes - host.bytes
+            up_rate = (self.rates.rate(up.name, now, UP_WINDOW) if up.state == "wait"
+                       else self.size / max(up.seconds - up.began, 1e-3))
+        if self.rates.slow(host.name, now, lead, up_rate):
+            self._route_around(host, up, now)
 
     def _feeder(self, up):
         """From the upstream's file while it receives; once that file is in place (a host reads

@@ -18,11 +18,12 @@ The rules (see the package's docstring for the whole design):
 - a host fails on its "F", when its session ends without its "OK", after TIMEOUT s without
   a new byte, or UPSTREAM_GRACE s without one once its upstream failed; the sessions that
   carry it end then (those that run on it too, for a stall);
-- twice a second the slow-node rule (rates.py) is applied; a slow host is routed around:
-  the host after it takes over (a new receiver fed by the slow host's upstream from the byte
-  it holds), or, where it cannot (no byte yet, or a take-over there already), the hosts
-  behind start again from byte 0 in a new private directory; the slow host itself moves to
-  the end of its chain (fed by the last host there) once that host holds what it holds;
+- at each heartbeat of a host the slow-node rule (rates.py) is applied; a slow host is
+  routed around: the host after it takes over (a new receiver fed by the slow host's
+  upstream from the byte it holds), or, where it cannot (no byte yet, or a take-over there
+  already), the hosts behind start again from byte 0 in a new private directory; the slow
+  host itself moves to the end of its chain (fed by the last host there) once that host
+  holds what it holds (checked twice a second);
 - an upstream whose copy is complete is never read from: the head feeds instead; so too when
   a route-around forwarder finds no receiver on its host ("GONE");
 - when every session has ended, a host still waiting fails ("no status"), and after any
@@ -199,6 +200,7 @@ class ChainState(Rerouting):
         self.rates.note(host.name, now, count)
         if count != host.bytes:
             host.bytes, host.changed, host.grace_until = count, now, 0.0
+        self._judge(host, now)
 
     def _ended(self, session, event, now):
         session.done = True
