@@ -295,6 +295,9 @@ def test_a_new_receiver_takes_over_and_the_forwarder_there_reads_the_file_to_its
         old.stdin.flush()
         got = os.path.join(private_dir(dest_a), "data")
         assert until(lambda: os.path.exists(got) and os.path.getsize(got) == 1 << 20)
+        # The forwarder follows the file (its mark: fwd.in) before the take-over, as in a
+        # chain, where it starts with the receiver (a loaded machine may start it late).
+        assert until(lambda: os.path.exists(os.path.join(private_dir(dest_a), "fwd.in")))
         new = subprocess.run(recv_argv(dest_a, data, feed="1") + ["600000"],
                              input=data[600_000:], capture_output=True, timeout=30,
                              start_new_session=True)
@@ -302,7 +305,7 @@ def test_a_new_receiver_takes_over_and_the_forwarder_there_reads_the_file_to_its
         assert status_lines(new.stdout) == [["OK", f"nodeA {len(data)}"]]
         assert old.wait(10) == 0  # its sender is still there: it ended by itself
         assert status_lines(old.stdout.read()) == []  # not a word once taken over
-        assert forward.wait(30) == 0
+        assert forward.wait(30) == 0, (forward.stdout.read(), forward.stderr.read())
     finally:
         for proc in (old, forward):
             proc.stdin.close()
