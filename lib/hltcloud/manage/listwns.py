@@ -55,7 +55,8 @@ def _selected(ctx, wanted, left_out):
     """Every server, or those on the WANTED hosts; never those on a host -x LEFT_OUT."""
     servers = ctx.nova.servers()
     if wanted is not None:
-        servers = [s for s in servers if computes.server_host(s) in set(wanted)]
+        wanted = set(wanted)
+        servers = [s for s in servers if computes.server_host(s) in wanted]
     return [s for s in servers if computes.server_host(s) not in left_out]
 
 

@@ -217,8 +217,13 @@ def _expanded(words, excluded=()):
 
 def forwarded_switches(opts):
     """The switches a --parallel parent passes on to each subworker."""
+    return switches(opts, FORWARDED)
+
+
+def switches(opts, table):
+    """The command line words of OPTS' switches in TABLE ((dest, flag, takes a value), ...)."""
     argv = []
-    for dest, flag, has_value in FORWARDED:
+    for dest, flag, has_value in table:
         value = getattr(opts, dest)
         if has_value and value is not None:
             argv += [flag, str(value)]

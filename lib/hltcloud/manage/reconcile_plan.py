@@ -18,6 +18,8 @@ is reported as such and never acted upon: what runs there is not guessed.
 import datetime
 from dataclasses import dataclass
 
+from hltcloud.cloud import computes
+
 RUNNING, STOPPED, UNKNOWN = "running", "stopped", "unknown"
 
 
@@ -46,7 +48,7 @@ class Plan:
 
 def vm_state(server):
     """error, deleting or ok: what reconcile sees of one server."""
-    if server.get("OS-EXT-STS:task_state") == "deleting":
+    if computes.deleting(server):
         return "deleting"
     if server.get("status") == "ERROR" or server.get("OS-EXT-STS:vm_state") == "error":
         return "error"

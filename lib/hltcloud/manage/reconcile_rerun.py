@@ -9,7 +9,7 @@ included (the operator ran for real: the line finishes that run). It leaves out 
 (reconcile does not take it: the host is disabled already, with its reason) and the list
 files (--failed-hosts and --ok-hosts: the re-run would overwrite them).
 """
-from hltcloud.manage.options import DEFAULT_VM_TIMEOUT
+from hltcloud.manage.options import DEFAULT_VM_TIMEOUT, switches
 
 # (dest, flag, takes a value): what reconcile keeps of the failed run's command line
 KEPT = (("for_real", "--for-real", False), ("no_colors", "--no-colors", False),
@@ -21,17 +21,11 @@ KEPT = (("for_real", "--for-real", False), ("no_colors", "--no-colors", False),
 
 
 def reconcile_argv(opts):
-    """The reconcile command line (no program, no hosts) of the run OPTS."""
-    argv = []
-    for dest, flag, has_value in KEPT:
-        value = getattr(opts, dest)
-        if dest == "vm_timeout" and value == DEFAULT_VM_TIMEOUT:
-            continue
-        if has_value and value is not None:
-            argv += [flag, str(value)]
-        elif not has_value and value:
-            argv.append(flag)
-    return [*argv, "reconcile"]
+    """The reconcile command line (no program, no hosts) of the run OPTS (--vm-timeout only
+    when not the default)."""
+    kept = [row for row in KEPT
+            if row[0] != "vm_timeout" or opts.vm_timeout != DEFAULT_VM_TIMEOUT]
+    return [*switches(opts, kept), "reconcile"]
 
 
 def route(opts):
